@@ -1,0 +1,1 @@
+"""seedvar studies: seed sweeps, test modes, tracking, statistics and reports."""

@@ -1,0 +1,197 @@
+"""The `seedvar` command: models, sweep, report, ui.
+
+Every user error ends as one line on stderr and exit status 2 (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from study.errors import UserError
+from study.seeding import prepare_cuda_env
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seedvar",
+        description="How much does a deep-learning result vary, and why: seed sweeps, test modes, variance reports.",
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("models", help="list every model with its parameters and MACs")
+    m.add_argument(
+        "--input-shape", help="C,H,W (or 1,bands,w,w for hybridsn) instead of each model's default"
+    )
+    m.add_argument("--classes", type=int, help="number of classes instead of each model's default")
+    m.add_argument("names", nargs="*", help="only these models")
+
+    s = sub.add_parser("sweep", help="train and test a study's models across seeds, logging to MLflow")
+    s.add_argument("spec", help="study spec (TOML), e.g. studies/quick.toml")
+    s.add_argument("--models", help="comma-separated models instead of the spec's")
+    s.add_argument("--replicates", type=int, help="number of replicates (seeds) per model")
+    s.add_argument("--epochs", type=int, help="training epochs")
+    s.add_argument("--deterministic", choices=["true", "false", "both"], help="deterministic CUDA kernels")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
+    s.add_argument("--jobs", type=int, default=1, help="runs at once in worker processes (default 1)")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any spec field, e.g. --set train.lr=0.01 (repeatable)",
+    )
+    s.add_argument(
+        "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
+    )
+    s.add_argument("--download", action="store_true", help="download missing datasets")
+    s.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    r = sub.add_parser(
+        "report", help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs"
+    )
+    r.add_argument("--experiment", required=True, help="the study name (MLflow experiment)")
+    r.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    r.add_argument("--out", help="output folder (default: reports/<experiment>)")
+    r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
+
+    u = sub.add_parser("ui", help="serve the MLflow UI for the store")
+    u.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m study`."""
+    prepare_cuda_env()
+    args = _parser().parse_args(argv)
+    try:
+        return int(_dispatch(args) or 0)
+    except KeyboardInterrupt:
+        print("seedvar: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug or not _is_user_error(exc):
+            raise
+        print(f"seedvar: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    import data
+    import nets
+
+    return isinstance(exc, (UserError, data.DataError, nets.ModelError))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return _models(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        from study.report import write_report
+
+        formats = [f.strip() for f in args.format.split(",") if f.strip()]
+        out = write_report(args.experiment, tracking_uri=args.tracking_uri, out=args.out, formats=formats)
+        print(f"report written to {out}")
+        return 0
+    if args.command == "ui":
+        from study.ui import serve
+
+        return serve(args.tracking_uri, args.host, args.port)
+    raise AssertionError(args.command)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from study.spec import load_study, parse_value
+    from study.sweep import run_sweep
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.lr=0.01")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(value.strip())
+    if args.models:
+        overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.replicates is not None:
+        overrides["seeds.replicates"] = args.replicates
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    if args.deterministic is not None:
+        overrides["deterministic"] = {"true": True, "false": False}.get(args.deterministic, "both")
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.download:
+        overrides["dataset.download"] = True
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    study = load_study(args.spec, overrides)
+    result = run_sweep(
+        study,
+        tracking_uri=args.tracking_uri,
+        data_root=args.data_root,
+        dry_run=args.dry_run,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+    )
+    return 1 if result.failed else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    import nets
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(v) for v in args.input_shape.replace("x", ",").split(","))
+        except ValueError:
+            raise UserError(f"--input-shape {args.input_shape}: expected integers such as 3,32,32") from None
+    names = args.names or nets.list_models()
+    rows = []
+    for name in names:
+        info = nets.model_info(name)
+        in_shape = shape or info.default_in_shape
+        classes = args.classes or info.default_num_classes
+        model = nets.build(name, classes, in_shape)
+        rows.append(
+            (
+                name,
+                info.family,
+                "x".join(map(str, in_shape)),
+                classes,
+                nets.count_params(model),
+                nets.count_macs(model, in_shape),
+            )
+        )
+    header = ("model", "family", "input", "classes", "params", "MACs")
+    cells = [header] + [(n, f, s, str(c), f"{p:,}", f"{m / 1e6:,.1f}M") for n, f, s, c, p, m in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for i, row in enumerate(cells):
+        print(
+            "  ".join(
+                v.ljust(w) if j < 3 else v.rjust(w) for j, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

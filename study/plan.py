@@ -1,0 +1,99 @@
+"""Expand a study into runs: models x determinism settings x replicates (x sources), each with a stable hash.
+
+The hash of a run's resolved config is what makes a sweep resumable: a run whose hash already has a
+FINISHED run in the store is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from study.seeding import SOURCES, run_seeds
+from study.spec import Study, TestSpec, TrainSpec
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one trained model and its tests."""
+
+    study: str
+    dataset: str
+    dataset_options: dict[str, Any]
+    model: str
+    model_options: dict[str, Any]
+    train: TrainSpec
+    test: TestSpec
+    deterministic: bool
+    device: str
+    replicate: int
+    varied: str
+    seeds: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view, the one that is hashed and logged as the resolved config."""
+        return dataclasses.asdict(self)
+
+    @property
+    def config_hash(self) -> str:
+        """Stable across processes and sessions: sha256 of the canonical JSON, study name left out."""
+        payload = {k: v for k, v in self.to_dict().items() if k != "study"}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def run_name(self) -> str:
+        """Readable in the MLflow UI: model, determinism, varied source, replicate."""
+        det = "det" if self.deterministic else "nondet"
+        source = "" if self.varied == "all" else f"-{self.varied}"
+        return f"{self.model}-{det}{source}-r{self.replicate:02d}"
+
+    def params(self) -> dict[str, str]:
+        """Every resolved setting and every per-source seed, flat, as MLflow params."""
+        flat: dict[str, Any] = {
+            "dataset": self.dataset,
+            "model": self.model,
+            "deterministic": self.deterministic,
+            "device": self.device,
+            "replicate": self.replicate,
+            "varied_source": self.varied,
+        }
+        flat.update({f"dataset.{k}": v for k, v in sorted(self.dataset_options.items())})
+        flat.update({f"model.{k}": v for k, v in sorted(self.model_options.items())})
+        flat.update({f"train.{k}": v for k, v in dataclasses.asdict(self.train).items()})
+        flat.update({f"test.{k}": v for k, v in dataclasses.asdict(self.test).items()})
+        flat.update({f"seed.{s}": self.seeds[s] for s in SOURCES})
+        return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
+
+
+def expand(study: Study, device: str) -> list[RunConfig]:
+    """All runs of a study, in a stable order (model, determinism, source, replicate)."""
+    if study.seeds.vary == ("all",):
+        groups = [("all", range(study.seeds.replicates))]
+    else:  # one source at a time: the varied source takes replicates 1..R, the rest stay at 0
+        groups = [(s, range(1, study.seeds.replicates + 1)) for s in study.seeds.vary]
+    runs = []
+    for model in study.models:
+        for det in study.deterministic:
+            for varied, replicates in groups:
+                for r in replicates:
+                    runs.append(
+                        RunConfig(
+                            study=study.name,
+                            dataset=study.dataset,
+                            dataset_options=dict(study.dataset_options),
+                            model=model,
+                            model_options=dict(study.model_options.get(model, {})),
+                            train=study.train,
+                            test=study.test,
+                            deterministic=det,
+                            device=device,
+                            replicate=r,
+                            varied=varied,
+                            seeds=run_seeds(study.seeds.base, r, varied),
+                        )
+                    )
+    return runs

@@ -1,0 +1,290 @@
+"""Study specs: a TOML file plus command-line overrides, validated into frozen dataclasses.
+
+Every error names the file and the key, because a typo in a spec should cost seconds, not a sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from study.errors import UserError
+from study.seeding import VARIABLE_SOURCES
+
+MODES = ("eval", "train", "mc_dropout")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How each model is trained."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """Which seeds a sweep draws: `vary = "all"` or a list of training sources, one at a time."""
+
+    base: int = 0
+    replicates: int = 5
+    vary: tuple[str, ...] = ("all",)
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """How each trained model is tested: modes, stochastic passes K, batch size."""
+
+    modes: tuple[str, ...] = MODES
+    passes: int = 10
+    eval_passes: int = 2
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: what to train, how, with which seeds, and how to test it."""
+
+    name: str
+    source: str
+    dataset: str
+    dataset_options: dict[str, Any]
+    models: tuple[str, ...]
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: TrainSpec = TrainSpec()
+    seeds: SeedSpec = SeedSpec()
+    test: TestSpec = TestSpec()
+    deterministic: tuple[bool, ...] = (True,)
+    device: str = "auto"
+    download: bool = False
+    description: str = ""
+
+
+_SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
+_TOP = {"name", "description", "device", "deterministic", "models", "model_options", "dataset"} | set(
+    _SECTIONS
+)
+_CHOICES = {
+    "train.optimizer": ("adam", "sgd"),
+    "train.schedule": ("none", "cosine"),
+    "train.precision": ("fp32", "bf16"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
+    """Read a TOML spec, apply overrides (dotted keys such as `train.epochs`), validate."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such study spec; ready ones are in studies/") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the study spec ({exc})") from None
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return parse_study(raw, source=str(path))
+
+
+def parse_value(text: str) -> Any:
+    """A `--set KEY=VALUE` value: TOML syntax where it parses (numbers, booleans, lists), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
+    """Validate a spec dict; every error names the source file and the offending key."""
+
+    def fail(key: str, msg: str) -> UserError:
+        return UserError(f"{source}: {key}: {msg}")
+
+    unknown = sorted(set(raw) - _TOP)
+    if unknown:
+        raise fail(unknown[0], f"unknown key; valid top-level keys are {', '.join(sorted(_TOP))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name", "required: the study name (it becomes the MLflow experiment)")
+
+    dataset = raw.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+        raise fail(
+            "dataset.name", 'required: a [dataset] table with name = "indian_pines" or another dataset'
+        )
+    dataset_options = {k: v for k, v in dataset.items() if k not in ("name", "download")}
+    download = dataset.get("download", False)
+    if not isinstance(download, bool):
+        raise fail("dataset.download", f"must be true or false, got {download!r}")
+    _check_dataset(dataset["name"], dataset_options, fail)
+
+    models = raw.get("models")
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise fail("models", 'required: a list of model names, e.g. models = ["hybridsn"]')
+    if len(set(models)) != len(models):
+        raise fail("models", "lists a model twice")
+    model_options = raw.get("model_options", {})
+    if not isinstance(model_options, dict) or not all(isinstance(v, dict) for v in model_options.values()):
+        raise fail("model_options", "must be tables such as [model_options.hybridsn] dropout = 0.5")
+    for key in model_options:
+        if key not in models:
+            raise fail(f"model_options.{key}", f"names a model that is not in models ({', '.join(models)})")
+    for model in models:
+        _check_model(model, model_options.get(model, {}), fail)
+
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        table = raw.get(key, {})
+        if not isinstance(table, dict):
+            raise fail(key, f"must be a table [{key}]")
+        sections[key] = _build_section(cls, key, table, fail)
+    _check_values(sections, fail)
+
+    det = raw.get("deterministic", True)
+    if det == "both":
+        deterministic: tuple[bool, ...] = (True, False)
+    elif isinstance(det, bool):
+        deterministic = (det,)
+    else:
+        raise fail("deterministic", f'must be true, false or "both", got {det!r}')
+    device = raw.get("device", "auto")
+    if device not in _CHOICES["device"]:
+        raise fail("device", f"must be one of {', '.join(_CHOICES['device'])}, got {device!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise fail("description", "must be a string")
+    return Study(
+        name=name.strip(),
+        source=source,
+        dataset=dataset["name"],
+        dataset_options=dataset_options,
+        models=tuple(models),
+        model_options={m: dict(model_options.get(m, {})) for m in models},
+        deterministic=deterministic,
+        device=device,
+        download=download,
+        description=description,
+        **sections,
+    )
+
+
+def _build_section(cls: type, section: str, table: dict[str, Any], fail: Any) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        where = f"{section}.{key}"
+        if key not in names:
+            raise fail(where, f"unknown key; valid keys in [{section}] are {', '.join(sorted(names))}")
+        values[key] = _coerce(value, hints[key], where, fail)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:  # tuple[str, ...]: a string or a list of strings
+        value = [value] if isinstance(value, str) else value
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            hint, "a string or a list of strings"
+        )
+        raise fail(where, f"must be {kind}, got {value!r}")
+    return value
+
+
+def _check_values(s: dict[str, Any], fail: Any) -> None:
+    train, seeds, test = s["train"], s["seeds"], s["test"]
+    for key in ("epochs", "batch_size"):
+        if getattr(train, key) < 1:
+            raise fail(f"train.{key}", f"must be at least 1, got {getattr(train, key)}")
+    if not train.lr > 0:
+        raise fail("train.lr", f"must be positive, got {train.lr}")
+    if train.weight_decay < 0 or not 0 <= train.momentum < 1:
+        key = "train.weight_decay" if train.weight_decay < 0 else "train.momentum"
+        raise fail(key, "must be >= 0 (momentum: in [0, 1))")
+    for key in ("optimizer", "schedule", "precision"):
+        allowed = _CHOICES[f"train.{key}"]
+        if getattr(train, key) not in allowed:
+            raise fail(f"train.{key}", f"must be one of {', '.join(allowed)}, got {getattr(train, key)!r}")
+    if seeds.replicates < 1:
+        raise fail("seeds.replicates", f"must be at least 1, got {seeds.replicates}")
+    if not 0 <= seeds.base < 2**63:
+        raise fail("seeds.base", f"must be a non-negative integer, got {seeds.base}")
+    if seeds.vary != ("all",):
+        bad = [v for v in seeds.vary if v not in VARIABLE_SOURCES]
+        if bad or not seeds.vary or len(set(seeds.vary)) != len(seeds.vary):
+            raise fail(
+                "seeds.vary",
+                f'must be "all" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)}, got {list(seeds.vary)}',
+            )
+    bad_modes = [m for m in test.modes if m not in MODES]
+    if bad_modes or not test.modes or len(set(test.modes)) != len(test.modes):
+        raise fail("test.modes", f"must be distinct modes from {', '.join(MODES)}, got {list(test.modes)}")
+    stochastic = [m for m in test.modes if m != "eval"]
+    if test.passes < 1 and stochastic:
+        raise fail("test.passes", f"must be at least 1 for the stochastic modes {', '.join(stochastic)}")
+    if test.eval_passes < 1:
+        raise fail("test.eval_passes", f"must be at least 1, got {test.eval_passes}")
+    if test.batch_size < 1:
+        raise fail("test.batch_size", f"must be at least 1, got {test.batch_size}")
+
+
+def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
+    import data
+
+    try:
+        defaults = data.dataset_options(name)
+    except data.DataError as exc:
+        raise fail("dataset.name", str(exc)) from None
+    for key in options:
+        if key not in defaults:
+            valid = ", ".join(sorted(defaults)) or "none"
+            raise fail(f"dataset.{key}", f"unknown option for {name}; valid options: {valid}")
+
+
+def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
+    import nets
+
+    try:
+        defaults = nets.model_options(name)
+    except nets.ModelError as exc:
+        raise fail("models", str(exc)) from None
+    for key in options:
+        if key not in defaults:
+            valid = ", ".join(sorted(defaults)) or "none"
+            raise fail(f"model_options.{name}.{key}", f"unknown option for {name}; valid options: {valid}")
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}: {part} is not a table in the spec")
+    node[parts[-1]] = value

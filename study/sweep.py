@@ -1,0 +1,291 @@
+"""`seedvar sweep`: expand a study, skip what is finished, run the rest, print the summary table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from study.errors import UserError
+from study.plan import RunConfig, expand
+from study.runner import RunContext, RunOutcome, is_claimed, run_one
+from study.spec import Study
+from study.tracking import TAG, Store, to_json
+
+
+@dataclass
+class SweepResult:
+    experiment_id: str | None
+    parent_id: str | None
+    outcomes: list[RunOutcome]
+    summary: pd.DataFrame
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.status == "FAILED"]
+
+
+def resolve_device(requested: str) -> str:
+    """auto -> cuda when available, else cpu; an unavailable cuda is the user's error, said plainly."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "CUDA was requested but this machine has no usable GPU (torch.cuda.is_available() is False): "
+            "use --device cpu or --device auto"
+        )
+    return requested
+
+
+def plan_status(store: Store | None, experiment_id: str | None, configs: list[RunConfig]) -> dict[str, str]:
+    """done / running / resumable / pending for each config hash, read from the store and the lock files."""
+    status = {c.config_hash: "pending" for c in configs}
+    if store is None or experiment_id is None:
+        return status
+    ck_dir = store.checkpoint_dir(experiment_id)
+    for run in store.search(experiment_id, f"tags.`{TAG}kind` = 'run'"):
+        key = run.data.tags.get(f"{TAG}config_hash")
+        if key in status and run.info.status == "FINISHED":
+            status[key] = "done"
+    for key, s in status.items():
+        if s == "pending" and is_claimed(ck_dir / f"{key}.lock"):
+            status[key] = "running"
+        elif s == "pending" and (ck_dir / f"{key}.pt").exists():
+            status[key] = "resumable"
+    return status
+
+
+def print_plan(configs: list[RunConfig], status: dict[str, str], out: Any = None) -> None:
+    out = out or sys.stdout
+    rows = [
+        {
+            "run": c.run_name,
+            "model": c.model,
+            "deterministic": c.deterministic,
+            "varied": c.varied,
+            "replicate": c.replicate,
+            **{f"seed.{k}": v for k, v in c.seeds.items()},
+            "hash": c.config_hash,
+            "status": status[c.config_hash],
+        }
+        for c in configs
+    ]
+    print(pd.DataFrame(rows).to_string(index=False), file=out)
+    counts = pd.Series(list(status.values())).value_counts().to_dict()
+    print(f"{len(configs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=out)
+
+
+def run_sweep(
+    study: Study,
+    *,
+    tracking_uri: str | None = None,
+    data_root: str | Path | None = None,
+    dry_run: bool = False,
+    jobs: int = 1,
+    out: Any = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run every config of a study that is not finished yet; one parent run per invocation."""
+    out = out or sys.stdout
+    device = resolve_device(study.device)
+    configs = expand(study, device)
+    if dry_run:
+        try:
+            store: Store | None = Store(tracking_uri, create=False)
+        except UserError:
+            store = None  # no store yet: every run is pending, and a dry run creates nothing
+        exp_id = store.experiment_id(study.name, create=False) if store else None
+        print_plan(configs, plan_status(store, exp_id, configs), out)
+        return SweepResult(exp_id, None, [], pd.DataFrame())
+
+    store = Store(tracking_uri)
+    exp_id = store.experiment_id(study.name)
+    status = plan_status(store, exp_id, configs)
+    pending = [c for c in configs if status[c.config_hash] in ("pending", "resumable")]
+    if not pending:
+        print(f"nothing to do: all {len(configs)} runs of {study.name!r} are finished or running", file=out)
+        summary = summarize(store, exp_id, configs)
+        _print_summary(summary, out)
+        return SweepResult(exp_id, None, [], summary)
+
+    _preflight(study, configs[0], data_root)
+    parent_id = store.start_run(
+        exp_id,
+        f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+        {f"{TAG}kind": "sweep", f"{TAG}spec": study.source, "mlflow.note.content": study.description},
+    )
+    store.log(parent_id, params=_study_params(study, device))
+    spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
+    store.log_files(
+        parent_id, {"study.toml": spec_text, "plan.json": to_json([c.to_dict() for c in configs])}
+    )
+    ctx = RunContext(store.uri, exp_id, parent_id, str(data_root) if data_root else None, study.download)
+    print(
+        f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device} "
+        f"(experiment {exp_id}, store {store.uri})",
+        file=out,
+    )
+    outcomes: list[RunOutcome] = []
+    status_final = "FINISHED"
+    try:
+        if jobs > 1:
+            from study.parallel import run_parallel
+
+            outcomes = run_parallel(pending, ctx, jobs, progress=progress)
+        else:
+            outcomes = _run_serial(pending, ctx, store, progress)
+    except KeyboardInterrupt:
+        status_final = "KILLED"
+        raise
+    finally:
+        store.log(parent_id, tags={f"{TAG}failed_runs": str(sum(o.status == "FAILED" for o in outcomes))})
+        store.end(parent_id, status_final)
+    for o in outcomes:
+        if o.status == "FAILED":
+            print(f"FAILED {o.run_name}: {o.reason}", file=out)
+    summary = summarize(store, exp_id, configs)
+    _print_summary(summary, out)
+    return SweepResult(exp_id, parent_id, outcomes, summary)
+
+
+def _run_serial(pending: list[RunConfig], ctx: RunContext, store: Store, progress: bool) -> list[RunOutcome]:
+    outcomes = []
+    runs_bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not progress, position=0)
+    bars: dict[str, Any] = {}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "start":
+            bars["epochs"] = tqdm(
+                total=payload["epochs"],
+                initial=payload["epoch"],
+                desc=payload["name"],
+                unit="epoch",
+                leave=False,
+                disable=not progress,
+                position=1,
+            )
+        elif kind == "epoch":
+            bars["epochs"].set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
+            bars["epochs"].update(1)
+        elif kind == "testing":
+            bars["epochs"].set_description(f"{payload['name']} testing")
+        elif kind == "end" and "epochs" in bars:
+            bars.pop("epochs").close()
+
+    try:
+        for cfg in pending:
+            o = run_one(cfg, ctx, store, on_event)
+            outcomes.append(o)
+            runs_bar.update(1)
+            runs_bar.write(_outcome_line(o))
+    finally:
+        for bar in bars.values():
+            bar.close()
+        runs_bar.close()
+    return outcomes
+
+
+def _outcome_line(o: RunOutcome) -> str:
+    if o.status != "FINISHED":
+        return f"{o.status:8s} {o.run_name}: {o.reason}"
+    parts = []
+    for mode, acc in o.accuracy.items():
+        a = 100 * np.asarray(acc)
+        parts.append(
+            f"{mode} {a.mean():.2f}" + (f"±{a.std(ddof=1):.2f}" if len(a) > 1 and a.std() > 0 else "")
+        )
+    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): " + ", ".join(parts) + " % acc"
+
+
+def _preflight(study: Study, cfg: RunConfig, data_root: str | Path | None) -> None:
+    """Load the data of the first run before creating any run, so a missing file fails at once."""
+    import data
+
+    try:
+        data.load_task(
+            cfg.dataset,
+            split_seed=cfg.seeds["split"],
+            root=data_root,
+            download=study.download,
+            **cfg.dataset_options,
+        )
+    except data.DataError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _study_params(study: Study, device: str) -> dict[str, str]:
+    return {
+        "study": study.name,
+        "dataset": study.dataset,
+        "models": ",".join(study.models),
+        "device": device,
+        "deterministic": ",".join(str(d).lower() for d in study.deterministic),
+        "seeds.base": str(study.seeds.base),
+        "seeds.replicates": str(study.seeds.replicates),
+        "seeds.vary": ",".join(study.seeds.vary),
+        "train.epochs": str(study.train.epochs),
+        "test.modes": ",".join(study.test.modes),
+        "test.passes": str(study.test.passes),
+    }
+
+
+def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.DataFrame:
+    """Per model and mode over the finished runs of this plan: runs, passes, mean, std, min, max accuracy."""
+    keys = {c.config_hash for c in configs}
+    modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for run in store.search(experiment_id, "attributes.status = 'FINISHED'"):
+        if run.data.tags.get(f"{TAG}config_hash") not in keys:
+            continue
+        m = run.data.metrics
+        model = run.data.tags.get(f"{TAG}model", "?")
+        for mode in modes:
+            if f"test.{mode}.acc_mean" in m:
+                rows.setdefault((model, mode), []).append(
+                    (
+                        m[f"test.{mode}.passes"],
+                        m[f"test.{mode}.acc_mean"],
+                        m[f"test.{mode}.acc_std"],
+                        m[f"test.{mode}.acc_min"],
+                        m[f"test.{mode}.acc_max"],
+                    )
+                )
+    table = []
+    for (model, mode), parts in rows.items():
+        n, mean, std, lo, hi = (np.array(x, dtype=float) for x in zip(*parts, strict=True))
+        total = n.sum()
+        grand = (n * mean).sum() / total
+        # pooled over every pass of every run: within-run spread plus the spread of run means
+        ss = ((n - 1) * std**2).sum() + (n * (mean - grand) ** 2).sum()
+        table.append(
+            {
+                "model": model,
+                "mode": mode,
+                "runs": len(n),
+                "passes": int(total),
+                "mean": 100 * grand,
+                "std": 100 * np.sqrt(ss / (total - 1)) if total > 1 else 0.0,
+                "min": 100 * lo.min(),
+                "max": 100 * hi.max(),
+            }
+        )
+    df = pd.DataFrame(table, columns=["model", "mode", "runs", "passes", "mean", "std", "min", "max"])
+    return df.sort_values(
+        ["model", "mode"], key=lambda s: s.map({m: i for i, m in enumerate(modes)}) if s.name == "mode" else s
+    ).reset_index(drop=True)
+
+
+def _print_summary(summary: pd.DataFrame, out: Any) -> None:
+    if summary.empty:
+        print("no finished runs yet", file=out)
+        return
+    print("\ntest accuracy (%) over every pass of every finished run", file=out)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)

@@ -1,0 +1,253 @@
+"""The MLflow store: where it lives, how runs are created, logged in batches and found again.
+
+Default store: `sqlite:///mlruns/mlflow.db` with artifacts in `mlruns/artifacts` (MLflow 3's file store
+refuses `./mlruns`). `--tracking-uri` or `MLFLOW_TRACKING_URI` point anywhere else, e.g. `mlflow server`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from study.errors import UserError
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+TAG = "seedvar."  # prefix of seedvar's own tags
+T = TypeVar("T")
+
+
+def _quiet() -> None:
+    """MLflow configures its loggers on import and announces every table it creates: keep warnings only."""
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """The explicit URI, else MLFLOW_TRACKING_URI, else the embedded sqlite store under ./mlruns."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def local_dir(uri: str) -> Path | None:
+    """The folder of a local sqlite store (artifacts and checkpoints live beside it), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :]).expanduser().resolve().parent
+
+
+class Store:
+    """A thin layer over MlflowClient: retries on a busy sqlite file, batches, one-line errors."""
+
+    def __init__(self, uri: str | None = None, *, create: bool = True) -> None:
+        self.uri = resolve_uri(uri)
+        self.dir = local_dir(self.uri)
+        if self.dir is not None:
+            db = Path(self.uri[len("sqlite:///") :]).expanduser()
+            if not create and not db.exists():
+                raise UserError(f"no MLflow store at {db}: run `seedvar sweep` first or pass --tracking-uri")
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                probe = tempfile.NamedTemporaryFile(dir=self.dir, prefix=".write-test-")
+                probe.close()
+            except OSError as exc:
+                raise UserError(
+                    f"cannot write the MLflow store folder {self.dir} ({exc.strerror}): "
+                    "fix its permissions or pass --tracking-uri to use another store"
+                ) from None
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        from mlflow import MlflowClient
+
+        _quiet()
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.call(self.client.search_experiments, max_results=1)
+
+    # -- robustness -------------------------------------------------------------------------------
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call the MLflow client, retrying while sqlite says it is locked; other failures: one line."""
+        delay = 0.05
+        for attempt in range(12):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # MLflow wraps sqlite and HTTP errors in several types
+                text = str(exc)
+                if "locked" in text.lower() and attempt < 11:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if "locked" in text.lower():
+                    raise UserError(
+                        f"the sqlite store {self.uri} stayed locked by other writers: for many concurrent "
+                        "sweeps run `mlflow server` and pass its URL with --tracking-uri"
+                    ) from None
+                if isinstance(exc, UserError):
+                    raise
+                if _is_connection_error(exc):
+                    raise UserError(
+                        f"cannot reach the tracking server {self.uri}: start it or fix --tracking-uri / "
+                        "MLFLOW_TRACKING_URI"
+                    ) from None
+                raise
+        raise AssertionError("unreachable")
+
+    # -- experiments and runs ----------------------------------------------------------------------
+    def experiment_id(self, name: str, *, create: bool = True) -> str | None:
+        """The experiment of a study, created (with artifacts beside the store) when missing."""
+        exp = self.call(self.client.get_experiment_by_name, name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                raise UserError(
+                    f"experiment {name!r} is deleted in {self.uri}: restore it in the MLflow UI or rename the study"
+                )
+            return exp.experiment_id
+        if not create:
+            return None
+        location = (self.dir / "artifacts").as_uri() if self.dir is not None else None
+        try:
+            return self.call(self.client.create_experiment, name, artifact_location=location)
+        except Exception:  # another sweep created it between our two calls
+            exp = self.call(self.client.get_experiment_by_name, name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def search(self, experiment_id: str, filter_string: str = "") -> list[Any]:
+        """All runs of an experiment matching a filter, every page."""
+        runs, token = [], None
+        while True:
+            page = self.call(
+                self.client.search_runs, [experiment_id], filter_string, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def start_run(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> str:
+        """A new run (a child of `parent_id` when given); returns its id."""
+        tags = dict(tags)
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        run = self.call(self.client.create_run, experiment_id, run_name=name, tags=tags)
+        return run.info.run_id
+
+    def log(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[str, float, int]] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """One batched call per 1000 metrics (MLflow's limit), instead of one call per value."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        ms = [Metric(k, float(v), now, int(step)) for k, v, step in metrics]
+        ps = [Param(k, str(v)) for k, v in (params or {}).items()]
+        ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(ms), 1), 1000):
+            self.call(
+                self.client.log_batch,
+                run_id,
+                metrics=ms[i : i + 1000],
+                params=ps if i == 0 else [],
+                tags=ts if i == 0 else [],
+            )
+        for i in range(100, len(ps), 100):  # params are limited to 100 per batch
+            self.call(self.client.log_batch, run_id, params=ps[i : i + 100])
+
+    def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
+        """Write small artifacts (name -> bytes) through MLflow's artifact API."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, blob in files.items():
+                (Path(tmp) / name).write_bytes(blob)
+            self.call(self.client.log_artifacts, run_id, tmp)
+
+    def download(self, run_id: str, path: str, dst: str | Path) -> Path:
+        """Fetch one artifact of a run to a local folder (through MLflow, wherever it is stored)."""
+        return Path(self.call(self.client.download_artifacts, run_id, path, str(dst)))
+
+    def end(self, run_id: str, status: str) -> None:
+        self.call(self.client.set_terminated, run_id, status)
+
+    def checkpoint_dir(self, experiment_id: str) -> Path:
+        """Where interrupted runs keep their epoch checkpoints: beside a local store, else the cache."""
+        root = self.dir if self.dir is not None else Path.home() / ".cache" / "seedvar"
+        return root / "checkpoints" / experiment_id
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connection", "max retries", "timed out", "name or service", "refused"))
+
+
+def environment() -> dict[str, str]:
+    """Versions and hardware that can change results: logged as tags on every run."""
+    import mlflow
+    import numpy
+    import torch
+
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "mlflow": mlflow.__version__,
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "threads": str(torch.get_num_threads()),
+    }
+    commit = git_commit()
+    if commit:
+        env["git_commit"] = commit
+    return env
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return _cpu_name()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The commit of the seedvar checkout, when it is one (an installed wheel has none)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def to_json(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()

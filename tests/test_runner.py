@@ -1,0 +1,248 @@
+"""The runner: seeds and determinism, test modes, MLflow records, failures that do not stop a sweep."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+import data
+import nets
+from study.evaluate import predict_passes
+from study.plan import expand
+from study.seeding import pass_seeds, seeded, set_deterministic
+from study.spec import parse_study
+from study.sweep import run_sweep
+from study.tracking import TAG, Store
+from study.train import Trainer, weights_sha256
+
+HSI = {
+    "name": "synthetic_hsi",
+    "height": 24,
+    "width": 24,
+    "bands": 20,
+    "pca": 13,
+    "window": 9,
+    "train_fraction": 0.3,
+}
+TINY_CIFAR = {"name": "synthetic_cifar", "n_train": 64, "n_test": 48}
+
+
+def study(name="t", dataset=HSI, models=("hybridsn",), epochs=2, replicates=2, **sections):
+    raw = {
+        "name": name,
+        "models": list(models),
+        "dataset": dict(dataset),
+        "train": {"epochs": epochs, "batch_size": 32},
+        "seeds": {"replicates": replicates},
+        "test": {"passes": 4, "batch_size": 64},
+        "device": "cpu",
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return parse_study(raw)
+
+
+def train_once(cfg):
+    """Train one config outside the tracker: weights hash and the trained model."""
+    set_deterministic(cfg.deterministic)
+    task = data.load_task(cfg.dataset, split_seed=cfg.seeds["split"], **cfg.dataset_options)
+    with seeded(cfg.seeds["init"]):
+        model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options)
+    trainer = Trainer(model, task, cfg.train, cfg.seeds, torch.device("cpu"))
+    for _ in range(cfg.train.epochs):
+        trainer.run_epoch()
+    return weights_sha256(model), model, task
+
+
+def test_same_seeds_same_weights_and_each_source_moves_them():
+    base = expand(study(epochs=1), "cpu")[0]
+    sha, _, _ = train_once(base)
+    assert train_once(base)[0] == sha
+    for source in ("split", "init", "order", "dropout"):
+        moved = expand(study(epochs=1, seeds={"vary": [source]}), "cpu")[0]
+        assert {s for s in moved.seeds if moved.seeds[s] != base.seeds[s]} == {source}
+        assert train_once(moved)[0] != sha, source
+
+
+def test_augment_seed_moves_the_weights_of_an_image_model():
+    spec = study(
+        dataset=TINY_CIFAR,
+        models=("mobilenet_v2",),
+        epochs=1,
+        model_options={"mobilenet_v2": {"width": 0.25}},
+    )
+    base = expand(spec, "cpu")[0]
+    sha, _, _ = train_once(base)
+    assert train_once(base)[0] == sha
+    augment = expand(
+        study(
+            dataset=TINY_CIFAR,
+            models=("mobilenet_v2",),
+            epochs=1,
+            model_options={"mobilenet_v2": {"width": 0.25}},
+            seeds={"vary": ["augment"]},
+        ),
+        "cpu",
+    )[0]
+    assert train_once(augment)[0] != sha
+
+
+@pytest.fixture(scope="module")
+def trained():
+    cfg = expand(study(epochs=3), "cpu")[0]
+    _, model, task = train_once(cfg)
+    return model, task
+
+
+def test_eval_passes_identical_and_dropout_passes_differ(trained):
+    model, task = trained
+    seeds = pass_seeds(7, 4)
+    ev = predict_passes(model, task.test, "eval", seeds, 64, fused=False)
+    assert (ev == ev[0]).all()
+    for mode in ("train", "mc_dropout"):
+        preds = predict_passes(model, task.test, mode, seeds, 64)
+        assert len({p.tobytes() for p in preds}) > 1, mode  # dropout masks differ between passes
+        again = predict_passes(model, task.test, mode, seeds, 64)
+        assert np.array_equal(preds, again)  # same seeds, same masks
+
+
+@pytest.mark.parametrize("mode", ["train", "mc_dropout"])
+def test_fused_k_passes_equal_k_full_passes(trained, mode):
+    model, task = trained
+    seeds = pass_seeds(11, 5)
+    fused = predict_passes(model, task.test, mode, seeds, 50, fused=True)
+    naive = predict_passes(model, task.test, mode, seeds, 50, fused=False)
+    assert np.array_equal(fused, naive)
+
+
+def test_testing_never_changes_a_batchnorm_model():
+    torch.manual_seed(0)
+    task = data.load_task("synthetic_cifar", split_seed=0, n_train=32, n_test=40)
+    model = nets.build("mobilenet_v2", 10, (3, 32, 32), width=0.25)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    for mode in ("train", "mc_dropout", "eval"):
+        predict_passes(model, task.test, mode, pass_seeds(1, 3), 16)
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), mode
+        assert not model.training  # flags restored too
+    torch.manual_seed(0)
+    # train mode must really use batch statistics (otherwise saving/restoring would prove nothing)
+    x = next(task.test.batches(16))[0]
+    with torch.no_grad():
+        model.train()
+        model.forward_features(x)
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_path):
+    spec = study(name="logged", replicates=2)
+    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    assert [o.status for o in result.outcomes] == ["FINISHED", "FINISHED"]
+    mlflow.set_tracking_uri(store_uri)
+    df = mlflow.search_runs(experiment_names=["logged"], filter_string=f"tags.`{TAG}kind` = 'run'")
+    assert len(df) == 2 and set(df["status"]) == {"FINISHED"}
+    row = df.iloc[0]
+    for param in (
+        "model",
+        "dataset",
+        "dataset.pca",
+        "train.epochs",
+        "train.lr",
+        "test.passes",
+        "deterministic",
+        "seed.split",
+        "seed.init",
+        "seed.order",
+        "seed.augment",
+        "seed.dropout",
+        "seed.test",
+    ):
+        assert f"params.{param}" in df.columns, param
+    for metric in (
+        "train.loss",
+        "train.acc",
+        "train.samples_per_s",
+        "test.eval.acc",
+        "test.train.acc",
+        "test.mc_dropout.acc",
+        "test.train.acc_mean",
+        "test.train.acc_std",
+        "test.train.flip_rate",
+        "test.eval.kappa",
+        "test.train.aa",
+        "test.train.class_acc.0",
+    ):
+        assert f"metrics.{metric}" in df.columns, metric
+    for tag in (
+        "config_hash",
+        "weights_sha256",
+        "torch",
+        "cuda",
+        "cudnn",
+        "device_name",
+        "model",
+        "replicate",
+    ):
+        assert f"tags.{TAG}{tag}" in df.columns, tag
+    assert df[f"tags.{TAG}weights_sha256"].nunique() == 2
+    client = mlflow.MlflowClient(store_uri)
+    run_id = row["run_id"]
+    assert len(client.get_metric_history(run_id, "train.loss")) == 2
+    assert [m.step for m in client.get_metric_history(run_id, "test.train.acc")] == [0, 1, 2, 3]
+    assert {a.path for a in client.list_artifacts(run_id)} >= {
+        "predictions.npz",
+        "config.json",
+        "environment.json",
+    }
+    path = client.download_artifacts(run_id, "predictions.npz", str(tmp_path))
+    with np.load(path) as npz:
+        assert npz["train"].shape == (4, len(npz["labels"])) and npz["eval"].shape[0] == 2
+        acc = (npz["train"] == npz["labels"]).mean(1)
+    steps = sorted(client.get_metric_history(run_id, "test.train.acc"), key=lambda m: m.step)
+    assert np.allclose(acc, [m.value for m in steps])
+    parent = df["tags.mlflow.parentRunId"].unique()
+    assert len(parent) == 1 and parent[0] == result.parent_id
+
+
+def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
+    spec = study(name="again", replicates=2, epochs=1)
+    run_sweep(spec, tracking_uri=store_uri, progress=False)
+    again = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    assert again.outcomes == [] and again.parent_id is None
+    capsys.readouterr()
+    run_sweep(study(name="again", replicates=3, epochs=1), tracking_uri=store_uri, dry_run=True)
+    out = capsys.readouterr().out
+    assert "3 runs: 2 done, 1 pending" in out
+    store = Store(store_uri)
+    exp = store.experiment_id("again")
+    assert len(store.search(exp, f"attributes.status = 'FINISHED' and tags.`{TAG}kind` = 'run'")) == 2
+
+
+def test_a_failing_run_does_not_stop_the_sweep(store_uri):
+    # hybridsn cannot take 3x32x32 images: that run fails at build time; mobilenet_v2 still trains
+    spec = study(
+        name="mixed",
+        dataset=TINY_CIFAR,
+        models=("hybridsn", "mobilenet_v2"),
+        replicates=1,
+        epochs=1,
+        model_options={"mobilenet_v2": {"width": 0.25}},
+    )
+    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    status = {o.run_name: o.status for o in result.outcomes}
+    assert status == {"hybridsn-det-r00": "FAILED", "mobilenet_v2-det-r00": "FINISHED"}
+    failed = result.failed[0]
+    assert "ModelError" in failed.reason
+    store = Store(store_uri)
+    run = store.client.get_run(failed.run_id)
+    assert run.info.status == "FAILED" and run.data.tags[f"{TAG}failure"] == failed.reason
+
+
+def test_nan_loss_fails_the_run_with_its_reason(store_uri):
+    spec = study(name="nan", replicates=1, epochs=2, train={"lr": 1e30, "optimizer": "sgd"})
+    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    assert result.outcomes[0].status == "FAILED"
+    assert "loss became" in result.outcomes[0].reason

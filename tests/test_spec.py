@@ -1,0 +1,146 @@
+"""Study specs, the expanded plan and the per-source seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from study.errors import UserError
+from study.plan import expand
+from study.seeding import SOURCES, pass_seeds, run_seeds, source_seed
+from study.spec import load_study, parse_study, parse_value
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+BASE = {
+    "name": "t",
+    "models": ["hybridsn"],
+    "dataset": {"name": "synthetic_hsi"},
+    "train": {"epochs": 2},
+    "seeds": {"replicates": 3},
+}
+
+
+def spec(**changes):
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            raw.setdefault(section, {})[field] = value
+        else:
+            raw[section] = value
+    return raw
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_study_is_valid(path):
+    study = load_study(path)
+    assert expand(study, "cpu")
+
+
+def test_quick_study_is_sized_for_the_acceptance_bar():
+    study = load_study(STUDIES / "quick.toml")
+    assert study.models == ("hybridsn",) and study.dataset == "indian_pines"
+    assert study.seeds.replicates >= 5 and study.test.passes == 10
+    assert set(study.test.modes) == {"eval", "train", "mc_dropout"}
+
+
+def test_overrides_and_set_values(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\nmodels = ["hybridsn"]\n[dataset]\nname = "synthetic_hsi"\n')
+    study = load_study(
+        path, {"train.epochs": 7, "seeds.replicates": 2, "deterministic": "both", "train.lr": 0.5}
+    )
+    assert study.train.epochs == 7 and study.seeds.replicates == 2 and study.train.lr == 0.5
+    assert study.deterministic == (True, False)
+    assert parse_value("0.01") == 0.01 and parse_value("true") is True and parse_value("adam") == "adam"
+    assert parse_value('["a", "b"]') == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"train__epochs": 0}, "train.epochs"),
+        ({"train__epochs": -3}, "train.epochs"),
+        ({"train__epochs": "ten"}, "train.epochs"),
+        ({"train__lr": 0}, "train.lr"),
+        ({"train__optimizer": "rmsprop"}, "train.optimizer"),
+        ({"train__nesterov": True}, "train.nesterov"),
+        ({"seeds__replicates": 0}, "seeds.replicates"),
+        ({"seeds__vary": ["split", "weather"]}, "seeds.vary"),
+        ({"test__modes": ["eval", "dream"]}, "test.modes"),
+        ({"test__passes": 0}, "test.passes"),
+        ({"models": []}, "models"),
+        ({"models": ["resnet9000"]}, "models"),
+        ({"dataset": {"name": "mnist"}}, "dataset.name"),
+        ({"dataset": {"name": "synthetic_hsi", "windoww": 5}}, "dataset.windoww"),
+        ({"deterministic": "sometimes"}, "deterministic"),
+        ({"device": "tpu"}, "device"),
+        ({"model_options": {"hybridsn": {"dropoutt": 0.1}}}, "model_options.hybridsn.dropoutt"),
+    ],
+)
+def test_bad_specs_name_file_and_key(changes, key):
+    with pytest.raises(UserError) as err:
+        parse_study(spec(**changes), source="bad.toml")
+    message = str(err.value)
+    assert message.startswith(f"bad.toml: {key}:"), message
+    assert "\n" not in message
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_study(bad)
+    with pytest.raises(UserError, match="no such study spec"):
+        load_study(tmp_path / "missing.toml")
+
+
+def test_zero_passes_allowed_for_eval_only():
+    study = parse_study(spec(test__modes=["eval"], test__passes=0))
+    assert study.test.modes == ("eval",)
+
+
+def test_source_seeds_are_independent_streams():
+    a = run_seeds(0, 3, "all")
+    b = run_seeds(0, 4, "all")
+    assert set(a) == set(SOURCES)
+    assert all(a[s] != b[s] for s in SOURCES)
+    assert len(set(a.values())) == len(SOURCES)
+    assert run_seeds(0, 3, "all") == a  # stable
+    assert source_seed(1, "init", 3) != source_seed(0, "init", 3)
+
+
+def test_one_source_at_a_time_moves_only_that_source():
+    base = run_seeds(0, 0, "all")
+    for source in ("split", "init", "order", "augment", "dropout"):
+        seeds = run_seeds(0, 2, source)
+        moved = {s for s in SOURCES if seeds[s] != base[s]}
+        assert moved == {source}
+    assert run_seeds(0, 5, "numerical") == base
+
+
+def test_pass_seeds_are_prefix_stable():
+    assert pass_seeds(123, 3) == pass_seeds(123, 10)[:3]
+    assert len(set(pass_seeds(123, 30))) == 30
+
+
+def test_expand_counts_names_and_hashes():
+    study = parse_study(
+        spec(models=["hybridsn", "mobilenet_v2"], deterministic="both", dataset={"name": "synthetic_hsi"})
+    )
+    runs = expand(study, "cpu")
+    assert len(runs) == 2 * 2 * 3
+    assert len({r.config_hash for r in runs}) == len(runs)
+    assert runs[0].run_name == "hybridsn-det-r00"
+    assert expand(study, "cpu")[5].config_hash == runs[5].config_hash  # stable across calls
+    assert expand(study, "cuda")[0].config_hash != runs[0].config_hash
+    sources = parse_study(spec(seeds__vary=["init", "order"]))
+    runs = expand(sources, "cpu")
+    assert len(runs) == 2 * 3 and {r.varied for r in runs} == {"init", "order"}
+    assert runs[0].run_name == "hybridsn-det-init-r01"
+    params = runs[0].params()
+    assert params["seed.init"] == str(runs[0].seeds["init"]) and params["train.epochs"] == "2"
+    assert params["test.modes"] == "eval,train,mc_dropout"

@@ -1,0 +1,602 @@
+"""Tests for study.stats: textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower
+
+from study.stats import (
+    Comparison,
+    Spread,
+    VarianceComponents,
+    _group_stats,
+    _reml_objective,
+    _reml_oneway,
+    churn,
+    churn_matrix,
+    compare,
+    compare_all,
+    flip_rate,
+    mean_churn,
+    per_source_spread,
+    replicates_needed,
+    spread,
+    spread_test,
+    variance_components,
+)
+
+# Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
+# fabric strength, 4 looms chosen at random x 4 observations each.
+LOOMS = np.array(
+    [
+        [98, 97, 99, 96],
+        [91, 90, 93, 92],
+        [96, 95, 97, 95],
+        [95, 96, 99, 98],
+    ],
+    dtype=float,
+)
+LOOM_GROUPS = np.repeat(np.arange(4), 4)
+
+
+def _mixedlm(values: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = MixedLM(values, np.ones((values.size, 1)), groups=groups).fit(reml=True)
+    assert res.converged
+    return float(np.asarray(res.cov_re)[0, 0]), float(res.scale)
+
+
+def _unbalanced(seed: int, a: int = 12, sb: float = 1.5, sw: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 9, size=a)
+    g = np.repeat(np.arange(a), sizes)
+    return rng.normal(0, sb, a)[g] + rng.normal(0, sw, g.size), g
+
+
+# ------------------------------------------------------------------------------------------------
+# variance components: textbook example
+# ------------------------------------------------------------------------------------------------
+
+
+def test_montgomery_looms_anova_figures():
+    vc = variance_components(LOOMS.ravel(), LOOM_GROUPS)
+    assert isinstance(vc, VarianceComponents)
+    assert vc.method == "anova" and not vc.truncated and not vc.zero_total
+    assert (vc.n_groups, vc.n_obs) == (4, 16)
+    ms_treatments = 4 * vc.between + vc.within
+    assert round(ms_treatments, 2) == 29.73
+    assert round(vc.within, 2) == 1.90  # MS_E = sigma2 estimate
+    assert round(vc.between, 2) == 6.96  # sigma2_tau = (29.73 - 1.90) / 4
+    # Exact total 8.854; the book adds the rounded components, 6.96 + 1.90 = 8.86.
+    assert vc.total == pytest.approx(8.8542, abs=1e-4)
+    assert vc.total == pytest.approx(8.86, abs=0.01)
+    assert round(vc.share_between, 2) == 0.79  # ICC
+    assert vc.share_between + vc.share_within == pytest.approx(1.0)
+    # Book: 0.38 <= ICC <= 0.98 (exact F interval; 0.3851 from exact quantiles).
+    assert vc.share_between_ci[0] == pytest.approx(0.38, abs=0.006)
+    assert round(vc.share_between_ci[1], 2) == 0.98
+    assert vc.share_between_ci == pytest.approx((0.38507, 0.98244), abs=1e-5)
+    assert vc.share_within_ci == pytest.approx((1 - 0.98244, 1 - 0.38507), abs=1e-5)
+    # sigma2: 12 MS_E / chi2 quantiles = 22.75 / 23.337 and 22.75 / 4.404 -> (0.975, 5.166).
+    # (The brief quoted an upper limit of 5.19 for the book; the data give 5.17 - 5.18 with any rounding
+    # of MS_E or of the chi-square table values, so 5.17 is asserted.)
+    assert round(vc.within_ci[0], 2) == 0.97
+    assert round(vc.within_ci[1], 2) == 5.17
+    assert vc.within_ci == pytest.approx((0.97486, 5.16601), abs=1e-5)
+    # between: MLS interval, contains the estimate and is strictly positive (F0 = 15.7 is significant)
+    lo, hi = vc.between_ci
+    assert 0 < lo < vc.between < hi
+    assert (lo, hi) == pytest.approx((1.8559, 102.80), rel=1e-3)
+
+
+def test_montgomery_looms_reml_equals_anova():
+    anova = variance_components(LOOMS.ravel(), LOOM_GROUPS, method="anova")
+    reml = variance_components(LOOMS.ravel(), LOOM_GROUPS, method="reml", n_boot=200)
+    assert reml.method == "reml" and not reml.truncated and not anova.truncated
+    assert reml.between == pytest.approx(anova.between, rel=1e-4)
+    assert reml.within == pytest.approx(anova.within, rel=1e-4)
+    assert "cluster bootstrap" in reml.ci_method
+    # statsmodels directly, and the batched REML used for bootstrap refits
+    b, w = _mixedlm(LOOMS.ravel(), LOOM_GROUPS)
+    assert (b, w) == pytest.approx((6.9583, 1.8958), rel=1e-4)
+    counts, means, ssw = _group_stats(LOOMS.ravel(), LOOM_GROUPS)
+    fb, fw, _ = _reml_oneway(counts, means, ssw)
+    assert (float(fb), float(fw)) == pytest.approx((anova.between, anova.within), rel=1e-7)
+
+
+def _mls_reference(ms1, df1, ms2, df2, c, conf):
+    """Burdick & Graybill (1992) MLS bounds for c*(ms1 - ms2), spelled with F(df, ~inf) quantiles."""
+    big = 1e9  # stands in for infinite denominator degrees of freedom
+    q_hi, q_lo = 1 - (1 - conf) / 2, (1 - conf) / 2
+    f = stats.f.ppf
+    g1 = 1 - 1 / f(q_hi, df1, big)
+    h2 = 1 / f(q_lo, df2, big) - 1
+    h1 = 1 / f(q_lo, df1, big) - 1
+    g2 = 1 - 1 / f(q_hi, df2, big)
+    f12_hi, f12_lo = f(q_hi, df1, df2), f(q_lo, df1, df2)
+    g12 = ((f12_hi - 1) ** 2 - g1**2 * f12_hi**2 - h2**2) / f12_hi
+    h12 = ((1 - f12_lo) ** 2 - h1**2 * f12_lo**2 - g2**2) / f12_lo
+    theta = c * (ms1 - ms2)
+    vl = g1**2 * c**2 * ms1**2 + h2**2 * c**2 * ms2**2 + g12 * c**2 * ms1 * ms2
+    vu = h1**2 * c**2 * ms1**2 + g2**2 * c**2 * ms2**2 + h12 * c**2 * ms1 * ms2
+    return max(0.0, theta - np.sqrt(vl)), theta + np.sqrt(vu)
+
+
+@pytest.mark.parametrize("conf", [0.95, 0.9])
+def test_between_ci_is_the_mls_interval(conf):
+    # a modest F ratio (~3), where the cross terms G12 / H12 of the MLS interval matter
+    rng = np.random.default_rng(8)
+    a, n = 6, 3
+    y = (rng.normal(0, 0.6, a)[:, None] + rng.normal(0, 1, (a, n))).ravel()
+    g = np.repeat(np.arange(a), n)
+    vc = variance_components(y, g, ci=conf)
+    ms_w = vc.within
+    ms_b = n * vc.between + ms_w
+    assert 1.5 < ms_b / ms_w < 6
+    ref = _mls_reference(ms_b, a - 1, ms_w, a * (n - 1), 1 / n, conf)
+    assert vc.between_ci == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_reml_unbalanced_matches_mixedlm(seed):
+    y, g = _unbalanced(seed)
+    vc = variance_components(y, g, n_boot=200)
+    assert vc.method == "reml"
+    b, w = _mixedlm(y, g)
+    assert vc.between == pytest.approx(b, rel=1e-3, abs=1e-6)
+    assert vc.within == pytest.approx(w, rel=1e-3)
+    counts, means, ssw = _group_stats(y, g)
+    fb, fw, _ = _reml_oneway(counts, means, ssw)
+    assert float(fb) == pytest.approx(b, rel=1e-3, abs=1e-6)
+    assert float(fw) == pytest.approx(w, rel=1e-3)
+
+
+def test_reml_batched_equals_elementwise():
+    """The batched solver gives each bootstrap row the same answer as solving that row alone."""
+    y, g = _unbalanced(7)
+    counts, means, ssw = _group_stats(y, g)
+    idx = np.random.default_rng(0).integers(0, counts.size, size=(5, counts.size))
+    bb, wb, _ = _reml_oneway(counts[idx], means[idx], ssw[idx])
+    for r in range(5):
+        b1, w1, _ = _reml_oneway(counts[idx[r]], means[idx[r]], ssw[idx[r]])
+        assert (bb[r], wb[r]) == pytest.approx((float(b1), float(w1)), rel=1e-10)
+
+
+def test_unbalanced_bootstrap_intervals():
+    rng = np.random.default_rng(11)
+    a = 40
+    sizes = rng.integers(8, 13, size=a)
+    g = np.repeat(np.arange(a), sizes)
+    y = rng.normal(0, 1.0, a)[g] + rng.normal(0, 0.5, g.size)
+    vc = variance_components(y, g, n_boot=500, seed=3)
+    for est, (lo, hi) in [
+        (vc.between, vc.between_ci),
+        (vc.within, vc.within_ci),
+        (vc.share_between, vc.share_between_ci),
+        (vc.share_within, vc.share_within_ci),
+    ]:
+        assert lo < est < hi
+    # 40 models x ~10 passes: the cluster bootstrap of the within variance should be close to the
+    # normal-theory chi-square interval on the pooled within mean square.
+    counts, _, ssw = _group_stats(y, g)
+    df = counts.sum() - a
+    chi = (ssw.sum() / stats.chi2.ppf(0.975, df), ssw.sum() / stats.chi2.ppf(0.025, df))
+    assert vc.within_ci == pytest.approx(chi, rel=0.3)
+    assert vc.share_between_ci[0] == pytest.approx(1 - vc.share_within_ci[1])
+    # reproducible from the seed, different with another seed
+    assert variance_components(y, g, n_boot=500, seed=3) == vc
+    assert variance_components(y, g, n_boot=500, seed=4).between_ci != vc.between_ci
+
+
+# ------------------------------------------------------------------------------------------------
+# variance components: simulations with known truth
+# ------------------------------------------------------------------------------------------------
+
+
+def _balanced_sim(rng: np.random.Generator, a: int, n: int, sb: float, sw: float) -> np.ndarray:
+    return (rng.normal(0, sb, a)[:, None] + rng.normal(0, sw, (a, n))).ravel()
+
+
+def test_simulation_recovers_truth_and_interval_coverage():
+    a, n, sb, sw, reps = 200, 10, 2.0, 1.0, 200
+    rng = np.random.default_rng(2024)
+    g = np.repeat(np.arange(a), n)
+    icc = sb**2 / (sb**2 + sw**2)
+    est, hits = [], np.zeros(3)
+    for _ in range(reps):
+        vc = variance_components(_balanced_sim(rng, a, n, sb, sw), g)
+        est.append((vc.between, vc.within))
+        hits += [
+            vc.within_ci[0] <= sw**2 <= vc.within_ci[1],
+            vc.between_ci[0] <= sb**2 <= vc.between_ci[1],
+            vc.share_between_ci[0] <= icc <= vc.share_between_ci[1],
+        ]
+    est = np.array(est)
+    # each fit within 15% of the truth (between: sd of the estimate is ~10% here)
+    assert np.all(np.abs(est[:, 1] / sw**2 - 1) < 0.15)
+    assert np.mean(np.abs(est[:, 0] / sb**2 - 1) < 0.15) > 0.8
+    assert abs(est[0, 0] / sb**2 - 1) < 0.15
+    # the ANOVA estimators are unbiased: the average over 200 fits is within ~3 standard errors
+    assert est[:, 0].mean() == pytest.approx(sb**2, rel=0.03)
+    assert est[:, 1].mean() == pytest.approx(sw**2, rel=0.01)
+    # 95% coverage: binomial sd over 200 reps is 1.5 points
+    coverage = hits / reps
+    assert np.all((coverage > 0.90) & (coverage < 0.995)), coverage
+
+
+def test_mls_and_icc_coverage_small_design():
+    """Few models, few passes: where the MLS (between) and exact ICC intervals matter most."""
+    a, n, sb, sw, reps = 6, 3, 1.0, 1.0, 600
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(a), n)
+    hits = np.zeros(2)
+    for _ in range(reps):
+        vc = variance_components(_balanced_sim(rng, a, n, sb, sw), g)
+        hits += [
+            vc.between_ci[0] <= sb**2 <= vc.between_ci[1],
+            vc.share_between_ci[0] <= 0.5 <= vc.share_between_ci[1],
+        ]
+    coverage = hits / reps
+    assert np.all((coverage > 0.92) & (coverage < 0.98)), coverage
+
+
+def test_truncation_when_true_between_is_zero():
+    a, n = 5, 4
+    g = np.repeat(np.arange(a), n)
+    rng = np.random.default_rng(0)
+    flagged = 0
+    for _ in range(40):
+        y = rng.normal(0, 1, a * n)
+        vc = variance_components(y, g)
+        # independent check: ANOVA estimate is negative exactly when MSB < MSW
+        f0 = stats.f_oneway(*y.reshape(a, n)).statistic
+        assert vc.truncated == (f0 < 1)
+        if vc.truncated:
+            flagged += 1
+            assert vc.between == 0.0 and vc.share_between == 0.0 and vc.share_within == 1.0
+            assert vc.within == pytest.approx(np.var(y.reshape(a, n), axis=1, ddof=1).mean())
+            assert vc.between_ci[0] == 0.0 and vc.share_between_ci[0] == 0.0
+        else:
+            assert vc.between > 0
+    assert 5 <= flagged <= 35
+
+
+def test_reml_truncation_flagged_unbalanced():
+    # group means nearly equal relative to within noise -> REML on the boundary
+    g = np.repeat(np.arange(4), [3, 4, 5, 3])
+    rng = np.random.default_rng(1)
+    e = rng.normal(0, 1, g.size)
+    y = e - np.bincount(g, e)[g] / np.bincount(g)[g] + 10.0  # all group means exactly 10
+    vc = variance_components(y, g, n_boot=100)
+    assert vc.method == "reml" and vc.truncated
+    assert vc.between == 0.0 and vc.share_between == 0.0
+    assert vc.within == pytest.approx(np.sum((y - y.mean()) ** 2) / (y.size - 1), rel=1e-4)
+    _, _, gamma = _reml_oneway(*_group_stats(y, g))
+    assert gamma == 0.0  # the batched solver lands exactly on the boundary
+
+
+def _sm_reml_loglike(values, groups):
+    """statsmodels' own profiled REML log-likelihood as a function of gamma = between / within."""
+    model = MixedLM(values, np.ones((values.size, 1)), groups=groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = model.fit(reml=True)  # also sets the model up for loglike()
+
+    def loglike(gamma):
+        params = MixedLMParams.from_components(fe_params=np.zeros(1), cov_re=np.array([[gamma]]))
+        return float(model.loglike(params, profile_fe=True))
+
+    return res, loglike
+
+
+def test_reml_objective_matches_statsmodels_loglike():
+    y, g = _unbalanced(9)
+    counts, means, ssw = _group_stats(y, g)
+    _, loglike = _sm_reml_loglike(y, g)
+    gammas = [1e-6, 0.01, 0.3, 1.0, 5.0, 100.0]
+    ours = -0.5 * _reml_objective(np.array(gammas), counts, means, ssw.sum(), counts.sum())
+    offset = ours - np.array([loglike(x) for x in gammas])
+    assert np.ptp(offset) < 1e-8  # same function of gamma up to a constant
+
+
+def test_reml_beats_mixedlm_stopping_short_near_boundary():
+    """MixedLM reports convergence at sigma2_between = 0.08 where its own likelihood peaks at 0."""
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        g = np.repeat(np.arange(6), rng.integers(2, 6, size=6))
+        y = rng.normal(size=g.size)
+    res, loglike = _sm_reml_loglike(y, g)
+    assert res.converged and np.asarray(res.cov_re)[0, 0] > 0.05
+    vc = variance_components(y, g, n_boot=100)
+    assert vc.truncated and vc.between == 0.0
+    ll_mixedlm = loglike(np.asarray(res.cov_re)[0, 0] / res.scale)
+    assert loglike(1e-8) > ll_mixedlm + 0.05  # (statsmodels loglike is unstable below ~1e-10)
+
+
+def test_scale_invariance_fractions_vs_percent():
+    y, g = _unbalanced(5)
+    for yy, gg in [(LOOMS.ravel() / 100, LOOM_GROUPS), (y, g)]:
+        frac = variance_components(yy, gg, n_boot=200)
+        pct = variance_components(yy * 100, gg, n_boot=200)
+        assert pct.between == pytest.approx(frac.between * 1e4, rel=1e-4)
+        assert pct.within == pytest.approx(frac.within * 1e4, rel=1e-4)
+        assert pct.share_between == pytest.approx(frac.share_between, rel=1e-4)
+        assert pct.within_ci == pytest.approx(tuple(v * 1e4 for v in frac.within_ci), rel=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------
+# variance components: degenerate inputs
+# ------------------------------------------------------------------------------------------------
+
+
+def test_one_group_or_one_pass_raises():
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        variance_components([0.9, 0.91, 0.92], [0, 0, 0])
+    with pytest.raises(ValueError, match="2\\+ observations"):
+        variance_components([0.9, 0.91, 0.92], [0, 1, 2])
+    with pytest.raises(ValueError, match="length"):
+        variance_components([0.9, 0.91, 0.92], [0, 1])
+    with pytest.raises(ValueError, match="balanced"):
+        variance_components([0.9, 0.91, 0.92], [0, 0, 1], method="anova")
+
+
+@pytest.mark.parametrize("groups", [np.repeat([0, 1, 2], 3), np.repeat([0, 1, 2], [2, 3, 4])])
+def test_all_identical_values_give_zeros_quietly(groups):
+    y = np.full(groups.size, 0.1)  # 0.1 is not exact in binary: means must not leak rounding noise
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            vc = variance_components(y, groups, n_boot=100)
+    assert vc.between == 0.0 and vc.within == 0.0 and vc.total == 0.0
+    assert vc.zero_total and not vc.truncated
+    assert np.isnan(vc.share_between) and np.isnan(vc.share_within)
+    assert vc.within_ci == (0.0, 0.0) and vc.between_ci == (0.0, 0.0)
+
+
+def test_within_zero_balanced_eval_mode():
+    """Eval mode: every pass of a model is identical, so all variance is between models."""
+    per_model = np.random.default_rng(0).uniform(0.85, 0.95, size=5)
+    n = 30  # float means of 30 equal values are often off in the last bit: SSW must still be exactly 0
+    y = np.repeat(per_model, n)
+    g = np.repeat(np.arange(5), n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            vc = variance_components(y, g)
+    assert vc.within == 0.0 and vc.within_ci == (0.0, 0.0)
+    assert vc.between == pytest.approx(np.var(per_model, ddof=1))
+    assert vc.share_between == 1.0 and vc.share_within == 0.0
+    assert vc.share_between_ci == (1.0, 1.0)
+    # with MSW = 0 the MLS interval reduces to the exact chi-square interval for MSB / n
+    ss_b = n * np.sum((per_model - per_model.mean()) ** 2)
+    expected = (ss_b / (n * stats.chi2.ppf(0.975, 4)), ss_b / (n * stats.chi2.ppf(0.025, 4)))
+    assert vc.between_ci == pytest.approx(expected, rel=1e-9)
+
+
+def test_within_zero_unbalanced_is_reml_limit():
+    per_model = np.array([0.91, 0.93, 0.9, 0.94])
+    g = np.repeat(np.arange(4), [2, 3, 4, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vc = variance_components(per_model[g], g, n_boot=200)
+    assert vc.method == "reml" and vc.within == 0.0
+    assert vc.between == pytest.approx(np.var(per_model, ddof=1))
+    assert vc.share_between == 1.0
+    assert vc.within_ci == (0.0, 0.0)
+
+
+def test_as_dict_is_flat_for_tables():
+    d = variance_components(LOOMS.ravel(), LOOM_GROUPS).as_dict()
+    assert d["within_ci"] == (d["within_ci_low"], d["within_ci_high"])
+    row = pd.DataFrame([d])
+    assert {"between", "share_between_ci_low", "share_between_ci_high", "method"} <= set(row.columns)
+
+
+# ------------------------------------------------------------------------------------------------
+# spread
+# ------------------------------------------------------------------------------------------------
+
+
+def test_spread_matches_scipy_bootstrap():
+    x = np.random.default_rng(3).normal(0.9, 0.01, size=25)
+    s = spread(x, n_resamples=2000, seed=5)
+    ref = stats.bootstrap(
+        (x,), np.mean, n_resamples=2000, method="BCa", confidence_level=0.95, rng=np.random.default_rng(5)
+    )
+    assert isinstance(s, Spread)
+    assert s.ci_method == "BCa"
+    assert (s.ci_low, s.ci_high) == pytest.approx(
+        (ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12
+    )
+    assert s.n == 25 and s.mean == pytest.approx(x.mean()) and s.std == pytest.approx(x.std(ddof=1))
+    assert (s.min, s.max) == (x.min(), x.max())
+    s90 = spread(x, ci=0.9, n_resamples=2000, seed=5)
+    assert s.ci_low < s90.ci_low < s90.ci_high < s.ci_high
+
+
+@pytest.mark.parametrize("x", [[0.5], [0.7, 0.7, 0.7], [3.0, 3.0]])
+def test_spread_degenerate_is_quiet(x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = spread(x)
+    assert s.ci_low == s.ci_high == s.mean == x[0]
+    assert s.ci_method == "degenerate"
+    assert np.isnan(s.std) if len(x) == 1 else s.std == 0.0
+
+
+def test_spread_two_values_is_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = spread([0.90, 0.92], n_resamples=999)
+    assert s.ci_low <= s.mean <= s.ci_high
+    assert 0.90 <= s.ci_low and s.ci_high <= 0.92
+
+
+# ------------------------------------------------------------------------------------------------
+# flip rate and churn
+# ------------------------------------------------------------------------------------------------
+
+
+def _flip_rate_brute(p: np.ndarray) -> float:
+    return float(np.mean([np.mean(p[i] != p[j]) for i, j in itertools.combinations(range(len(p)), 2)]))
+
+
+@pytest.mark.parametrize(("k", "n", "classes"), [(2, 50, 3), (5, 200, 4), (12, 300, 10), (7, 100, 1000)])
+def test_flip_rate_matches_brute_force(k, n, classes):
+    p = np.random.default_rng(k * n).integers(0, classes, size=(k, n))
+    assert flip_rate(p) == pytest.approx(_flip_rate_brute(p), abs=1e-12)
+
+
+def test_flip_rate_hand_cases():
+    base = np.arange(10) % 3
+    assert flip_rate(np.tile(base, (6, 1))) == 0.0
+    other = base.copy()
+    other[:5] = (other[:5] + 1) % 3
+    assert flip_rate(np.stack([base, other])) == 0.5
+    # three passes, one sample: labels (0, 0, 1) -> 2 of 3 pairs disagree
+    assert flip_rate([[0], [0], [1]]) == pytest.approx(2 / 3)
+    assert np.isnan(flip_rate(base[None, :]))
+    with pytest.raises(ValueError):
+        flip_rate(base)
+
+
+def test_flip_rate_large_mc_dropout_shape():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 10, size=10_000)
+    flips = rng.random((30, 10_000)) < 0.05
+    p = np.where(flips, rng.integers(0, 10, size=(30, 10_000)), truth)
+    fr = flip_rate(p)
+    assert fr == pytest.approx(_flip_rate_brute(p), abs=1e-12)
+    assert 0.05 < fr < 0.15
+
+
+def test_churn_and_churn_matrix():
+    rng = np.random.default_rng(1)
+    preds = rng.integers(0, 5, size=(6, 400))
+    assert churn(preds[0], preds[0]) == 0.0
+    assert churn([0, 1, 2, 3], [0, 1, 0, 0]) == 0.5
+    cm = churn_matrix(preds)
+    assert cm.shape == (6, 6)
+    assert np.array_equal(cm, cm.T) and np.all(np.diag(cm) == 0)
+    for i, j in itertools.combinations(range(6), 2):
+        assert cm[i, j] == churn(preds[i], preds[j])
+    assert mean_churn(preds) == pytest.approx(cm[np.triu_indices(6, 1)].mean(), abs=1e-12)
+    assert mean_churn(list(preds)) == pytest.approx(mean_churn(preds))
+    assert np.isnan(mean_churn(preds[:1]))
+    with pytest.raises(ValueError):
+        churn([0, 1], [0, 1, 2])
+
+
+# ------------------------------------------------------------------------------------------------
+# comparisons
+# ------------------------------------------------------------------------------------------------
+
+
+def test_compare_matches_scipy():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0.91, 0.01, 12)
+    b = rng.normal(0.90, 0.02, 15)
+    c = compare(a, b, n_resamples=2000, seed=1)
+    assert isinstance(c, Comparison)
+    t = stats.ttest_ind(a, b, equal_var=False)
+    u = stats.mannwhitneyu(a, b, alternative="two-sided")
+    lev = stats.levene(a, b, center="median")
+    assert (c.welch_t, c.welch_p) == pytest.approx((t.statistic, t.pvalue), rel=1e-12)
+    assert (c.mannwhitney_u, c.mannwhitney_p) == pytest.approx((u.statistic, u.pvalue), rel=1e-12)
+    assert (c.levene_stat, c.levene_p) == pytest.approx((lev.statistic, lev.pvalue), rel=1e-12)
+    assert spread_test(a, b) == pytest.approx((lev.statistic, lev.pvalue), rel=1e-12)
+    assert c.diff == pytest.approx(a.mean() - b.mean())
+    ref = stats.bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis),
+        n_resamples=2000,
+        method="BCa",
+        rng=np.random.default_rng(1),
+    )
+    assert c.diff_ci == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12)
+    assert c.diff_ci[0] < c.diff < c.diff_ci[1]
+
+
+def test_probability_of_superiority_brute_force_with_ties():
+    rng = np.random.default_rng(4)
+    a = rng.integers(90, 96, 11).astype(float)  # accuracies in percentage points, many ties
+    b = rng.integers(89, 95, 9).astype(float)
+    c = compare(a, b, n_resamples=500)
+    brute = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+    assert c.p_a_gt_b == pytest.approx(brute, abs=1e-12)
+    assert compare(b, a, n_resamples=500).p_a_gt_b == pytest.approx(1 - brute, abs=1e-12)
+
+
+def test_compare_degenerate_is_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = compare([0.9, 0.9, 0.9], [0.9, 0.9])
+    assert c.diff == 0.0 and c.diff_ci == (0.0, 0.0) and c.p_a_gt_b == 0.5
+
+
+def test_compare_all_holm():
+    rng = np.random.default_rng(5)
+    samples = {
+        "cnn_a": rng.normal(0.90, 0.01, 10),
+        "cnn_b": rng.normal(0.905, 0.01, 10),
+        "cnn_c": rng.normal(0.92, 0.01, 10),
+        "cnn_d": rng.normal(0.90, 0.03, 10),
+    }
+    df = compare_all(samples, n_resamples=500)
+    pairs = list(itertools.combinations(samples, 2))
+    assert list(zip(df["a"], df["b"], strict=True)) == pairs
+    for col in ("welch_p", "mannwhitney_p"):
+        expected = multipletests(df[col].to_numpy(), method="holm")[1]
+        assert np.allclose(df[f"{col}_holm"].to_numpy(), expected)
+        assert np.all(df[f"{col}_holm"] >= df[col])
+    row = df.iloc[2]
+    single = compare(samples[row["a"]], samples[row["b"]], n_resamples=500)
+    assert row["welch_p"] == single.welch_p and row["diff_ci_low"] == single.diff_ci[0]
+    assert compare_all({"only": [0.9, 0.91]}).empty
+
+
+# ------------------------------------------------------------------------------------------------
+# planning and one-source-at-a-time studies
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("std", "diff"), [(1.0, 0.5), (0.01, 0.004), (2.0, -1.0), (0.3, 0.45)])
+def test_replicates_needed_matches_statsmodels(std, diff):
+    n = TTestIndPower().solve_power(effect_size=abs(diff) / std, alpha=0.05, power=0.8, ratio=1.0)
+    assert replicates_needed(std, diff) == int(np.ceil(n))
+
+
+def test_replicates_needed_sanity():
+    assert replicates_needed(1.0, 0.5) == 64  # the classic d = 0.5 -> 64 per group
+    ns = [replicates_needed(s, 1.0) for s in (0.5, 1.0, 2.0, 4.0)]
+    assert ns == sorted(ns) and ns[0] < ns[-1]
+    assert replicates_needed(1.0, 0.5, power=0.9) > replicates_needed(1.0, 0.5)
+    assert replicates_needed(1.0, 0.5, alpha=0.01) > replicates_needed(1.0, 0.5)
+    assert replicates_needed(0.0, 0.1) == 2
+    assert replicates_needed(0.001, 1.0) == 2
+    with pytest.raises(ValueError):
+        replicates_needed(1.0, 0.0)
+
+
+def test_per_source_spread():
+    rng = np.random.default_rng(6)
+    sources = np.repeat(["init", "data_order", "dropout_mask"], [10, 12, 8])
+    scale = {"init": 0.01, "data_order": 0.02, "dropout_mask": 0.005}
+    values = np.array([0.9 + rng.normal(0, scale[s]) for s in sources])
+    df = per_source_spread(values, sources, n_resamples=500)
+    assert list(df["source"]) == ["init", "data_order", "dropout_mask"]
+    assert df["share_of_sum"].sum() == pytest.approx(1.0)
+    assert np.allclose(df["variance"], df["std"] ** 2)
+    for _, row in df.iterrows():
+        s = spread(values[sources == row["source"]], n_resamples=500)
+        assert row["mean"] == s.mean and row["ci_low"] == s.ci_low and row["n"] == s.n
+    assert df.set_index("source")["share_of_sum"].idxmax() == "data_order"
