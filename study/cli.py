@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="training epochs")
     s.add_argument("--deterministic", choices=["true", "false", "both"], help="deterministic CUDA kernels")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
-    s.add_argument("--jobs", type=int, default=1, help="runs at once in worker processes (default 1)")
+    s.add_argument(
+        "--jobs",
+        type=int,
+        help="runs at once in worker processes (default: on a CPU, cores / train.threads; on a GPU, 1)",
+    )
     s.add_argument(
         "--set",
         action="append",
@@ -52,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--download", action="store_true", help="download missing datasets")
     s.add_argument(
         "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    s.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between epoch checkpoints of a run (default 60; 0 = every epoch)",
     )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -139,7 +150,9 @@ def _sweep(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.download:
         overrides["dataset.download"] = True
-    if args.jobs < 1:
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every}")
+    if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     study = load_study(args.spec, overrides)
     result = run_sweep(
@@ -148,6 +161,7 @@ def _sweep(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         dry_run=args.dry_run,
         jobs=args.jobs,
+        checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
     )
     return 1 if result.failed else 0

@@ -54,7 +54,10 @@ def variance_components(vc: pd.DataFrame) -> Figure:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(vc) + 3), 4.4))
     between, within = vc["between"].to_numpy(), vc["within"].to_numpy()
     colors = {"between": "#4C72B0", "within": "#DD8452"}
-    names = {"between": "training randomness (between models)", "within": "test-time dropout (within a model)"}
+    names = {
+        "between": "training randomness (between models)",
+        "within": "test-time dropout (within a model)",
+    }
     ax.bar(x, between, color=colors["between"], label=names["between"])
     ax.bar(x, within, bottom=between, color=colors["within"], label=names["within"])
     for offset, part, base in ((-0.12, "between", 0 * between), (0.12, "within", between)):

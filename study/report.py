@@ -103,7 +103,9 @@ def load_runs(store: Store, experiment_id: str) -> tuple[list[Run], list[Any]]:
                 run.arrays = {k: npz[k] for k in npz.files}
             if "ids" not in run.arrays:  # runs logged before test ids were recorded
                 a = run.arrays
-                a["ids"] = a["coords"] @ [a["gt"].shape[1], 1] if "coords" in a else np.arange(len(a["labels"]))
+                a["ids"] = (
+                    a["coords"] @ [a["gt"].shape[1], 1] if "coords" in a else np.arange(len(a["labels"]))
+                )
     finished = sorted(latest.values(), key=lambda r: (r.model, not r.deterministic, r.varied, r.replicate))
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
     return finished + unfinished, sweeps
@@ -196,7 +198,10 @@ def build_sections(experiment: str, store: Store, runs: list[Run], sweeps: list[
             "(training randomness), *within* = variance across the test passes of one model (test-time "
             "dropout), both in points². Balanced designs use the ANOVA estimator (negative estimates "
             "truncated at 0, flagged); unbalanced ones REML.",
-            *(f"95% CIs ({m.split(':')[0] if m.startswith('cluster') else 'balanced'}): {m}." for m in methods),
+            *(
+                f"95% CIs ({m.split(':')[0] if m.startswith('cluster') else 'balanced'}): {m}."
+                for m in methods
+            ),
         ],
         tables={"variance_components": vc},
         figures={"variance_components": _fig("variance_components", vc)},

@@ -53,6 +53,8 @@ class RunContext:
     parent_id: str
     data_root: str | None = None
     download: bool = False
+    # Seconds between epoch checkpoints: bounds both the work lost to a kill and the cost of saving.
+    checkpoint_every: float = 60.0
 
 
 # -- claiming a config: one live owner at a time -------------------------------------------------------
@@ -173,7 +175,9 @@ def _execute(
 
     outcome = RunOutcome(cfg.config_hash, cfg.run_name, "RUNNING", run_id=run_id)
     start = time.perf_counter()
+    threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(cfg.train.threads)
         set_deterministic(cfg.deterministic)
         device = torch.device(cfg.device)
         task = data.load_task(
@@ -196,11 +200,17 @@ def _execute(
         else:
             store.log(run_id, params={f"data.{k}": v for k, v in task.info.items()})
         emit("start", {"name": cfg.run_name, "epochs": cfg.train.epochs, "epoch": trainer.epoch})
+        last_checkpoint = time.monotonic()
         while trainer.epoch < cfg.train.epochs:
             ep = trainer.run_epoch()
             if ep.epoch > logged_epochs:
                 store.log(run_id, _epoch_metrics(ep))
-            save_checkpoint(ck_path, {"run_id": run_id, "trainer": trainer.state_dict()})
+            if (
+                time.monotonic() - last_checkpoint >= ctx.checkpoint_every
+                or trainer.epoch == cfg.train.epochs
+            ):
+                save_checkpoint(ck_path, {"run_id": run_id, "trainer": trainer.state_dict()})
+                last_checkpoint = time.monotonic()
             emit("epoch", {"name": cfg.run_name, "epoch": ep.epoch, "loss": ep.loss, "acc": ep.acc})
         outcome.weights_sha256 = weights_sha256(model)
         store.log(run_id, tags={f"{TAG}weights_sha256": outcome.weights_sha256})
@@ -221,6 +231,8 @@ def _execute(
         raise
     except Exception as exc:  # a broken run must not stop the sweep: record why and go on
         _fail(store, run_id, outcome, f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+    finally:
+        torch.set_num_threads(threads)
     outcome.seconds = time.perf_counter() - start
     emit("end", {"name": cfg.run_name, "outcome": outcome})
     return outcome

@@ -31,6 +31,9 @@ class TrainSpec:
     weight_decay: float = 0.0
     schedule: str = "none"
     precision: str = "fp32"
+    # CPU threads per run. Part of the config because it changes CPU results: reductions split by thread
+    # count round differently, so the same seeds give other weights with 1 and 2 threads (measured).
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
 
 def _check_values(s: dict[str, Any], fail: Any) -> None:
     train, seeds, test = s["train"], s["seeds"], s["test"]
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "threads"):
         if getattr(train, key) < 1:
             raise fail(f"train.{key}", f"must be at least 1, got {getattr(train, key)}")
     if not train.lr > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ def resolve_device(requested: str) -> str:
             "use --device cpu or --device auto"
         )
     return requested
+
+
+def resolve_jobs(jobs: int | None, device: str, threads: int, pending: int) -> int:
+    """None = auto: on a CPU as many single-study workers as the cores allow (cores // threads per run),
+    on a GPU one. Never more workers than runs."""
+    if jobs is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        jobs = max(1, cores // threads) if device == "cpu" else 1
+    return max(1, min(jobs, pending))
 
 
 def plan_status(store: Store | None, experiment_id: str | None, configs: list[RunConfig]) -> dict[str, str]:
@@ -89,7 +99,8 @@ def run_sweep(
     tracking_uri: str | None = None,
     data_root: str | Path | None = None,
     dry_run: bool = False,
-    jobs: int = 1,
+    jobs: int | None = 1,
+    checkpoint_every: float = 60.0,
     out: Any = None,
     progress: bool = True,
 ) -> SweepResult:
@@ -127,7 +138,9 @@ def run_sweep(
     store.log_files(
         parent_id, {"study.toml": spec_text, "plan.json": to_json([c.to_dict() for c in configs])}
     )
-    ctx = RunContext(store.uri, exp_id, parent_id, str(data_root) if data_root else None, study.download)
+    ctx = RunContext(
+        store.uri, exp_id, parent_id, str(data_root) if data_root else None, study.download, checkpoint_every
+    )
     print(
         f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device} "
         f"(experiment {exp_id}, store {store.uri})",
@@ -136,6 +149,7 @@ def run_sweep(
     outcomes: list[RunOutcome] = []
     status_final = "FINISHED"
     try:
+        jobs = resolve_jobs(jobs, device, study.train.threads, len(pending))
         if jobs > 1:
             from study.parallel import run_parallel
 
@@ -185,7 +199,7 @@ def _run_serial(pending: list[RunConfig], ctx: RunContext, store: Store, progres
             o = run_one(cfg, ctx, store, on_event)
             outcomes.append(o)
             runs_bar.update(1)
-            runs_bar.write(_outcome_line(o))
+            runs_bar.write(outcome_line(o))
     finally:
         for bar in bars.values():
             bar.close()
@@ -193,7 +207,8 @@ def _run_serial(pending: list[RunConfig], ctx: RunContext, store: Store, progres
     return outcomes
 
 
-def _outcome_line(o: RunOutcome) -> str:
+def outcome_line(o: RunOutcome) -> str:
+    """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
     if o.status != "FINISHED":
         return f"{o.status:8s} {o.run_name}: {o.reason}"
     parts = []

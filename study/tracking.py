@@ -6,11 +6,14 @@ refuses `./mlruns`). `--tracking-uri` or `MLFLOW_TRACKING_URI` point anywhere el
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import platform
 import random
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -69,7 +72,26 @@ class Store:
 
         _quiet()
         self.client = MlflowClient(tracking_uri=self.uri)
-        self.call(self.client.search_experiments, max_results=1)
+        if self.dir is None:
+            self._open()
+            return
+        # Several sweeps may start on a new store at once: one creates the tables, the others wait.
+        with open(self.dir / ".seedvar-init.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._open()
+            _enable_wal(Path(self.uri[len("sqlite:///") :]).expanduser())
+
+    def _open(self) -> None:
+        """First contact: creates or migrates a local store; a broken one becomes a one-line error."""
+        try:
+            self.call(self.client.search_experiments, max_results=1)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(
+                f"cannot open the MLflow store {self.uri} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): "
+                "point --tracking-uri at a valid store"
+            ) from None
 
     # -- robustness -------------------------------------------------------------------------------
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -185,6 +207,15 @@ class Store:
         """Where interrupted runs keep their epoch checkpoints: beside a local store, else the cache."""
         root = self.dir if self.dir is not None else Path.home() / ".cache" / "seedvar"
         return root / "checkpoints" / experiment_id
+
+
+def _enable_wal(db: Path) -> None:
+    """Write-ahead logging lets readers and one writer work at once: far fewer "database is locked"."""
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error:
+        pass  # another process holds the file; the store works without WAL, only with more retries
 
 
 def _is_connection_error(exc: Exception) -> bool:

@@ -1,0 +1,106 @@
+"""`--jobs N`: up to N runs at once, each in its own worker process logging its own child run.
+
+Workers take configs from a queue and send progress events back; a run's results do not depend on
+which worker ran it or how many ran beside it (its thread count is part of its config).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from study.plan import RunConfig
+from study.runner import RunContext, RunOutcome, run_one
+
+
+def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
+    from study.tracking import Store
+
+    try:
+        store = Store(ctx.tracking_uri)
+        while (cfg := tasks.get()) is not None:
+            events.put(("claim", worker, {"hash": cfg.config_hash, "name": cfg.run_name}))
+            outcome = run_one(cfg, ctx, store, lambda kind, payload: events.put((kind, worker, payload)))
+            events.put(("done", worker, {"outcome": outcome}))
+    except KeyboardInterrupt:
+        pass  # the run already marked itself KILLED; the main process reports the interruption
+
+
+def run_parallel(
+    pending: list[RunConfig], ctx: RunContext, jobs: int, *, progress: bool = True
+) -> list[RunOutcome]:
+    """Run configs in `jobs` spawned workers; outcomes in completion order."""
+    mp = multiprocessing.get_context("spawn")
+    tasks, events = mp.Queue(), mp.Queue()
+    for cfg in pending:
+        tasks.put(cfg)
+    jobs = min(jobs, len(pending))
+    for _ in range(jobs):
+        tasks.put(None)
+    procs = [
+        mp.Process(target=_worker, args=(i, ctx, tasks, events), name=f"seedvar-job{i}") for i in range(jobs)
+    ]
+    for p in procs:
+        p.start()
+    runs_bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not progress, position=0)
+    bars: dict[int, Any] = {}
+    current: dict[int, str] = {}
+    outcomes: list[RunOutcome] = []
+    try:
+        while len(outcomes) < len(pending):
+            try:
+                kind, worker, payload = events.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    break
+                continue
+            if kind == "claim":
+                current[worker] = payload["name"]
+            elif kind == "start":
+                bars[worker] = tqdm(
+                    total=payload["epochs"],
+                    initial=payload["epoch"],
+                    desc=payload["name"],
+                    unit="epoch",
+                    leave=False,
+                    disable=not progress,
+                    position=worker + 1,
+                )
+            elif kind == "epoch" and worker in bars:
+                bars[worker].set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
+                bars[worker].update(1)
+            elif kind == "end" and worker in bars:
+                bars.pop(worker).close()
+            elif kind == "done":
+                outcome: RunOutcome = payload["outcome"]
+                current.pop(worker, None)
+                outcomes.append(outcome)
+                runs_bar.update(1)
+                from study.sweep import outcome_line
+
+                runs_bar.write(outcome_line(outcome))
+        for worker, name in current.items():  # a worker that died mid-run (killed, out of memory)
+            outcomes.append(
+                RunOutcome("", name, "FAILED", reason=f"worker process {worker} died during the run")
+            )
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=15)
+        raise
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for bar in bars.values():
+            bar.close()
+        runs_bar.close()
+        with contextlib.suppress(Exception):
+            events.close()
+            tasks.close()
+    return outcomes
