@@ -9,21 +9,30 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
+import signal
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from study.plan import RunConfig
+from study.progress import Progress
 from study.runner import RunContext, RunOutcome, run_one
 
 
+def _stop(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop request is enough
+    raise KeyboardInterrupt
+
+
 def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
+    # Ctrl-C reaches the whole process group; the main process alone decides, and stops workers with
+    # SIGTERM, so each worker is interrupted exactly once and can mark its run KILLED.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
     from study.tracking import Store
 
     try:
         store = Store(ctx.tracking_uri)
         while (cfg := tasks.get()) is not None:
-            events.put(("claim", worker, {"hash": cfg.config_hash, "name": cfg.run_name}))
+            events.put(("claim", worker, {"name": cfg.run_name}))
             outcome = run_one(cfg, ctx, store, lambda kind, payload: events.put((kind, worker, payload)))
             events.put(("done", worker, {"outcome": outcome}))
     except KeyboardInterrupt:
@@ -46,8 +55,7 @@ def run_parallel(
     ]
     for p in procs:
         p.start()
-    runs_bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not progress, position=0)
-    bars: dict[int, Any] = {}
+    bars = Progress(len(pending), progress)
     current: dict[int, str] = {}
     outcomes: list[RunOutcome] = []
     try:
@@ -60,29 +68,12 @@ def run_parallel(
                 continue
             if kind == "claim":
                 current[worker] = payload["name"]
-            elif kind == "start":
-                bars[worker] = tqdm(
-                    total=payload["epochs"],
-                    initial=payload["epoch"],
-                    desc=payload["name"],
-                    unit="epoch",
-                    leave=False,
-                    disable=not progress,
-                    position=worker + 1,
-                )
-            elif kind == "epoch" and worker in bars:
-                bars[worker].set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
-                bars[worker].update(1)
-            elif kind == "end" and worker in bars:
-                bars.pop(worker).close()
             elif kind == "done":
-                outcome: RunOutcome = payload["outcome"]
                 current.pop(worker, None)
-                outcomes.append(outcome)
-                runs_bar.update(1)
-                from study.sweep import outcome_line
-
-                runs_bar.write(outcome_line(outcome))
+                outcomes.append(payload["outcome"])
+                bars.finished(payload["outcome"])
+            else:
+                bars.event(worker, kind, payload)
         for worker, name in current.items():  # a worker that died mid-run (killed, out of memory)
             outcomes.append(
                 RunOutcome("", name, "FAILED", reason=f"worker process {worker} died during the run")
@@ -91,15 +82,16 @@ def run_parallel(
             p.join()
     except KeyboardInterrupt:
         for p in procs:
-            p.join(timeout=15)
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker marks its run KILLED and exits
+        for p in procs:
+            p.join(timeout=30)
         raise
     finally:
         for p in procs:
             if p.is_alive():
-                p.terminate()
-        for bar in bars.values():
-            bar.close()
-        runs_bar.close()
+                p.kill()
+        bars.close()
         with contextlib.suppress(Exception):
             events.close()
             tasks.close()

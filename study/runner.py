@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import io
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,21 @@ class RunContext:
     download: bool = False
     # Seconds between epoch checkpoints: bounds both the work lost to a kill and the cost of saving.
     checkpoint_every: float = 60.0
+
+
+@contextlib.contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """While a stop is being recorded, a second Ctrl-C must not cut the record short."""
+    try:
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals cannot reach this code anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 # -- claiming a config: one live owner at a time -------------------------------------------------------
@@ -225,7 +241,7 @@ def _execute(
         ck_path.unlink(missing_ok=True)
     except KeyboardInterrupt:
         outcome.status, outcome.reason = "KILLED", "interrupted (Ctrl-C); rerun the sweep to resume"
-        with contextlib.suppress(Exception):
+        with ignoring_interrupts(), contextlib.suppress(Exception):
             store.log(run_id, tags={f"{TAG}failure": outcome.reason})
             store.end(run_id, "KILLED")
         raise

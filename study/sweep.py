@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from study.errors import UserError
 from study.plan import RunConfig, expand
-from study.runner import RunContext, RunOutcome, is_claimed, run_one
+from study.progress import Progress
+from study.runner import RunContext, RunOutcome, ignoring_interrupts, is_claimed, run_one
 from study.spec import Study
 from study.tracking import TAG, Store, to_json
 
@@ -117,6 +117,7 @@ def run_sweep(
         print_plan(configs, plan_status(store, exp_id, configs), out)
         return SweepResult(exp_id, None, [], pd.DataFrame())
 
+    _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
     store = Store(tracking_uri)
     exp_id = store.experiment_id(study.name)
     status = plan_status(store, exp_id, configs)
@@ -127,7 +128,6 @@ def run_sweep(
         _print_summary(summary, out)
         return SweepResult(exp_id, None, [], summary)
 
-    _preflight(study, configs[0], data_root)
     parent_id = store.start_run(
         exp_id,
         f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -160,8 +160,9 @@ def run_sweep(
         status_final = "KILLED"
         raise
     finally:
-        store.log(parent_id, tags={f"{TAG}failed_runs": str(sum(o.status == "FAILED" for o in outcomes))})
-        store.end(parent_id, status_final)
+        with ignoring_interrupts():
+            store.log(parent_id, tags={f"{TAG}failed_runs": str(sum(o.status == "FAILED" for o in outcomes))})
+            store.end(parent_id, status_final)
     for o in outcomes:
         if o.status == "FAILED":
             print(f"FAILED {o.run_name}: {o.reason}", file=out)
@@ -172,60 +173,25 @@ def run_sweep(
 
 def _run_serial(pending: list[RunConfig], ctx: RunContext, store: Store, progress: bool) -> list[RunOutcome]:
     outcomes = []
-    runs_bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not progress, position=0)
-    bars: dict[str, Any] = {}
-
-    def on_event(kind: str, payload: dict[str, Any]) -> None:
-        if kind == "start":
-            bars["epochs"] = tqdm(
-                total=payload["epochs"],
-                initial=payload["epoch"],
-                desc=payload["name"],
-                unit="epoch",
-                leave=False,
-                disable=not progress,
-                position=1,
-            )
-        elif kind == "epoch":
-            bars["epochs"].set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
-            bars["epochs"].update(1)
-        elif kind == "testing":
-            bars["epochs"].set_description(f"{payload['name']} testing")
-        elif kind == "end" and "epochs" in bars:
-            bars.pop("epochs").close()
-
+    bars = Progress(len(pending), progress)
     try:
         for cfg in pending:
-            o = run_one(cfg, ctx, store, on_event)
-            outcomes.append(o)
-            runs_bar.update(1)
-            runs_bar.write(outcome_line(o))
+            outcome = run_one(cfg, ctx, store, lambda kind, payload: bars.event(0, kind, payload))
+            outcomes.append(outcome)
+            bars.finished(outcome)
     finally:
-        for bar in bars.values():
-            bar.close()
-        runs_bar.close()
+        bars.close()
     return outcomes
 
 
-def outcome_line(o: RunOutcome) -> str:
-    """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
-    if o.status != "FINISHED":
-        return f"{o.status:8s} {o.run_name}: {o.reason}"
-    parts = []
-    for mode, acc in o.accuracy.items():
-        a = 100 * np.asarray(acc)
-        parts.append(
-            f"{mode} {a.mean():.2f}" + (f"±{a.std(ddof=1):.2f}" if len(a) > 1 and a.std() > 0 else "")
-        )
-    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): " + ", ".join(parts) + " % acc"
-
-
 def _preflight(study: Study, cfg: RunConfig, data_root: str | Path | None) -> None:
-    """Load the data of the first run before creating any run, so a missing file fails at once."""
+    """Load the first run's data and build every model for it before any run exists, so a missing
+    file or a model that cannot take this input fails at once instead of as N failed runs."""
     import data
+    import nets
 
     try:
-        data.load_task(
+        task = data.load_task(
             cfg.dataset,
             split_seed=cfg.seeds["split"],
             root=data_root,
@@ -233,7 +199,14 @@ def _preflight(study: Study, cfg: RunConfig, data_root: str | Path | None) -> No
             **cfg.dataset_options,
         )
     except data.DataError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(f"{study.source}: dataset: {exc}") from None
+    for model in study.models:
+        try:
+            nets.build(model, task.num_classes, task.in_shape, **study.model_options.get(model, {}))
+        except nets.ModelError as exc:
+            raise UserError(
+                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {exc}"
+            ) from None
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:

@@ -67,11 +67,8 @@ class Store:
                 ) from None
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        from mlflow import MlflowClient
-
-        _quiet()
-        self.client = MlflowClient(tracking_uri=self.uri)
         if self.dir is None:
             self._open()
             return
@@ -83,7 +80,11 @@ class Store:
 
     def _open(self) -> None:
         """First contact: creates or migrates a local store; a broken one becomes a one-line error."""
+        from mlflow import MlflowClient
+
+        _quiet()  # after the import: importing mlflow sets its own log levels
         try:
+            self.client = MlflowClient(tracking_uri=self.uri)
             self.call(self.client.search_experiments, max_results=1)
         except UserError:
             raise

@@ -1,0 +1,77 @@
+"""Progress of a sweep: bars on a terminal (runs, and each worker's epochs), plain lines in a log file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def outcome_line(o: Any) -> str:
+    """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
+    if o.status != "FINISHED":
+        return f"{o.status:8s} {o.run_name}: {o.reason}"
+    parts = []
+    for mode, acc in o.accuracy.items():
+        a = 100 * np.asarray(acc)
+        parts.append(
+            f"{mode} {a.mean():.2f}" + (f"±{a.std(ddof=1):.2f}" if len(a) > 1 and a.std() > 0 else "")
+        )
+    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): " + ", ".join(parts) + " % acc"
+
+
+class Progress:
+    """Consumes the runner's events (start, epoch, testing, end) from one or more workers."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.tty = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.runs = tqdm(total=total, desc="runs", unit="run", disable=not self.tty, position=0)
+        self.bars: dict[int, Any] = {}
+        self.done = 0
+        self.total = total
+
+    def event(self, worker: int, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "start":
+            self.bars[worker] = tqdm(
+                total=payload["epochs"],
+                initial=payload["epoch"],
+                desc=payload["name"],
+                unit="epoch",
+                leave=False,
+                disable=not self.tty,
+                position=worker + 1,
+            )
+            if payload["epoch"] and self.enabled:
+                self.write(f"resuming {payload['name']} from epoch {payload['epoch']}")
+        elif kind == "epoch" and worker in self.bars:
+            bar = self.bars[worker]
+            bar.set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
+            bar.update(1)
+            step = max(1, bar.total // 4)
+            if self.enabled and not self.tty and (payload["epoch"] % step == 0):
+                self.write(
+                    f"  {payload['name']}: epoch {payload['epoch']}/{bar.total} "
+                    f"loss {payload['loss']:.4f} acc {payload['acc']:.4f}"
+                )
+        elif kind == "testing" and worker in self.bars:
+            self.bars[worker].set_description(f"{payload['name']} testing")
+        elif kind == "end" and worker in self.bars:
+            self.bars.pop(worker).close()
+
+    def finished(self, outcome: Any) -> None:
+        self.done += 1
+        self.runs.update(1)
+        if self.enabled:
+            prefix = "" if self.tty else f"[{self.done}/{self.total}] "
+            self.write(prefix + outcome_line(outcome))
+
+    def write(self, line: str) -> None:
+        tqdm.write(line, file=sys.stdout)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.runs.close()
