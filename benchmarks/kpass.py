@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     task = c.hsi_task(args.data_root, device, options)
     measure("k_pass", task, passes, quick.test.batch_size, device)
     # The lab's 30x25x25 patches cost ~100x more per sample on a CPU: a few per class only.
-    subset = {**lab.dataset_options, "test_per_class": 1 if args.quick else 4}
+    subset = {**lab.dataset_options, "test_per_class": 1 if args.quick else 2}
     task = c.hsi_task(args.data_root, device, subset)
     measure("k_pass_lab_subset", task, passes, lab.test.batch_size, device)
 

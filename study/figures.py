@@ -161,8 +161,7 @@ def classification_maps(
 ) -> Figure:
     """Ground truth, the eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
     classes = int(max(gt.max(), labels.max())) + 1
-    cmap = ListedColormap(sns.color_palette("tab20", classes))
-    cmap.set_bad("white")
+    cmap = ListedColormap(sns.color_palette("tab20", classes)).with_extremes(bad="white")
 
     def canvas(values: np.ndarray) -> np.ndarray:
         img = np.full(gt.shape, np.nan)

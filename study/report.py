@@ -347,21 +347,31 @@ def answer_sentences(
     """The opening paragraph, one per condition: how much the accuracy varies and where it comes from."""
     out = []
     for cond in dict.fromkeys(r.condition for r in finished):
-        parts = []
+        group = [r for r in finished if r.condition == cond]
         a = acc[acc["condition"] == cond].set_index("mode")
         v = vc[vc["condition"] == cond].set_index("mode") if not vc.empty else pd.DataFrame()
         f = flips[flips["condition"] == cond].set_index("mode")
+        same = all(
+            "train" in r.arrays
+            and "mc_dropout" in r.arrays
+            and np.array_equal(r.arrays["train"], r.arrays["mc_dropout"])
+            for r in group
+        )
+        parts = []
         for mode in STOCHASTIC:
-            if mode not in a.index:
+            if mode not in a.index or (mode == "mc_dropout" and same):
                 continue
             row = a.loc[mode]
-            text = f"{MODE_WORDS[mode]} test accuracy of {cond} varies by {row['std']:.2f} points (std)"
+            text = (
+                f"{MODE_WORDS[mode]} test accuracy of {cond} varies by {row['std']:.2f} points (std over "
+                f"{int(row['passes'])} passes of {int(row['runs'])} trained model{'s' if row['runs'] > 1 else ''})"
+            )
             if mode in v.index:
                 c = v.loc[mode]
                 if c["within"] == 0:
                     text += (
-                        f"; every {mode} pass of a model gives the same predictions (the model has no "
-                        "active dropout), so all of that spread comes from training randomness"
+                        f"; every {mode} pass of a model gives the same predictions (no dropout is active), "
+                        "so all of that spread comes from training randomness"
                     )
                 else:
                     text += (
@@ -369,12 +379,27 @@ def answer_sentences(
                         f"{c['share_within_ci_high']:.0f}%) of that variance comes from test-time dropout, "
                         f"{c['share_between']:.0f}% from training randomness"
                     )
-            else:
-                text += f" over {int(row['passes'])} passes of one trained model"
-            if "eval" in a.index:
-                gap = row["mean"] - a.loc["eval", "mean"]
-                text += f"; on average it is {abs(gap):.2f} points {'lower' if gap < 0 else 'higher'} than in eval mode"
-            parts.append(text + ".")
+            text += "."
+            if mode in f.index and not np.isnan(f.loc[mode, "flip_rate"]) and f.loc[mode, "flip_rate"] > 0:
+                within_sd = (
+                    np.sqrt(v.loc[mode, "within"])
+                    if mode in v.index
+                    else np.mean([r.accuracy(mode).std(ddof=1) for r in group])
+                )
+                text += (
+                    f" Testing one trained model again moves its accuracy by {within_sd:.2f} points (std) and "
+                    f"changes the predicted class of {f.loc[mode, 'flip_rate']:.2f}% of test samples"
+                )
+                if "eval" in a.index:
+                    gap = row["mean"] - a.loc["eval", "mean"]
+                    text += f"; on average it is {abs(gap):.2f} points {'lower' if gap < 0 else 'higher'} than in eval mode"
+                text += "."
+            if mode == "train" and same:
+                text += (
+                    " MC dropout gives exactly the same passes: the model has no BatchNorm, so train mode "
+                    "only switches dropout on."
+                )
+            parts.append(text)
         if "eval" in a.index:
             e = a.loc["eval"]
             runs = int(e["runs"])
@@ -384,7 +409,7 @@ def answer_sentences(
             else:
                 text = f"In eval mode {flip:.3f}% of predictions still change between passes (nondeterministic kernels)"
             if runs > 1:
-                text += f"; across seeds they vary by {e['seed_std']:.2f} points (mean {e['mean']:.2f}%)"
+                text += f"; across seeds they vary by {e['seed_std']:.2f} points (std; mean {e['mean']:.2f}%)"
             else:
                 text += f" (accuracy {e['mean']:.2f}%)"
             parts.append(text + ".")

@@ -1,0 +1,158 @@
+"""Tracking cost: everything the runner logs for a 100-epoch run tested with K = 30 passes in 3 modes.
+
+seedvar: the runner's own logging code into a temporary MLflow sqlite store: the resume lookup
+(Store.search on the config hash), start_child (params, tags, config and environment artifacts), the
+data params, 100 per-epoch Store.log calls (runner._epoch_metrics), the weights tag, and
+runner._test_and_log (per-pass metrics, summaries, the predictions.npz artifact), then Store.end.
+Testing is real but cheap: a tiny model (centre-pixel spectrum -> linear -> dropout -> linear) on the
+quick study's Indian Pines test set (8,712 patches), so passes differ as they do for HybridSN.
+Baseline: the same calls with a store that records nothing, so the difference is the logging cost.
+
+    .venv/bin/python benchmarks/tracking.py [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+PARTS = ("start", "epochs", "test", "end")
+
+
+class Tiny(nn.Module):
+    """A model with HybridSN's trunk/head split that costs nothing: testing time is not what is measured."""
+
+    def __init__(self, bands: int, num_classes: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(bands, 32)
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.4), nn.Linear(32, num_classes))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x.shape[-1] // 2
+        return self.embed(x[:, 0, :, centre, centre])
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class NullStore:
+    """Store's logging interface, recording nothing: the baseline."""
+
+    def search(self, experiment_id: str, filter_string: str = "") -> list[Any]:
+        return []
+
+    def start_run(self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> str:
+        return "null"
+
+    def log(self, run_id: str, metrics: Any = (), params: Any = None, tags: Any = None) -> None:
+        list(metrics)  # the runner builds these lists either way
+
+    def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
+        pass
+
+    def end(self, run_id: str, status: str) -> None:
+        pass
+
+
+def logged_run(store: Any, cfg: Any, ctx: Any, task: Any, model: nn.Module) -> dict[str, float]:
+    """What runner.run_one logs, in its order, with the training replaced by synthetic epoch stats."""
+    from study.runner import _epoch_metrics, _test_and_log, start_child
+    from study.tracking import TAG
+    from study.train import EpochStats, weights_sha256
+
+    t = [time.perf_counter()]
+    store.search(ctx.experiment_id, f"tags.`{TAG}config_hash` = '{cfg.config_hash}'")
+    run_id = start_child(store, cfg, ctx)
+    store.log(run_id, params={f"data.{k}": v for k, v in task.info.items()})
+    t.append(time.perf_counter())
+    for e in range(1, cfg.train.epochs + 1):
+        ep = EpochStats(e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr)
+        store.log(run_id, _epoch_metrics(ep))
+    store.log(run_id, tags={f"{TAG}weights_sha256": weights_sha256(model)})
+    t.append(time.perf_counter())
+    _test_and_log(model, task, cfg, store, run_id)
+    t.append(time.perf_counter())
+    store.log(run_id, [("time.total_seconds", 60.0, 0)])
+    store.end(run_id, "FINISHED")
+    t.append(time.perf_counter())
+    return {part: t[i + 1] - t[i] for i, part in enumerate(PARTS)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = c.parser(__doc__)
+    p.add_argument("--repeats", type=int, help="alternating baseline/seedvar pairs (default 3; 1 with --quick)")
+    args = p.parse_args(argv)
+    c.device_or_exit(args.device)  # logging happens on the CPU whatever the device: the test runs on CPU
+    from study.plan import expand
+    from study.runner import RunContext
+    from study.seeding import seeded
+    from study.tracking import TAG, Store
+
+    repeats = args.repeats or (1 if args.quick else 3)
+    lab = c.study_spec("lab")
+    options = dict(c.study_spec("quick").dataset_options)
+    overrides = {
+        "dataset": c.hsi_dataset(args.data_root, options),
+        "train.epochs": 5 if args.quick else lab.train.epochs,
+        "test.passes": 3 if args.quick else lab.test.passes,
+        "test.eval_passes": lab.test.eval_passes,
+        "test.modes": list(lab.test.modes),
+        "seeds.replicates": 1,
+        "device": "cpu",
+    }
+    if args.quick:
+        overrides["dataset"]["test_per_class"] = 8
+    cfg = expand(c.study_spec("quick", overrides), "cpu")[0]
+    task = c.hsi_task(args.data_root, torch.device("cpu"), cfg.dataset_options)
+    with seeded(0):
+        model = Tiny(task.in_shape[1], task.num_classes)
+
+    with tempfile.TemporaryDirectory(prefix="seedvar-bench-") as tmp:
+        store = Store(c.new_store_uri(Path(tmp)))  # migrations before any timing
+        exp = store.experiment_id("tracking")
+        parent = store.start_run(exp, "bench", {f"{TAG}kind": "sweep"})
+        ctx = RunContext(store.uri, exp, parent, args.data_root)
+        null = NullStore()
+        logged_run(store, cfg, ctx, task, model)  # warm-up: MLflow's lazy imports, artifact repository
+        logged_run(null, cfg, ctx, task, model)
+        real, base = [], []
+        for _ in range(repeats):
+            base.append(logged_run(null, cfg, ctx, task, model))
+            real.append(logged_run(store, cfg, ctx, task, model))
+        run = store.client.get_run(store.search(exp, f"tags.`{TAG}kind` = 'run'")[0].info.run_id)
+        n_metrics = sum(len(store.client.get_metric_history(run.info.run_id, k)) for k in run.data.metrics)
+        artifacts = {f.path: f.file_size for f in store.client.list_artifacts(run.info.run_id)}
+
+    def med(rows: list[dict[str, float]], part: str | None = None) -> float:
+        return c.median([sum(r.values()) if part is None else r[part] for r in rows])
+
+    c.info(
+        f"tracking: {cfg.train.epochs} epochs, modes {', '.join(cfg.test.modes)}, K = {cfg.test.passes} "
+        f"({cfg.test.eval_passes} eval), {len(task.test)} test samples: {n_metrics} metric values, "
+        f"{len(run.data.params)} params, artifacts "
+        + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sorted(artifacts.items()))
+    )
+    c.info(
+        "tracking: median seconds per part, seedvar / nothing logged: "
+        + ", ".join(f"{part} {med(real, part):.3f} / {med(base, part):.3f}" for part in PARTS)
+    )
+    sv, nothing = med(real), med(base)
+    c.info(f"tracking: logging cost per run (seedvar - baseline) {sv - nothing:.2f} s")
+    c.result("tracking", f"{sv:.2f} s", f"{nothing:.2f} s", sv / nothing)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""End to end: a small sweep, `seedvar report`, the HTML parsed and checked against MLflow directly;
+and `seedvar ui` serving the same store over its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from html.parser import HTMLParser
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.cli import main
+from study.report import write_report
+from study.spec import parse_study
+from study.sweep import run_sweep
+from study.tracking import TAG
+
+HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
+
+
+def make_study(name: str, **seeds) -> object:
+    return parse_study(
+        {
+            "name": name,
+            "device": "cpu",
+            "models": ["hybridsn"],
+            "dataset": HSI,
+            "deterministic": "both",
+            "train": {"epochs": 3, "batch_size": 32},
+            "seeds": {"replicates": 3, **seeds},
+            "test": {"passes": 5},
+        }
+    )
+
+
+class Page(HTMLParser):
+    """Collects what a reader of index.html sees: the answer, table ids and their text, figures."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer, self.tables, self.images, self._in = [], {}, [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "p" and attrs.get("class") == "answer":
+            self._in = "answer"
+        elif tag == "div" and attrs.get("id", "").startswith("table-"):
+            self._in = attrs["id"][len("table-") :]
+            self.tables[self._in] = ""
+        elif tag == "img":
+            self.images.append((attrs.get("alt"), attrs.get("src", "")))
+
+    def handle_endtag(self, tag):
+        if tag in ("p", "div"):
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in == "answer":
+            self.answer.append(data)
+        elif self._in:
+            self.tables[self._in] += data + " "
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, _template_store):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("report") / "mlruns"
+    folder.mkdir()
+    shutil.copy(_template_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    run_sweep(make_study("e2e"), tracking_uri=uri, progress=False)
+    return uri, folder.parent
+
+
+def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
+    uri, root = swept
+    out = root / "out"
+    assert main(["report", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out)]) == 0
+    page = Page()
+    page.feed((out / "index.html").read_text())
+    answer = " ".join(page.answer)
+    tables = {p.stem for p in (out / "tables").glob("*.csv")}
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert tables >= {
+        "settings",
+        "accuracy",
+        "variance_components",
+        "flip_rates",
+        "comparisons",
+        "power",
+        "spread_tests",
+    }
+    assert figures >= {
+        "accuracy_distribution",
+        "variance_components",
+        "flip_rates",
+        "training_curves",
+        "comparison_matrix",
+        "classification_maps",
+    }
+    assert set(page.tables) == tables
+    embedded = {
+        alt for alt, src in page.images if src.startswith("data:image/png;base64,") and len(src) > 1000
+    }
+    assert embedded == figures  # every figure is inside the page, none is a link
+    assert (out / "report.md").read_text().count("## ") >= 7
+
+    # the numbers, recomputed from mlflow.search_runs and the metric histories directly
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    df = mlflow.search_runs(experiment_names=["e2e"], filter_string=f"tags.`{TAG}kind` = 'run'")
+    det = df[df[f"tags.{TAG}deterministic"] == "true"]
+    eval_acc = 100 * det["metrics.test.eval.acc_mean"].to_numpy()
+    train_passes = np.concatenate(
+        [[100 * m.value for m in client.get_metric_history(rid, "test.train.acc")] for rid in det["run_id"]]
+    )
+    acc = pd.read_csv(out / "tables" / "accuracy.csv").set_index(["condition", "mode"])
+    assert acc.loc[("hybridsn", "eval"), "mean"] == pytest.approx(eval_acc.mean(), abs=1e-9)
+    assert acc.loc[("hybridsn", "eval"), "seed_std"] == pytest.approx(eval_acc.std(ddof=1), abs=1e-9)
+    assert acc.loc[("hybridsn", "train"), "std"] == pytest.approx(train_passes.std(ddof=1), abs=1e-9)
+    assert acc.loc[("hybridsn", "train"), "passes"] == 15
+    sentence = f"Train-mode test accuracy of hybridsn varies by {train_passes.std(ddof=1):.2f} points"
+    assert sentence in answer
+    assert f"across seeds they vary by {eval_acc.std(ddof=1):.2f} points" in answer
+    assert "In eval mode the same 3 models give identical results on every pass" in answer
+    assert re.search(r"\d+% \(CI \d+-\d+%\) of that variance comes from test-time dropout", answer)
+    assert f"{eval_acc.mean():.2f}" in page.tables["accuracy"]
+    vc = pd.read_csv(out / "tables" / "variance_components.csv").set_index(["condition", "mode"])
+    row = vc.loc[("hybridsn", "train")]
+    assert row["share_within"] + row["share_between"] == pytest.approx(100)
+    assert row["models"] == 3 and row["passes"] == 15
+
+
+def test_report_lists_failed_runs_with_their_reasons(swept):
+    uri, root = swept
+    store_study = parse_study(
+        {
+            "name": "e2e",
+            "device": "cpu",
+            "models": ["hybridsn"],
+            "dataset": HSI,
+            "deterministic": True,
+            "train": {"epochs": 1, "lr": 1e30, "optimizer": "sgd"},
+            "seeds": {"replicates": 1, "base": 99},
+            "test": {"passes": 5},
+        }
+    )
+    run_sweep(store_study, tracking_uri=uri, progress=False)
+    out = write_report("e2e", tracking_uri=uri, out=root / "with_failure")
+    failed = pd.read_csv(out / "tables" / "failed_runs.csv")
+    assert list(failed["status"]) == ["FAILED"] and "loss became" in failed["reason"][0]
+    assert "loss became" in (out / "index.html").read_text()
+
+
+def test_report_of_a_sources_study_shows_per_source_spread(tmp_path, store_uri):
+    run_sweep(make_study("sources", vary=["init", "order"]), tracking_uri=store_uri, progress=False)
+    out = write_report("sources", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
+    table = pd.read_csv(out / "tables" / "per_source.csv")
+    assert set(table["source"]) == {"init", "order"} and (table["n"] == 3).all()
+    assert (out / "figures" / "per_source.png").exists() and not (out / "index.html").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_serves_the_store_and_stops_on_ctrl_c(swept):
+    uri, _ = swept
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", "ui", "--tracking-uri", uri, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"{base}/experiments/get-by-name?experiment_name=e2e", timeout=5
+                ) as r:
+                    experiment = json.load(r)["experiment"]
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the UI did not come up"
+                time.sleep(0.5)
+        body = json.dumps({"experiment_ids": [experiment["experiment_id"]], "max_results": 1000}).encode()
+        request = urllib.request.Request(
+            f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            runs = json.load(r)["runs"]
+        names = {r["info"]["run_name"] for r in runs}
+        assert {"hybridsn-det-r00", "hybridsn-nondet-r02"} <= names
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{port}" in output and "stopped" in output
