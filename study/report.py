@@ -198,10 +198,7 @@ def build_sections(experiment: str, store: Store, runs: list[Run], sweeps: list[
             "(training randomness), *within* = variance across the test passes of one model (test-time "
             "dropout), both in points². Balanced designs use the ANOVA estimator (negative estimates "
             "truncated at 0, flagged); unbalanced ones REML.",
-            *(
-                f"95% CIs ({m.split(':')[0] if m.startswith('cluster') else 'balanced'}): {m}."
-                for m in methods
-            ),
+            *(f"95% CIs: {m}." for m in methods),
         ],
         tables={"variance_components": vc},
         figures={"variance_components": _fig("variance_components", vc)},

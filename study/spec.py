@@ -264,10 +264,7 @@ def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
         defaults = data.dataset_options(name)
     except data.DataError as exc:
         raise fail("dataset.name", str(exc)) from None
-    for key in options:
-        if key not in defaults:
-            valid = ", ".join(sorted(defaults)) or "none"
-            raise fail(f"dataset.{key}", f"unknown option for {name}; valid options: {valid}")
+    _check_options("dataset", name, options, defaults, fail)
 
 
 def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
@@ -277,10 +274,16 @@ def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
         defaults = nets.model_options(name)
     except nets.ModelError as exc:
         raise fail("models", str(exc)) from None
+    _check_options(f"model_options.{name}", name, options, defaults, fail)
+
+
+def _check_options(
+    where: str, name: str, options: dict[str, Any], defaults: dict[str, Any], fail: Any
+) -> None:
     for key in options:
         if key not in defaults:
             valid = ", ".join(sorted(defaults)) or "none"
-            raise fail(f"model_options.{name}.{key}", f"unknown option for {name}; valid options: {valid}")
+            raise fail(f"{where}.{key}", f"unknown option for {name}; valid options: {valid}")
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:

@@ -1,0 +1,126 @@
+"""The heart of the mission on CUDA: equal seeds + deterministic kernels give bit-identical weights.
+
+For each model, trains the same config `--repeats` times with `deterministic = true` and again with
+`false` (cuDNN picks its fastest, possibly nondeterministic kernels), through the runner's own code
+(seeding, Trainer, weights_sha256, test passes), and reports whether the weight sha256 and the eval /
+train-mode predictions agree across repeats. Writes a Markdown table and JSON to --out.
+
+    PYTHONPATH=. python benchmarks/gpu_check.py --device cuda --data-root ../shared/datasets --out results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from study.seeding import prepare_cuda_env, run_seeds  # noqa: E402
+
+prepare_cuda_env()  # before CUDA starts
+
+import data  # noqa: E402
+import nets  # noqa: E402
+from study.evaluate import predict_passes  # noqa: E402
+from study.seeding import pass_seeds, seeded, set_deterministic  # noqa: E402
+from study.spec import TrainSpec  # noqa: E402
+from study.train import Trainer, weights_sha256  # noqa: E402
+
+CASES = {
+    # model: (dataset, options, epochs, batch size)
+    "hybridsn": ("indian_pines", {"pca": 30, "window": 25, "train_fraction": 0.3}, 3, 128),
+    "mobilenet_v2": ("synthetic_cifar", {"n_train": 5000, "n_test": 1000}, 2, 128),
+    "shufflenet_v2": ("synthetic_cifar", {"n_train": 5000, "n_test": 1000}, 2, 128),
+    "senet18": ("synthetic_cifar", {"n_train": 5000, "n_test": 1000}, 2, 128),
+    "cbam_resnet18": ("synthetic_cifar", {"n_train": 5000, "n_test": 1000}, 2, 128),
+}
+
+
+def one_run(model_name: str, deterministic: bool, device: torch.device, root: str | None, quick: bool) -> dict:
+    """Train and test one config exactly as a sweep's run does (without MLflow)."""
+    dataset, options, epochs, batch = CASES[model_name]
+    if quick:
+        small = {"n_train": 256, "n_test": 64} if dataset == "synthetic_cifar" else {"pca": 15, "window": 11}
+        options, epochs = {**options, **small}, 1
+    seeds = run_seeds(0, 0, "all")
+    set_deterministic(deterministic)
+    task = data.load_task(dataset, split_seed=seeds["split"], root=root, device=device, **options)
+    with seeded(seeds["init"], device):
+        model = nets.build(model_name, task.num_classes, task.in_shape)
+    model.to(device)
+    trainer = Trainer(model, task, TrainSpec(epochs=epochs, batch_size=batch), seeds, device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        trainer.run_epoch()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    ps = pass_seeds(seeds["test"], 3)
+    ev = predict_passes(model, task.test, "eval", ps[:2], 512, fused=False)
+    tr = predict_passes(model, task.test, "train", ps, 512)
+    return {"sha": weights_sha256(model), "eval": ev, "train": tr, "seconds": seconds}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", default=",".join(CASES))
+    p.add_argument("--out", default="gpu_check")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a CPU smoke test of this script)")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: CUDA requested but not available", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    header = (f"GPU check on {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+              f"cuDNN {torch.backends.cudnn.version()}, {time.strftime('%Y-%m-%d')}")
+    print(header, flush=True)
+    rows, results = [], []
+    for model_name in args.models.split(","):
+        for det in (True, False):
+            try:
+                runs = [one_run(model_name, det, device, args.data_root, args.quick) for _ in range(args.repeats)]
+            except Exception as exc:  # e.g. an op without a deterministic CUDA kernel: report, go on
+                line = f"| {model_name} | {str(det).lower()} | error: {type(exc).__name__}: {str(exc).splitlines()[0][:150]} | | | |"
+                rows.append(line)
+                print(line, flush=True)
+                continue
+            shas = {r["sha"] for r in runs}
+            same_eval = all(np.array_equal(r["eval"], runs[0]["eval"]) for r in runs)
+            same_train = all(np.array_equal(r["train"], runs[0]["train"]) for r in runs)
+            eval_stable = all((r["eval"] == r["eval"][0]).all() for r in runs)
+            secs = np.mean([r["seconds"] for r in runs[1:]] or [runs[0]["seconds"]])
+            result = {"model": model_name, "deterministic": det, "repeats": len(runs), "distinct_sha256": len(shas),
+                      "sha256": sorted(shas), "same_eval_predictions": same_eval, "same_train_predictions": same_train,
+                      "eval_passes_identical": eval_stable, "train_seconds": float(secs)}
+            results.append(result)
+            line = (f"| {model_name} | {str(det).lower()} | {len(shas)} of {len(runs)} "
+                    f"({'identical' if len(shas) == 1 else 'differ'}) | {'yes' if same_eval else 'no'} | "
+                    f"{'yes' if same_train else 'no'} | {secs:.1f} |")
+            rows.append(line)
+            print(line, flush=True)
+            (out / "gpu_check.json").write_text(json.dumps({"header": header, "results": results}, indent=2))
+    table = "\n".join([
+        header, "",
+        "| model | deterministic | distinct weight sha256 over repeats | same eval predictions | same train-mode predictions | s/training |",
+        "|---|---|---|---|---|---|", *rows,
+    ])
+    (out / "gpu_check.md").write_text(table + "\n")
+    failures = [r for r in results if r["deterministic"] and r["distinct_sha256"] != 1]
+    print("deterministic runs bit-identical:", "yes" if not failures else f"NO for {[r['model'] for r in failures]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
