@@ -7,6 +7,7 @@ and timings drift by tens of percent between runs; only the ratio of the two is 
 from __future__ import annotations
 
 import argparse
+import atexit
 import shutil
 import statistics
 import sys
@@ -107,7 +108,9 @@ def new_store_uri(folder: Path) -> str:
     from study.tracking import Store
 
     if not _TEMPLATE:
-        tmpl = Path(tempfile.mkdtemp(prefix="seedvar-bench-template-")) / "mlflow.db"
+        folder_ = tempfile.mkdtemp(prefix="seedvar-bench-template-")
+        atexit.register(shutil.rmtree, folder_, ignore_errors=True)
+        tmpl = Path(folder_) / "mlflow.db"
         Store(f"sqlite:///{tmpl}")
         _TEMPLATE.append(tmpl)
     (folder / "mlruns").mkdir(parents=True, exist_ok=True)
@@ -129,3 +132,53 @@ def result(name: str, seedvar: str, baseline: str, ratio: float, digits: int = 1
 def info(line: str) -> None:
     """A detail line (not a result): printed as is, listed under the table by run_all."""
     print(line, flush=True)
+
+
+def _cpu_ticks() -> tuple[float, float]:
+    """(busy, total) seconds of CPU time of the whole machine so far, from /proc/stat."""
+    import os
+
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its finished children (spawned workers included once joined)."""
+    import resource
+
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
+class CpuLoad:
+    """How many cores other processes kept busy while a benchmark ran: a shared machine's noise, measured.
+
+    Linux only (reads /proc/stat); `others` is None elsewhere.
+    """
+
+    def __enter__(self) -> CpuLoad:
+        self.others: float | None = None
+        self.ours: float | None = None
+        try:
+            self._start = (*_cpu_ticks(), _own_cpu(), time.perf_counter())
+        except (OSError, ValueError):
+            self._start = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._start is None:
+            return
+        busy0, _, own0, t0 = self._start
+        busy1, _, own1 = (*_cpu_ticks(), _own_cpu())
+        wall = max(time.perf_counter() - t0, 1e-9)
+        self.ours = (own1 - own0) / wall
+        self.others = max(0.0, (busy1 - busy0) / wall - self.ours)
+
+    def __str__(self) -> str:
+        if self.others is None:
+            return "cpu load unknown"
+        return f"this benchmark used {self.ours:.2f} cores, other processes {self.others:.2f}"

@@ -42,7 +42,9 @@ CASES = {
 }
 
 
-def one_run(model_name: str, deterministic: bool, device: torch.device, root: str | None, quick: bool) -> dict:
+def one_run(
+    model_name: str, deterministic: bool, device: torch.device, root: str | None, quick: bool
+) -> dict:
     """Train and test one config exactly as a sweep's run does (without MLflow)."""
     dataset, options, epochs, batch = CASES[model_name]
     if quick:
@@ -83,14 +85,18 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    header = (f"GPU check on {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-              f"cuDNN {torch.backends.cudnn.version()}, {time.strftime('%Y-%m-%d')}")
+    header = (
+        f"GPU check on {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+        f"cuDNN {torch.backends.cudnn.version()}, {time.strftime('%Y-%m-%d')}"
+    )
     print(header, flush=True)
     rows, results = [], []
     for model_name in args.models.split(","):
         for det in (True, False):
             try:
-                runs = [one_run(model_name, det, device, args.data_root, args.quick) for _ in range(args.repeats)]
+                runs = [
+                    one_run(model_name, det, device, args.data_root, args.quick) for _ in range(args.repeats)
+                ]
             except Exception as exc:  # e.g. an op without a deterministic CUDA kernel: report, go on
                 line = f"| {model_name} | {str(det).lower()} | error: {type(exc).__name__}: {str(exc).splitlines()[0][:150]} | | | |"
                 rows.append(line)
@@ -101,24 +107,41 @@ def main() -> int:
             same_train = all(np.array_equal(r["train"], runs[0]["train"]) for r in runs)
             eval_stable = all((r["eval"] == r["eval"][0]).all() for r in runs)
             secs = np.mean([r["seconds"] for r in runs[1:]] or [runs[0]["seconds"]])
-            result = {"model": model_name, "deterministic": det, "repeats": len(runs), "distinct_sha256": len(shas),
-                      "sha256": sorted(shas), "same_eval_predictions": same_eval, "same_train_predictions": same_train,
-                      "eval_passes_identical": eval_stable, "train_seconds": float(secs)}
+            result = {
+                "model": model_name,
+                "deterministic": det,
+                "repeats": len(runs),
+                "distinct_sha256": len(shas),
+                "sha256": sorted(shas),
+                "same_eval_predictions": same_eval,
+                "same_train_predictions": same_train,
+                "eval_passes_identical": eval_stable,
+                "train_seconds": float(secs),
+            }
             results.append(result)
-            line = (f"| {model_name} | {str(det).lower()} | {len(shas)} of {len(runs)} "
-                    f"({'identical' if len(shas) == 1 else 'differ'}) | {'yes' if same_eval else 'no'} | "
-                    f"{'yes' if same_train else 'no'} | {secs:.1f} |")
+            line = (
+                f"| {model_name} | {str(det).lower()} | {len(shas)} of {len(runs)} "
+                f"({'identical' if len(shas) == 1 else 'differ'}) | {'yes' if same_eval else 'no'} | "
+                f"{'yes' if same_train else 'no'} | {secs:.1f} |"
+            )
             rows.append(line)
             print(line, flush=True)
             (out / "gpu_check.json").write_text(json.dumps({"header": header, "results": results}, indent=2))
-    table = "\n".join([
-        header, "",
-        "| model | deterministic | distinct weight sha256 over repeats | same eval predictions | same train-mode predictions | s/training |",
-        "|---|---|---|---|---|---|", *rows,
-    ])
+    table = "\n".join(
+        [
+            header,
+            "",
+            "| model | deterministic | distinct weight sha256 over repeats | same eval predictions | same train-mode predictions | s/training |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
     (out / "gpu_check.md").write_text(table + "\n")
     failures = [r for r in results if r["deterministic"] and r["distinct_sha256"] != 1]
-    print("deterministic runs bit-identical:", "yes" if not failures else f"NO for {[r['model'] for r in failures]}")
+    print(
+        "deterministic runs bit-identical:",
+        "yes" if not failures else f"NO for {[r['model'] for r in failures]}",
+    )
     return 1 if failures else 0
 
 

@@ -3,7 +3,9 @@
 Both sides call study.evaluate.predict_passes on the same freshly initialised model (fixed init seed,
 train mode, so dropout is active) with the same pass seeds; only `fused` differs, and the predictions
 must be identical. CPU: the quick study's data (Indian Pines, PCA 15, 11x11 windows, all test
-patches), plus the lab's data (PCA 30, 25x25) on a small subset of test patches; CUDA: the lab's data.
+patches), plus the lab's data (PCA 30, 25x25) on a small subset of test patches, with 1 thread as a
+run tests (train.threads = 1 by default; 2 threads on 2 cores run 2-3x slower, not faster, whenever
+another process is busy). CUDA: the lab's data.
 
     .venv/bin/python benchmarks/kpass.py [--device cpu|cuda] [--data-root ../shared/datasets] [--quick]
 """
@@ -22,6 +24,7 @@ import _common as c  # noqa: E402
 def measure(name: str, task: Any, passes: int, batch_size: int, device: Any) -> None:
     """Time fused, full, fused again (the mean of the two fused runs brackets the full one in time)."""
     import numpy as np
+    import torch
 
     import nets
     from study.evaluate import predict_passes
@@ -42,7 +45,8 @@ def measure(name: str, task: Any, passes: int, batch_size: int, device: Any) -> 
     flips = float((full != full[:1]).any(axis=0).mean())
     c.info(
         f"{name}: {len(task.test)} test patches {tuple(task.in_shape)}, K = {passes} train-mode passes, "
-        f"batch {batch_size}, device {device}, {flips:.1%} of patches change class across passes"
+        f"batch {batch_size}, device {device}, {torch.get_num_threads()} CPU thread(s); "
+        f"{flips:.1%} of patches change class across passes (untrained model)"
     )
     c.info(f"{name}: identical predictions: {identical}")
     seedvar = (t_fused1 + t_fused2) / 2
@@ -53,26 +57,32 @@ def measure(name: str, task: Any, passes: int, batch_size: int, device: Any) -> 
 def main(argv: Sequence[str] | None = None) -> None:
     p = c.parser(__doc__)
     p.add_argument("--passes", type=int, help="K (default 30, the lab's; 3 with --quick)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as runs test)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
+    import torch
+
+    torch.set_num_threads(args.threads)
     from study.seeding import set_deterministic
 
     set_deterministic(True)  # as the studies run; also keeps cuDNN from picking other kernels per call
     quick, lab = c.study_spec("quick"), c.study_spec("lab")
     passes = args.passes or (3 if args.quick else lab.test.passes)
-    if device.type == "cuda":
-        task = c.hsi_task(args.data_root, device, dict(lab.dataset_options))
-        measure("k_pass", task, passes, lab.test.batch_size, device)
-        return
-    options = dict(quick.dataset_options)
-    if args.quick:
-        options["test_per_class"] = 4
-    task = c.hsi_task(args.data_root, device, options)
-    measure("k_pass", task, passes, quick.test.batch_size, device)
-    # The lab's 30x25x25 patches cost ~100x more per sample on a CPU: a few per class only.
-    subset = {**lab.dataset_options, "test_per_class": 1 if args.quick else 2}
-    task = c.hsi_task(args.data_root, device, subset)
-    measure("k_pass_lab_subset", task, passes, lab.test.batch_size, device)
+    with c.CpuLoad() as load:
+        if device.type == "cuda":
+            task = c.hsi_task(args.data_root, device, dict(lab.dataset_options))
+            measure("k_pass", task, passes, lab.test.batch_size, device)
+        else:
+            options = dict(quick.dataset_options)
+            if args.quick:
+                options["test_per_class"] = 4
+            task = c.hsi_task(args.data_root, device, options)
+            measure("k_pass", task, passes, quick.test.batch_size, device)
+            # The lab's 30x25x25 patches cost ~100x more per sample on a CPU: a few per class only.
+            subset = {**lab.dataset_options, "test_per_class": 1 if args.quick else 2}
+            task = c.hsi_task(args.data_root, device, subset)
+            measure("k_pass_lab_subset", task, passes, lab.test.batch_size, device)
+    c.info(f"k_pass: {load}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@
 Both CIFAR loaders read the same images (the shared CIFAR-10 test batch, or synthetic images when it is
 absent) with augmentation on and batch 128, measured in one run. The HSI line times seedvar's patch gather
 for Indian Pines (PCA 30, window 25, batch 128; a synthetic scene of the same size when it is absent).
+seedvar's loader runs with the run's thread count (train.threads, 1 by default); the lab pipeline gets its
+2 DataLoader worker processes.
 
-    .venv/bin/python benchmarks/loader.py [--data-root ../shared/datasets] [--device cpu|cuda] [--seconds 5]
+    .venv/bin/python benchmarks/loader.py [--data-root ../shared/datasets] [--device cpu|cuda] [--seconds 5] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +69,24 @@ def throughput(epoch, seconds: float, device: torch.device) -> float:
     return n / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets")
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="0.3 s per measurement: checks that it runs")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of this process (default 1, as a run trains)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.seconds = 0.3
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("CUDA requested (--device cuda) but torch.cuda.is_available() is False here", file=sys.stderr)
+        sys.exit(2)
     device = torch.device(args.device)
 
     try:

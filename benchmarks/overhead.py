@@ -60,6 +60,25 @@ def plain_epoch(cfg: Any, task: Any, device: Any) -> tuple[float, str]:
         torch.set_num_threads(threads)
 
 
+def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[float, float]:
+    """(median seconds, MB) of runner.save_checkpoint on a Trainer's state: part of the timed epoch of a
+    1-epoch run, since the runner always checkpoints the last epoch (and then every 60 s)."""
+    import nets
+    from study.runner import save_checkpoint
+    from study.train import Trainer
+
+    model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options).to(device)
+    trainer = Trainer(model, task, cfg.train, cfg.seeds, device)
+    trainer.run_epoch()  # Adam's moments exist only after a step
+    path = folder / "checkpoint.pt"
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        save_checkpoint(path, {"run_id": "bench", "trainer": trainer.state_dict()})
+        times.append(time.perf_counter() - start)
+    return c.median(times), path.stat().st_size / 2**20
+
+
 def seedvar_run(cfg: Any, store: Any, data_root: str, name: str) -> tuple[float, float, Any]:
     """run_one in a fresh experiment; returns (epoch seconds, whole-run seconds, outcome)."""
     from study.runner import RunContext, run_one
@@ -84,7 +103,9 @@ def seedvar_run(cfg: Any, store: Any, data_root: str, name: str) -> tuple[float,
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = c.parser(__doc__)
-    p.add_argument("--repeats", type=int, help="alternating baseline/seedvar pairs (default 5; 1 with --quick)")
+    p.add_argument(
+        "--repeats", type=int, help="alternating baseline/seedvar pairs (default 5; 1 with --quick)"
+    )
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
     import data
@@ -120,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             t, _, outcome = seedvar_run(cfg, store, args.data_root, f"overhead-{i}")
             seedvar.append(t)
             shas.add(outcome.weights_sha256)
+        ck_seconds, ck_mb = checkpoint_cost(cfg, task, device, Path(tmp))
         epoch, wall, outcome = seedvar_run(full_cfg, store, args.data_root, "whole-run")
         metrics = store.client.get_run(outcome.run_id).data.metrics
         testing = sum(metrics.get(f"test.{m}.seconds", 0.0) for m in full_cfg.test.modes)
@@ -132,13 +154,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     c.info(f"overhead: seedvar weights equal the plain loop's: {len(shas) == 1}")
     c.info(
-        "overhead: epochs seedvar " + ", ".join(f"{t:.3f}" for t in seedvar) + " s; plain "
-        + ", ".join(f"{t:.3f}" for t in plain) + f" s; ratio of minima {min(seedvar) / min(plain):.3f}"
+        "overhead: epochs seedvar "
+        + ", ".join(f"{t:.3f}" for t in seedvar)
+        + " s; plain "
+        + ", ".join(f"{t:.3f}" for t in plain)
+        + f" s; ratio of minima {min(seedvar) / min(plain):.3f}"
     )
-    tests = ", ".join(f"{m} x{full_cfg.test.eval_passes if m == 'eval' else full_cfg.test.passes}" for m in full_cfg.test.modes)
+    c.info(
+        f"overhead: of the seedvar epoch, the end-of-training checkpoint ({ck_mb:.1f} MiB, fsync) takes "
+        f"{ck_seconds:.3f} s"
+    )
+    tests = ", ".join(
+        f"{m} x{full_cfg.test.eval_passes if m == 'eval' else full_cfg.test.passes}"
+        for m in full_cfg.test.modes
+    )
     c.info(
         f"overhead_run: whole run_one (tests {tests}) {wall:.1f} s wall: epoch {epoch:.2f} s, "
-        f"testing {testing:.1f} s, the rest (store, data, model, logging) {wall - epoch - testing:.1f} s"
+        f"testing {testing:.1f} s, the rest (store, data, model, test metrics, logging) {wall - epoch - testing:.1f} s"
     )
     sv, base = c.median(seedvar), c.median(plain)
     c.result("overhead", f"{sv:.3f} s", f"{base:.3f} s", sv / base, digits=3)

@@ -7,6 +7,7 @@ runner._test_and_log (per-pass metrics, summaries, the predictions.npz artifact)
 Testing is real but cheap: a tiny model (centre-pixel spectrum -> linear -> dropout -> linear) on the
 quick study's Indian Pines test set (8,712 patches), so passes differ as they do for HybridSN.
 Baseline: the same calls with a store that records nothing, so the difference is the logging cost.
+Both use the run's CPU thread count (1), as run_one does.
 
     .venv/bin/python benchmarks/tracking.py [--repeats 3] [--quick]
 """
@@ -54,7 +55,9 @@ class NullStore:
     def search(self, experiment_id: str, filter_string: str = "") -> list[Any]:
         return []
 
-    def start_run(self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None) -> str:
+    def start_run(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> str:
         return "null"
 
     def log(self, run_id: str, metrics: Any = (), params: Any = None, tags: Any = None) -> None:
@@ -79,7 +82,9 @@ def logged_run(store: Any, cfg: Any, ctx: Any, task: Any, model: nn.Module) -> d
     store.log(run_id, params={f"data.{k}": v for k, v in task.info.items()})
     t.append(time.perf_counter())
     for e in range(1, cfg.train.epochs + 1):
-        ep = EpochStats(e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr)
+        ep = EpochStats(
+            e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr
+        )
         store.log(run_id, _epoch_metrics(ep))
     store.log(run_id, tags={f"{TAG}weights_sha256": weights_sha256(model)})
     t.append(time.perf_counter())
@@ -93,7 +98,9 @@ def logged_run(store: Any, cfg: Any, ctx: Any, task: Any, model: nn.Module) -> d
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = c.parser(__doc__)
-    p.add_argument("--repeats", type=int, help="alternating baseline/seedvar pairs (default 3; 1 with --quick)")
+    p.add_argument(
+        "--repeats", type=int, help="alternating baseline/seedvar pairs (default 3; 1 with --quick)"
+    )
     args = p.parse_args(argv)
     c.device_or_exit(args.device)  # logging happens on the CPU whatever the device: the test runs on CPU
     from study.plan import expand
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         overrides["dataset"]["test_per_class"] = 8
     cfg = expand(c.study_spec("quick", overrides), "cpu")[0]
+    torch.set_num_threads(cfg.train.threads)  # as run_one does around training and testing
     task = c.hsi_task(args.data_root, torch.device("cpu"), cfg.dataset_options)
     with seeded(0):
         model = Tiny(task.in_shape[1], task.num_classes)

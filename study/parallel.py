@@ -37,6 +37,11 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
             events.put(("done", worker, {"outcome": outcome}))
     except KeyboardInterrupt:
         pass  # the run already marked itself KILLED; the main process reports the interruption
+    except Exception as exc:  # a worker that cannot start (store, imports) must not lose runs silently
+        events.put(("error", worker, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}))
+    finally:
+        events.close()
+        events.join_thread()  # flush what this worker said before it goes
 
 
 def run_parallel(
@@ -57,6 +62,7 @@ def run_parallel(
         p.start()
     bars = Progress(len(pending), progress)
     current: dict[int, str] = {}
+    errors: list[str] = []
     outcomes: list[RunOutcome] = []
     try:
         while len(outcomes) < len(pending):
@@ -68,6 +74,8 @@ def run_parallel(
                 continue
             if kind == "claim":
                 current[worker] = payload["name"]
+            elif kind == "error":
+                errors.append(f"worker {worker}: {payload['reason']}")
             elif kind == "done":
                 current.pop(worker, None)
                 outcomes.append(payload["outcome"])
@@ -78,6 +86,11 @@ def run_parallel(
             outcomes.append(
                 RunOutcome("", name, "FAILED", reason=f"worker process {worker} died during the run")
             )
+        reported = {o.run_name for o in outcomes}
+        reason = "; ".join(errors) or "no worker was left to run it"
+        for cfg in pending:  # never claimed: every worker failed before reaching it
+            if cfg.run_name not in reported:
+                outcomes.append(RunOutcome(cfg.config_hash, cfg.run_name, "FAILED", reason=reason))
         for p in procs:
             p.join()
     except KeyboardInterrupt:

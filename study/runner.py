@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from study import stats
 from study.evaluate import pass_metrics, predict_passes
 from study.plan import RunConfig
 from study.seeding import pass_seeds, seeded, set_deterministic
@@ -275,6 +274,13 @@ def _epoch_metrics(ep: EpochStats) -> list[tuple[str, float, int]]:
     return [(f"train.{k}", v, ep.epoch) for k, v in values.items()]
 
 
+def flip_rate(preds: np.ndarray) -> float:
+    """study.stats.flip_rate, imported only when needed: scipy.stats and statsmodels cost a second."""
+    from study import stats
+
+    return stats.flip_rate(preds)
+
+
 def _test_and_log(
     model: torch.nn.Module, task: Any, cfg: RunConfig, store: Store, run_id: str
 ) -> dict[str, list[float]]:
@@ -306,7 +312,7 @@ def _test_and_log(
             "acc_min": acc.min(),
             "acc_max": acc.max(),
             "passes": k,
-            "flip_rate": stats.flip_rate(preds) if k > 1 else 0.0,
+            "flip_rate": flip_rate(preds) if k > 1 else 0.0,
             "seconds": seconds,
         }
         metrics += [(f"test.{mode}.{name}", float(v), 0) for name, v in summary.items()]

@@ -1,0 +1,115 @@
+"""Smoke test of the speed benchmarks: each runs in --quick mode and prints its result lines.
+
+No timing is asserted (this machine is shared, timings are noise here); what is checked is that every
+benchmark runs, prints `name: seedvar X, baseline Y, ratio R`, and that its equality checks hold.
+The benchmarks run in this process (imported by path), which saves their ~6 s start-up each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+RESULT = re.compile(r"^([\w.+-]+): seedvar (.+?), baseline (.+?), ratio ([\d.]+)x?$", re.M)
+
+
+def load(name: str) -> ModuleType:
+    """A benchmark script as a module (run_all has no .py suffix)."""
+    path = BENCH / name
+    loader = SourceFileLoader(f"bench_{path.stem}", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # dataclasses look their module up there
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def torch_state():
+    """Benchmarks set threads and determinism as runs do; give the rest of the session its own back."""
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(det)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "names", "claims"),
+    [
+        ("kpass.py", ["k_pass", "k_pass_lab_subset"], ["identical predictions: True"]),
+        ("overhead.py", ["overhead"], ["weights equal the plain loop's: True"]),
+        ("loader.py", ["loader"], []),
+        ("tracking.py", ["tracking"], []),
+        ("sweep.py", ["sweep"], ["identical weights sha256 with jobs=2 and jobs=1: True"]),
+    ],
+)
+def test_benchmark_quick(script, names, claims, capsys, torch_state):
+    load(script).main(["--quick"])
+    out = capsys.readouterr().out
+    found = {m[0]: m for m in RESULT.findall(out)}
+    assert sorted(found) == sorted(names), out
+    for _, seedvar, baseline, ratio in found.values():
+        assert re.search(r"\d", seedvar) and re.search(r"\d", baseline) and float(ratio) >= 0
+    for claim in claims:
+        assert claim in out, out
+
+
+@pytest.mark.slow
+def test_cifar_epoch_quick(capsys, torch_state):
+    bench = load("cifar_epoch.py")
+    bench.main(["--quick"])
+    out = capsys.readouterr().out
+    models = re.findall(r"^cifar_epoch (\w+): [\d.]+ s/epoch, [\d,]+ img/s$", out, re.M)
+    assert models == bench.image_models() and "hybridsn" not in models, out
+
+
+def test_cuda_requested_without_cuda_exits_2(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exc:
+        load("kpass.py").main(["--device", "cuda"])
+    assert exc.value.code == 2
+    assert "CUDA" in capsys.readouterr().err
+
+
+def test_run_all_table_goals_and_crashes(tmp_path):
+    run_all = load("run_all")
+    assert "cifar_epoch.py" not in run_all.scripts("cpu", quick=False)
+    assert "cifar_epoch.py" in run_all.scripts("cuda", quick=False)
+    kpass = run_all.Outcome("kpass.py", 60.0, 0, details=["k_pass: identical predictions: True"])
+    kpass.rows.append(run_all.Row("k_pass", "1.50 s", "31.0 s", 20.7))
+    over = run_all.Outcome(
+        "overhead.py", 30.0, 0, details=["overhead: seedvar weights equal the plain loop's: True"]
+    )
+    over.rows.append(run_all.Row("overhead", "0.700 s", "0.600 s", 1.167))
+    crashed = run_all.Outcome("sweep.py", 5.0, 1, error="exit 1: RuntimeError: boom")
+    cifar = run_all.Outcome(
+        "cifar_epoch.py",
+        90.0,
+        0,
+        details=["cifar_epoch senet18: 20.1 s/epoch, 2,487 img/s; bf16 12.0 s/epoch, 4,166 img/s"],
+    )
+    args = run_all.argparse.Namespace(device="cpu", quick=False)
+    text = run_all.table([kpass, over, crashed, cifar], args, 100.0)
+    assert "| benchmark | seedvar | baseline | ratio | goal | met? |" in text
+    assert "| k_pass | 1.50 s | 31.0 s | 20.7x | >= 10x faster, identical predictions | yes |" in text
+    assert "| overhead | 0.700 s | 0.600 s | 1.167x |" in text and "| **no** |" in text
+    assert "**crashed**" in text and "RuntimeError: boom" in text
+    assert "torch " in text and "cores" in text
+    assert "| model | fp32 | bf16 |" in text
+    assert "| senet18 | 20.1 s/epoch, 2,487 img/s | 12.0 s/epoch, 4,166 img/s |" in text
+    quick = run_all.table([kpass], run_all.argparse.Namespace(device="cpu", quick=True), 1.0)
+    assert "| yes |" not in quick and "| - |" in quick  # tiny sizes: goals not judged
+    m = run_all.RESULT.match("loader: seedvar 149,403 img/s, baseline 4,549 img/s, ratio 32.8")
+    assert m and run_all.number(m["seedvar"]) == 149403
