@@ -69,6 +69,11 @@ class RunConfig:
         return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
 
 
+def condition_name(model: str, deterministic: bool) -> str:
+    """How summaries and reports name a model trained with or without deterministic kernels."""
+    return model if deterministic else f"{model} (nondet)"
+
+
 def expand(study: Study, device: str) -> list[RunConfig]:
     """All runs of a study, in a stable order (model, determinism, source, replicate)."""
     if study.seeds.vary == ("all",):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from study import stats
 from study.errors import UserError
+from study.plan import condition_name
 from study.tracking import TAG, Store
 
 STOCHASTIC = ("train", "mc_dropout")
@@ -47,7 +48,7 @@ class Run:
 
     @property
     def condition(self) -> str:
-        return self.model if self.deterministic else f"{self.model} (nondet)"
+        return condition_name(self.model, self.deterministic)
 
     def accuracy(self, mode: str) -> np.ndarray:
         """Per-pass accuracy in percentage points, recomputed from the logged predictions."""
@@ -424,9 +425,9 @@ def settings_table(experiment: str, finished: list[Run], sweeps: list[Any]) -> p
             rows.append({"setting": key, "value": f"{len(values)} distinct values"})
         else:
             rows.append({"setting": key, "value": ", ".join(values)})
-    env = {r.metrics.get("time.total_seconds", 0.0) for r in finished}
+    seconds = [r.metrics.get("time.total_seconds", 0.0) for r in finished]
     rows.append({"setting": "finished runs", "value": str(len(finished))})
-    rows.append({"setting": "mean seconds per run", "value": f"{np.mean(list(env)):.1f}"})
+    rows.append({"setting": "mean seconds per run", "value": f"{np.mean(seconds):.1f}"})
     return pd.DataFrame(rows)
 
 

@@ -206,9 +206,6 @@ def _execute(
         with seeded(cfg.seeds["init"], device):
             model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options)
         model.to(device)
-        if device.type == "cuda" and len(task.in_shape) == 3:
-            # NHWC lets cuDNN use its tensor-core kernels for 2-D convolutions; results stay deterministic
-            model.to(memory_format=torch.channels_last)
         trainer = Trainer(model, task, cfg.train, cfg.seeds, device)
         logged_epochs = 0
         if checkpoint is not None:

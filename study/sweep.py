@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from study.errors import UserError
-from study.plan import RunConfig, expand
+from study.plan import RunConfig, condition_name, expand
 from study.progress import Progress
 from study.runner import RunContext, RunOutcome, ignoring_interrupts, is_claimed, run_one
 from study.spec import Study
@@ -226,37 +226,37 @@ def _study_params(study: Study, device: str) -> dict[str, str]:
 
 
 def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.DataFrame:
-    """Per model and mode over the finished runs of this plan: runs, passes, mean, std, min, max accuracy."""
+    """Per model and mode over the finished runs of this plan: runs, passes, mean, std, min, max accuracy.
+
+    Built from each run's logged summaries (n, mean, std, min, max of its passes), so it needs one query.
+    """
     keys = {c.config_hash for c in configs}
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    rows: dict[tuple[str, str], list[Any]] = {}
+    order = list(dict.fromkeys(condition_name(c.model, c.deterministic) for c in configs))
+    rows: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     for run in store.search(experiment_id, "attributes.status = 'FINISHED'"):
-        if run.data.tags.get(f"{TAG}config_hash") not in keys:
+        tags, m = run.data.tags, run.data.metrics
+        if tags.get(f"{TAG}config_hash") not in keys:
             continue
-        m = run.data.metrics
-        model = run.data.tags.get(f"{TAG}model", "?")
+        cond = condition_name(tags.get(f"{TAG}model", "?"), tags.get(f"{TAG}deterministic") == "true")
         for mode in modes:
             if f"test.{mode}.acc_mean" in m:
-                rows.setdefault((model, mode), []).append(
-                    (
-                        m[f"test.{mode}.passes"],
-                        m[f"test.{mode}.acc_mean"],
-                        m[f"test.{mode}.acc_std"],
-                        m[f"test.{mode}.acc_min"],
-                        m[f"test.{mode}.acc_max"],
+                rows.setdefault((cond, mode), []).append(
+                    tuple(
+                        m[f"test.{mode}.{k}"] for k in ("passes", "acc_mean", "acc_std", "acc_min", "acc_max")
                     )
                 )
     table = []
-    for (model, mode), parts in rows.items():
-        n, mean, std, lo, hi = (np.array(x, dtype=float) for x in zip(*parts, strict=True))
+    for key in ((c, mode) for c in order for mode in modes if (c, mode) in rows):
+        n, mean, std, lo, hi = (np.array(x, dtype=float) for x in zip(*rows[key], strict=True))
         total = n.sum()
         grand = (n * mean).sum() / total
         # pooled over every pass of every run: within-run spread plus the spread of run means
         ss = ((n - 1) * std**2).sum() + (n * (mean - grand) ** 2).sum()
         table.append(
             {
-                "model": model,
-                "mode": mode,
+                "model": key[0],
+                "mode": key[1],
                 "runs": len(n),
                 "passes": int(total),
                 "mean": 100 * grand,
@@ -265,10 +265,7 @@ def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.
                 "max": 100 * hi.max(),
             }
         )
-    df = pd.DataFrame(table, columns=["model", "mode", "runs", "passes", "mean", "std", "min", "max"])
-    return df.sort_values(
-        ["model", "mode"], key=lambda s: s.map({m: i for i, m in enumerate(modes)}) if s.name == "mode" else s
-    ).reset_index(drop=True)
+    return pd.DataFrame(table, columns=["model", "mode", "runs", "passes", "mean", "std", "min", "max"])
 
 
 def _print_summary(summary: pd.DataFrame, out: Any) -> None:
