@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between epoch checkpoints of a run (default 60; 0 = every epoch)",
     )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
-    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars or epoch lines (each run's result line stays)",
+    )
 
     r = sub.add_parser(
         "report", help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs"

@@ -88,13 +88,14 @@ def per_source(values: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(
         figsize=(max(6, 1.1 * values["source"].nunique() * values["condition"].nunique() + 2), 4.2)
     )
-    sns.stripplot(data=values, x="source", y="accuracy", hue="condition", dodge=True, ax=ax, size=5)
+    several = values["condition"].nunique() > 1  # seaborn cannot dodge a single hue level
+    sns.stripplot(data=values, x="source", y="accuracy", hue="condition", dodge=several, ax=ax, size=5)
     sns.pointplot(
         data=values,
         x="source",
         y="accuracy",
         hue="condition",
-        dodge=0.4,
+        dodge=0.4 if several else False,
         ax=ax,
         errorbar="sd",
         linestyle="none",

@@ -62,11 +62,11 @@ class Progress:
             self.bars.pop(worker).close()
 
     def finished(self, outcome: Any) -> None:
+        """A result, not progress: printed even with progress off."""
         self.done += 1
         self.runs.update(1)
-        if self.enabled:
-            prefix = "" if self.tty else f"[{self.done}/{self.total}] "
-            self.write(prefix + outcome_line(outcome))
+        prefix = "" if self.tty else f"[{self.done}/{self.total}] "
+        self.write(prefix + outcome_line(outcome))
 
     def write(self, line: str) -> None:
         tqdm.write(line, file=sys.stdout)

@@ -218,6 +218,7 @@ def build_sections(experiment: str, store: Store, runs: list[Run], sweeps: list[
     sources = source_section(finished)
     if sources is not None:
         sections.append(sources)
+        answer.text.extend(source_sentences(sources.tables["per_source"]))
     sections.append(comparison_section(finished, acc))
     curves = curve_table(store, finished)
     if not curves.empty:
@@ -463,6 +464,19 @@ def source_section(finished: list[Run]) -> Section | None:
         tables={"per_source": table},
         figures={"per_source": _fig("per_source", values)},
     )
+
+
+def source_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per condition ranking the sources of training randomness by the spread each causes."""
+    out = []
+    for cond, g in table.groupby("condition", sort=False):
+        g = g.sort_values("std", ascending=False)
+        ranked = ", ".join(f"{r.source} {r.std:.2f} ({100 * r.share_of_sum:.0f}%)" for r in g.itertuples())
+        out.append(
+            f"Varied one at a time, the sources of training randomness move the eval accuracy of {cond} by "
+            f"(std in points, share of the summed variance): {ranked}."
+        )
+    return out
 
 
 def comparison_section(finished: list[Run], acc: pd.DataFrame) -> Section:

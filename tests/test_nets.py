@@ -176,6 +176,18 @@ def test_forward_is_head_of_features(name):
         assert torch.equal(model(x), model.forward_head(model.forward_features(x)))
 
 
+@pytest.mark.parametrize("name", nets.list_models())
+def test_head_leaves_its_input_alone(name):
+    # K test passes reuse one trunk output: a head that wrote into it would corrupt the next pass
+    model, shape, _ = default_model(name, dropout=0.3)
+    model.train()
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(2, *shape))
+        kept = features.clone()
+        model.forward_head(features)
+    assert torch.equal(features, kept)
+
+
 def dropouts(module: nn.Module) -> list[float]:
     return [m.p for m in module.modules() if isinstance(m, nn.Dropout)]
 

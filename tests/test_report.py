@@ -28,14 +28,14 @@ from study.tracking import TAG
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
 
-def make_study(name: str, **seeds) -> object:
+def make_study(name: str, deterministic: bool | str = "both", **seeds) -> object:
     return parse_study(
         {
             "name": name,
             "device": "cpu",
             "models": ["hybridsn"],
             "dataset": HSI,
-            "deterministic": "both",
+            "deterministic": deterministic,
             "train": {"epochs": 3, "batch_size": 32},
             "seeds": {"replicates": 3, **seeds},
             "test": {"passes": 5},
@@ -164,11 +164,12 @@ def test_report_lists_failed_runs_with_their_reasons(swept):
 
 
 def test_report_of_a_sources_study_shows_per_source_spread(tmp_path, store_uri):
-    run_sweep(make_study("sources", vary=["init", "order"]), tracking_uri=store_uri, progress=False)
+    run_sweep(make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False)
     out = write_report("sources", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
     table = pd.read_csv(out / "tables" / "per_source.csv")
     assert set(table["source"]) == {"init", "order"} and (table["n"] == 3).all()
     assert (out / "figures" / "per_source.png").exists() and not (out / "index.html").exists()
+    assert "Varied one at a time, the sources of training randomness" in (out / "report.md").read_text()
 
 
 def free_port() -> int:
