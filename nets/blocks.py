@@ -45,7 +45,7 @@ class Net(nn.Module):
         raise NotImplementedError
 
     def forward_head(self, features: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.head(features)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
@@ -234,9 +234,6 @@ class ResNet(Net):
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x)).mean((2, 3))
-
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
 
 
 def init_mobilenet_(model: nn.Module) -> None:

@@ -40,9 +40,6 @@ class HybridSN(Net):
         x = self.conv3d(x)
         return self.fc1(self.conv2d(x.flatten(1, 2)))  # spectral axis folded into channels
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
 
 @register(
     "hybridsn",

@@ -33,9 +33,6 @@ class MobileNetV1(Net):
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x).mean((2, 3))
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
 
 @register(
     "mobilenet_v1",

@@ -95,9 +95,6 @@ class MobileNetV3(Net):
     def forward_features(self, x: Tensor) -> Tensor:
         return self.neck(self.features(x).mean((2, 3)))
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
 
 @register(
     "mobilenet_v3_small",

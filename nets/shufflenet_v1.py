@@ -89,9 +89,6 @@ class ShuffleNetV1(Net):
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x).mean((2, 3))
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
 
 @register(
     "shufflenet_v1",

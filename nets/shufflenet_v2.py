@@ -59,9 +59,6 @@ class ShuffleNetV2(Net):
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x).mean((2, 3))
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
 
 @register(
     "shufflenet_v2",

@@ -114,14 +114,18 @@ def per_source(values: pd.DataFrame) -> Figure:
 
 
 def flip_rates(flips: pd.DataFrame) -> Figure:
-    """Share of test predictions that change between two passes of one model, per condition and mode."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * flips["condition"].nunique() + 3), 4))
-    sns.barplot(data=flips, x="condition", y="flip_rate", hue="mode", ax=ax, errorbar=None)
-    ax.set(
-        xlabel="",
-        ylabel="flip rate (% of test samples)",
-        title="Predictions that flip between two test passes",
+    """Share of test predictions that change: between two passes of one model, and between two models."""
+    within = flips.assign(what=lambda d: "two passes, " + d["mode"], rate=flips["flip_rate"])
+    between = flips[flips["mode"] == "eval"].assign(
+        what="two seeds, eval", rate=lambda d: d["churn_between_models"]
     )
+    bars = pd.concat([within, between])[["condition", "what", "rate"]].dropna()
+    fig, ax = plt.subplots(figsize=(max(6, 2.0 * flips["condition"].nunique() + 3), 4))
+    sns.barplot(data=bars, x="condition", y="rate", hue="what", ax=ax, errorbar=None)
+    ax.set(
+        xlabel="", ylabel="% of test samples", title="Predictions that change between two passes or two seeds"
+    )
+    ax.legend(title="between", fontsize="small")
     fig.tight_layout()
     return fig
 
