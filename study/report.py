@@ -201,9 +201,11 @@ def build_sections(experiment: str, store: Store, runs: list[Run], sweeps: list[
             "truncated at 0, flagged); unbalanced ones REML.",
             *(f"95% CIs: {m}." for m in methods),
         ],
-        tables={"variance_components": vc},
-        figures={"variance_components": _fig("variance_components", vc)},
+        tables={"variance_components": vc} if not vc.empty else {},
+        figures={"variance_components": _fig("variance_components", vc)} if not vc.empty else {},
     )
+    if vc.empty:
+        variance.text = ["Variance components need at least two trained models and two passes per model."]
     flip = Section(
         "Prediction flips",
         text=[
@@ -288,6 +290,8 @@ def variance_table(finished: list[Run]) -> pd.DataFrame:
             continue
         values = np.concatenate([r.accuracy(mode) for r in group])
         ids = np.concatenate([np.full(len(r.accuracy(mode)), i) for i, r in enumerate(group)])
+        if len(values) <= len(group):  # one pass per model: within and between cannot be told apart
+            continue
         v = stats.variance_components(values, ids)
         rows.append(
             {
@@ -404,7 +408,8 @@ def answer_sentences(
             runs = int(e["runs"])
             flip = f.loc["eval", "flip_rate"] if "eval" in f.index else float("nan")
             if flip == 0 or np.isnan(flip):
-                text = f"In eval mode the same {runs} model{'s' if runs > 1 else ''} give identical results on every pass"
+                who = f"the same {runs} models give" if runs > 1 else "the model gives"
+                text = f"In eval mode {who} identical results on every pass"
             else:
                 text = f"In eval mode {flip:.3f}% of predictions still change between passes (nondeterministic kernels)"
             if runs > 1:

@@ -216,3 +216,12 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(swept):
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output and "stopped" in output
+
+
+def test_report_of_one_model_per_condition(tmp_path, store_uri):
+    run_sweep(make_study("single", True, replicates=1), tracking_uri=store_uri, progress=False)
+    out = write_report("single", tracking_uri=store_uri, out=tmp_path / "r")
+    text = (out / "report.md").read_text()
+    assert "Variance components need at least two trained models" in text
+    assert "In eval mode the model gives identical results on every pass (accuracy" in text
+    assert not (out / "tables" / "variance_components.csv").exists()
