@@ -143,6 +143,8 @@ def run_one(
             run_id = checkpoint["run_id"]
             store.call(store.client.update_run, run_id, status="RUNNING")
             store.log(run_id, tags={f"{TAG}resumed_from_epoch": checkpoint["trainer"]["epoch"]})
+            with contextlib.suppress(Exception):  # the reason it stopped no longer holds
+                store.call(store.client.delete_tag, run_id, f"{TAG}failure")
         else:
             checkpoint = None
             for r in previous:  # left RUNNING by a process that died before any checkpoint

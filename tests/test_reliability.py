@@ -127,6 +127,7 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     study = load_study(spec)
     result = run_sweep(study, tracking_uri=store_uri, progress=False)
     assert result.outcomes[0].run_id == run.info.run_id and result.outcomes[0].status == "FINISHED"
+    assert f"{TAG}failure" not in store.client.get_run(run.info.run_id).data.tags  # stale reason removed
     assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, _template_store)
 
 

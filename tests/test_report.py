@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from study.cli import main
+from study.errors import UserError
 from study.report import write_report
 from study.spec import parse_study
 from study.sweep import run_sweep
@@ -225,3 +226,21 @@ def test_report_of_one_model_per_condition(tmp_path, store_uri):
     assert "Variance components need at least two trained models" in text
     assert "In eval mode the model gives identical results on every pass (accuracy" in text
     assert not (out / "tables" / "variance_components.csv").exists()
+
+
+def test_report_of_an_experiment_without_finished_runs_says_so(tmp_path, store_uri):
+    failing = parse_study(
+        {
+            "name": "doomed",
+            "device": "cpu",
+            "models": ["hybridsn"],
+            "dataset": HSI,
+            "train": {"epochs": 1, "lr": 1e30, "optimizer": "sgd"},
+            "seeds": {"replicates": 1},
+            "test": {"passes": 2},
+        }
+    )
+    run_sweep(failing, tracking_uri=store_uri, progress=False)
+    with pytest.raises(UserError, match=r"'doomed' has no finished runs yet \(1 FAILED\)"):
+        write_report("doomed", tracking_uri=store_uri, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
