@@ -102,11 +102,6 @@ def load_runs(store: Store, experiment_id: str) -> tuple[list[Run], list[Any]]:
             path = store.download(run.run_id, "predictions.npz", Path(tmp) / run.run_id)
             with np.load(path, allow_pickle=False) as npz:
                 run.arrays = {k: npz[k] for k in npz.files}
-            if "ids" not in run.arrays:  # runs logged before test ids were recorded
-                a = run.arrays
-                a["ids"] = (
-                    a["coords"] @ [a["gt"].shape[1], 1] if "coords" in a else np.arange(len(a["labels"]))
-                )
     finished = sorted(latest.values(), key=lambda r: (r.model, not r.deterministic, r.varied, r.replicate))
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
     return finished + unfinished, sweeps

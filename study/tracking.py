@@ -39,11 +39,11 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
-def local_dir(uri: str) -> Path | None:
-    """The folder of a local sqlite store (artifacts and checkpoints live beside it), else None."""
+def local_db(uri: str) -> Path | None:
+    """The absolute path of a local sqlite store's file (artifacts and checkpoints live beside it), else None."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///") :]).expanduser().resolve().parent
+    return Path(uri[len("sqlite:///") :]).expanduser().resolve()
 
 
 class Store:
@@ -51,14 +51,16 @@ class Store:
 
     def __init__(self, uri: str | None = None, *, create: bool = True) -> None:
         self.uri = resolve_uri(uri)
-        self.dir = local_dir(self.uri)
-        if self.dir is not None:
-            db = Path(self.uri[len("sqlite:///") :]).expanduser()
-            if not create and not db.exists():
-                raise UserError(f"no MLflow store at {db}: run `seedvar sweep` first or pass --tracking-uri")
+        self.db = local_db(self.uri)
+        self.dir = self.db.parent if self.db is not None else None
+        if self.db is not None:
+            if not create and not self.db.exists():
+                raise UserError(
+                    f"no MLflow store at {self.db}: run `seedvar sweep` first or pass --tracking-uri"
+                )
             try:
-                self.dir.mkdir(parents=True, exist_ok=True)
-                probe = tempfile.NamedTemporaryFile(dir=self.dir, prefix=".write-test-")
+                self.db.parent.mkdir(parents=True, exist_ok=True)
+                probe = tempfile.NamedTemporaryFile(dir=self.db.parent, prefix=".write-test-")
                 probe.close()
             except OSError as exc:
                 raise UserError(
@@ -76,7 +78,7 @@ class Store:
         with open(self.dir / ".seedvar-init.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._open()
-            _enable_wal(Path(self.uri[len("sqlite:///") :]).expanduser())
+            _enable_wal(self.db)
 
     def _open(self) -> None:
         """First contact: creates or migrates a local store; a broken one becomes a one-line error."""

@@ -8,17 +8,16 @@ import subprocess
 import sys
 
 from study.errors import UserError
-from study.tracking import local_dir, resolve_uri
+from study.tracking import local_db, resolve_uri
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
     """The `mlflow server` command line for a local store: artifacts stay where the sweeps put them."""
-    folder = local_dir(uri)
-    if folder is None:
+    db = local_db(uri)
+    if db is None:
         raise UserError(
             f"{uri} is not a local sqlite store; if it is a server, open it in a browser directly"
         )
-    db = folder / uri.rsplit("/", 1)[-1]
     if not db.exists():
         raise UserError(f"no MLflow store at {db}: run `seedvar sweep` first or pass --tracking-uri")
     return [
@@ -27,9 +26,9 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
         "mlflow",
         "server",
         "--backend-store-uri",
-        uri,
+        f"sqlite:///{db}",  # absolute, whatever the server's working folder
         "--default-artifact-root",
-        (folder / "artifacts").as_uri(),
+        (db.parent / "artifacts").as_uri(),
         "--host",
         host,
         "--port",
@@ -42,8 +41,6 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
 def serve(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Run the UI until Ctrl-C, then stop the server and return 0."""
     uri = resolve_uri(tracking_uri)
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(local_dir(uri) / uri.rsplit("/", 1)[-1])  # absolute, whatever the cwd
     cmd = server_command(uri, host, port)
     print(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd)
