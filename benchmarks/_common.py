@@ -39,7 +39,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 def device_or_exit(name: str) -> Any:
     """torch.device(name); CUDA asked for on a machine without it ends the script with one line, exit 2."""
-    from study.seeding import prepare_cuda_env
+    from study.engine.determinism import prepare_cuda_env
 
     prepare_cuda_env()  # cuBLAS reads its workspace setting when CUDA starts
     import torch
@@ -69,7 +69,7 @@ def timed(fn: Callable[[], T], device: Any) -> tuple[float, T]:
 
 def study_spec(name: str, overrides: dict[str, Any] | None = None) -> Any:
     """A ready study from studies/ (quick, lab), with dotted overrides: the settings users actually run."""
-    from study.spec import load_study
+    from study.plan import load_study
 
     return load_study(STUDIES / f"{name}.toml", overrides)
 
@@ -105,7 +105,7 @@ _TEMPLATE: list[Path] = []
 def new_store_uri(folder: Path) -> str:
     """An empty MLflow sqlite store in folder. Migrations take seconds, so they run once per process
     into a template that later stores copy (the test suite's conftest does the same)."""
-    from study.tracking import Store
+    from study.record.store import Store
 
     if not _TEMPLATE:
         folder_ = tempfile.mkdtemp(prefix="seedvar-bench-template-")

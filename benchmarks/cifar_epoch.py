@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, help="untimed batches first (CUDA 10, CPU 1)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.seeding import set_deterministic
+    from study.engine.determinism import set_deterministic
 
     overrides: dict[str, Any] = {"device": device.type}
     if args.quick:

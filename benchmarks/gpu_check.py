@@ -1,8 +1,8 @@
 """The heart of the mission on CUDA: equal seeds + deterministic kernels give bit-identical weights.
 
 For each model, trains the same config `--repeats` times with `deterministic = true` and again with
-`false` (cuDNN picks its fastest, possibly nondeterministic kernels), through the runner's own code
-(seeding, Trainer, weights_sha256, test passes), and reports whether the weight sha256 and the eval /
+`false` (cuDNN picks its fastest, possibly nondeterministic kernels), through the engine's own
+composition of a run (study.engine.compute: seeding, Trainer, weights_sha256, test passes), and reports whether the weight sha256 and the eval /
 train-mode predictions agree across repeats. Writes a Markdown table and JSON to --out.
 
     PYTHONPATH=. python benchmarks/gpu_check.py --device cuda --data-root ../shared/datasets --out results
@@ -18,19 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from study.seeding import prepare_cuda_env, run_seeds  # noqa: E402
+from study.engine.determinism import prepare_cuda_env  # noqa: E402
 
 prepare_cuda_env()  # before CUDA starts
 
-import data  # noqa: E402
-import nets  # noqa: E402
-from study.evaluate import predict_passes  # noqa: E402
-from study.seeding import pass_seeds, seeded, set_deterministic  # noqa: E402
-from study.spec import TrainSpec  # noqa: E402
-from study.train import Trainer, weights_sha256  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from study.engine import compute  # noqa: E402
+from study.engine.train import weights_sha256  # noqa: E402
+from study.plan import RunConfig, TestSpec, TrainSpec, run_seeds  # noqa: E402
 
 CASES = {
     # model: (dataset, options, epochs, batch size)
@@ -42,6 +39,16 @@ CASES = {
 }
 
 
+class _Clock(compute.Hooks):
+    """Times training alone: from the built model to the end of the last epoch."""
+
+    def started(self, task: object, epoch: int) -> None:
+        self.start = time.perf_counter()
+
+    def testing(self) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
 def one_run(
     model_name: str, deterministic: bool, device: torch.device, root: str | None, quick: bool
 ) -> dict:
@@ -50,23 +57,33 @@ def one_run(
     if quick:
         small = {"n_train": 256, "n_test": 64} if dataset == "synthetic_cifar" else {"pca": 15, "window": 11}
         options, epochs = {**options, **small}, 1
-    seeds = run_seeds(0, 0, "all")
-    set_deterministic(deterministic)
-    task = data.load_task(dataset, split_seed=seeds["split"], root=root, device=device, **options)
-    with seeded(seeds["init"], device):
-        model = nets.build(model_name, task.num_classes, task.in_shape)
-    model.to(device)
-    trainer = Trainer(model, task, TrainSpec(epochs=epochs, batch_size=batch), seeds, device)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        trainer.run_epoch()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    ps = pass_seeds(seeds["test"], 3)
-    ev = predict_passes(model, task.test, "eval", ps[:2], 512, fused=False)
-    tr = predict_passes(model, task.test, "train", ps, 512)
-    return {"sha": weights_sha256(model), "eval": ev, "train": tr, "seconds": seconds}
+    cfg = RunConfig(
+        study="gpu_check",
+        dataset=dataset,
+        dataset_options=options,
+        model=model_name,
+        model_options={},
+        train=TrainSpec(epochs=epochs, batch_size=batch),
+        test=TestSpec(modes=("eval", "train"), passes=3, eval_passes=2, batch_size=512),
+        deterministic=deterministic,
+        device=str(device),
+        replicate=0,
+        varied="all",
+        seeds=run_seeds(0, 0, "all"),
+    )
+    clock = _Clock()
+    with compute.run_settings(cfg):
+        trained = compute.fit(cfg, data_root=root, hooks=clock)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        clock.testing()
+        predictions, _ = compute.test(cfg, trained.task, trained.model)
+    return {
+        "sha": weights_sha256(trained.model),
+        "eval": predictions.passes["eval"],
+        "train": predictions.passes["train"],
+        "seconds": clock.seconds,
+    }
 
 
 def main() -> int:

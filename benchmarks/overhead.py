@@ -1,4 +1,4 @@
-"""Runner overhead: one epoch of HybridSN through study.runner.run_one (MLflow on) against a plain loop.
+"""Runner overhead: one epoch of HybridSN through study.engine.runner.run_one (MLflow on) against a plain loop.
 
 seedvar: a 1-epoch study run by run_one into a temporary sqlite store; its epoch is timed from the
 runner's "start" event to its "epoch" event, so it includes the Trainer, the epoch's metrics going to
@@ -30,17 +30,12 @@ def plain_epoch(cfg: Any, task: Any, device: Any) -> tuple[float, str]:
     import torch
     import torch.nn.functional as F
 
-    import nets
-    from study.seeding import seeded, set_deterministic
-    from study.train import default_generator, weights_sha256
+    from study.engine import compute
+    from study.engine.determinism import default_generator
+    from study.engine.train import weights_sha256
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.train.threads)
-    set_deterministic(cfg.deterministic)
-    try:
-        with seeded(cfg.seeds["init"], device):
-            model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options)
-        model.to(device).train()
+    with compute.run_settings(cfg):
+        model = compute.build_model(cfg, task, device).train()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
         order = torch.Generator().manual_seed(cfg.seeds["order"])
         augment = torch.Generator().manual_seed(cfg.seeds["augment"])
@@ -56,36 +51,34 @@ def plain_epoch(cfg: Any, task: Any, device: Any) -> tuple[float, str]:
             opt.step()
         c.sync(device)
         return time.perf_counter() - start, weights_sha256(model)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[float, float]:
-    """(median seconds, MB) of runner.save_checkpoint on a Trainer's state: part of the timed epoch of a
-    1-epoch run, since the runner always checkpoints the last epoch (and then every 60 s)."""
-    import nets
-    from study.runner import save_checkpoint
-    from study.train import Trainer
+    """(median seconds, MB) of writing a Trainer's checkpoint as the runner does: part of the timed epoch
+    of a 1-epoch run, since the runner always checkpoints the last epoch (and then every 60 s)."""
+    from study.engine import checkpoint, compute
+    from study.engine.train import Trainer
+    from study.record.checkpoints import LocalCheckpoints
 
-    model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options).to(device)
+    model = compute.build_model(cfg, task, device)
     trainer = Trainer(model, task, cfg.train, cfg.seeds, device)
     trainer.run_epoch()  # Adam's moments exist only after a step
-    path = folder / "checkpoint.pt"
+    store = LocalCheckpoints(folder)
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        save_checkpoint(path, {"run_id": "bench", "trainer": trainer.state_dict()})
+        store.put("bench", checkpoint.to_bytes("bench", trainer.state_dict()))
         times.append(time.perf_counter() - start)
-    return c.median(times), path.stat().st_size / 2**20
+    return c.median(times), (folder / "bench.pt").stat().st_size / 2**20
 
 
 def seedvar_run(cfg: Any, store: Any, data_root: str, name: str) -> tuple[float, float, Any]:
     """run_one in a fresh experiment; returns (epoch seconds, whole-run seconds, outcome)."""
-    from study.runner import RunContext, run_one
-    from study.tracking import TAG
+    from study.engine.runner import RunContext, run_one
+    from study.record import schema
 
     exp = store.experiment_id(name)
-    parent = store.start_run(exp, "bench", {f"{TAG}kind": "sweep"})
+    parent = store.start_run(exp, "bench", {schema.TAG_KIND: schema.KIND_SWEEP})
     ctx = RunContext(store.uri, exp, parent, data_root)
     marks: dict[str, float] = {}
 
@@ -108,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    import data
+    from study.engine import compute
     from study.plan import expand
-    from study.tracking import Store
+    from study.record.store import Store
 
     repeats = args.repeats or (1 if args.quick else 5)
     spec_name = "lab" if device.type == "cuda" else "quick"
@@ -125,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         full = c.study_spec(spec_name, {**common, "test.passes": 2})
     cfg, full_cfg = expand(light, device.type)[0], expand(full, device.type)[0]
-    task = data.load_task(
-        cfg.dataset, split_seed=cfg.seeds["split"], root=args.data_root, device=device, **cfg.dataset_options
-    )
+    task = compute.load_data(cfg, data_root=args.data_root, device=device)
 
     with tempfile.TemporaryDirectory(prefix="seedvar-bench-") as tmp:
         store = Store(c.new_store_uri(Path(tmp)))  # migrations before any timing
@@ -143,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             shas.add(outcome.weights_sha256)
         ck_seconds, ck_mb = checkpoint_cost(cfg, task, device, Path(tmp))
         epoch, wall, outcome = seedvar_run(full_cfg, store, args.data_root, "whole-run")
-        metrics = store.client.get_run(outcome.run_id).data.metrics
+        metrics = store.get_run(outcome.run_id).data.metrics
         testing = sum(metrics.get(f"test.{m}.seconds", 0.0) for m in full_cfg.test.modes)
 
     used = sum(len(y) for _, y in task.train.batches(cfg.train.batch_size) if len(y) >= 2)

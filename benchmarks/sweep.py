@@ -1,4 +1,4 @@
-"""Seeds per hour: the same 4 HybridSN runs through study.sweep.run_sweep with jobs=2 and with jobs=1.
+"""Seeds per hour: the same 4 HybridSN runs through study.engine.sweep.run_sweep with jobs=2 and with jobs=1.
 
 Each sweep goes into its own experiment of one temporary sqlite store and is timed whole (plan, data
 check, parent run, the runs, summary), as a user waits for it. The weights sha256 of every run must be
@@ -25,7 +25,7 @@ import _common as c  # noqa: E402
 
 def timed_sweep(spec: Any, uri: str, data_root: str, jobs: int) -> tuple[float, dict[str, str], float]:
     """(seconds, weights sha256 by config hash, mean seconds of a run inside its worker) of one sweep."""
-    from study.sweep import run_sweep
+    from study.engine.sweep import run_sweep
 
     out = io.StringIO()
     start = time.perf_counter()
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--runs", type=int, help="runs (seeds) per sweep (default 4; 2 with --quick)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.tracking import Store
+    from study.record.store import Store
 
     runs = args.runs or (2 if args.quick else 4)
     epochs = args.epochs or (1 if args.quick else 5)

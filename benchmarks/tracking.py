@@ -1,9 +1,9 @@
 """Tracking cost: everything the runner logs for a 100-epoch run tested with K = 30 passes in 3 modes.
 
-seedvar: the runner's own logging code into a temporary MLflow sqlite store: the resume lookup
-(Store.search on the config hash), start_child (params, tags, config and environment artifacts), the
-data params, 100 per-epoch Store.log calls (runner._epoch_metrics), the weights tag, and
-runner._test_and_log (per-pass metrics, summaries, the predictions.npz artifact), then Store.end.
+seedvar: the run recorder into a temporary MLflow sqlite store: the resume lookup (Store.search on the
+config hash), RunRecorder.start (params, tags, config and environment artifacts), the data params,
+100 per-epoch RunRecorder.log_epoch calls, and RunRecorder.finish (weights tag, per-pass metrics,
+summaries, the predictions.npz artifact, FINISHED). Testing runs through the engine's compute.test.
 Testing is real but cheap: a tiny model (centre-pixel spectrum -> linear -> dropout -> linear) on the
 quick study's Indian Pines test set (8,712 patches), so passes differ as they do for HybridSN.
 Baseline: the same calls with a store that records nothing, so the difference is the logging cost.
@@ -27,7 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
-PARTS = ("start", "epochs", "test", "end")
+PARTS = ("start", "epochs", "test", "finish")
 
 
 class Tiny(nn.Module):
@@ -70,28 +70,31 @@ class NullStore:
         pass
 
 
-def logged_run(store: Any, cfg: Any, ctx: Any, task: Any, model: nn.Module) -> dict[str, float]:
-    """What runner.run_one logs, in its order, with the training replaced by synthetic epoch stats."""
-    from study.runner import _epoch_metrics, _test_and_log, start_child
-    from study.tracking import TAG
-    from study.train import EpochStats, weights_sha256
+def logged_run(store: Any, cfg: Any, exp: str, parent: str, task: Any, model: nn.Module) -> dict[str, float]:
+    """What runner.run_one records, in its order, with the training replaced by synthetic epoch stats."""
+    from study.engine import compute
+    from study.engine.train import weights_sha256
+    from study.record import schema
+    from study.record.recorder import RunRecorder
 
     t = [time.perf_counter()]
-    store.search(ctx.experiment_id, f"tags.`{TAG}config_hash` = '{cfg.config_hash}'")
-    run_id = start_child(store, cfg, ctx)
-    store.log(run_id, params={f"data.{k}": v for k, v in task.info.items()})
+    store.search(exp, schema.tag_filter(schema.TAG_CONFIG_HASH, cfg.config_hash))
+    recorder = RunRecorder.start(store, cfg, exp, parent)
+    recorder.log_data(task.info)
     t.append(time.perf_counter())
+    epochs = []
     for e in range(1, cfg.train.epochs + 1):
-        ep = EpochStats(
-            e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr
+        epochs.append(
+            schema.EpochStats(
+                e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr
+            )
         )
-        store.log(run_id, _epoch_metrics(ep))
-    store.log(run_id, tags={f"{TAG}weights_sha256": weights_sha256(model)})
+        recorder.log_epoch(epochs[-1])
     t.append(time.perf_counter())
-    _test_and_log(model, task, cfg, store, run_id)
+    predictions, modes = compute.test(cfg, task, model)
+    result = schema.RunResult(weights_sha256(model), epochs, predictions, modes, dict(task.info), 60.0)
     t.append(time.perf_counter())
-    store.log(run_id, [("time.total_seconds", 60.0, 0)])
-    store.end(run_id, "FINISHED")
+    recorder.finish(result)
     t.append(time.perf_counter())
     return {part: t[i + 1] - t[i] for i, part in enumerate(PARTS)}
 
@@ -103,10 +106,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     c.device_or_exit(args.device)  # logging happens on the CPU whatever the device: the test runs on CPU
+    from mlflow import MlflowClient
+
+    from study.engine.determinism import seeded
     from study.plan import expand
-    from study.runner import RunContext
-    from study.seeding import seeded
-    from study.tracking import TAG, Store
+    from study.record import schema
+    from study.record.store import Store
 
     repeats = args.repeats or (1 if args.quick else 3)
     lab = c.study_spec("lab")
@@ -131,18 +136,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="seedvar-bench-") as tmp:
         store = Store(c.new_store_uri(Path(tmp)))  # migrations before any timing
         exp = store.experiment_id("tracking")
-        parent = store.start_run(exp, "bench", {f"{TAG}kind": "sweep"})
-        ctx = RunContext(store.uri, exp, parent, args.data_root)
+        parent = store.start_run(exp, "bench", {schema.TAG_KIND: schema.KIND_SWEEP})
         null = NullStore()
-        logged_run(store, cfg, ctx, task, model)  # warm-up: MLflow's lazy imports, artifact repository
-        logged_run(null, cfg, ctx, task, model)
+        logged_run(
+            store, cfg, exp, parent, task, model
+        )  # warm-up: MLflow's lazy imports, artifact repository
+        logged_run(null, cfg, exp, parent, task, model)
         real, base = [], []
         for _ in range(repeats):
-            base.append(logged_run(null, cfg, ctx, task, model))
-            real.append(logged_run(store, cfg, ctx, task, model))
-        run = store.client.get_run(store.search(exp, f"tags.`{TAG}kind` = 'run'")[0].info.run_id)
-        n_metrics = sum(len(store.client.get_metric_history(run.info.run_id, k)) for k in run.data.metrics)
-        artifacts = {f.path: f.file_size for f in store.client.list_artifacts(run.info.run_id)}
+            base.append(logged_run(null, cfg, exp, parent, task, model))
+            real.append(logged_run(store, cfg, exp, parent, task, model))
+        client = MlflowClient(store.uri)  # inspection only: what one run holds
+        run = client.get_run(
+            store.search(exp, schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))[0].info.run_id
+        )
+        n_metrics = sum(len(client.get_metric_history(run.info.run_id, k)) for k in run.data.metrics)
+        artifacts = {f.path: f.file_size for f in client.list_artifacts(run.info.run_id)}
 
     def med(rows: list[dict[str, float]], part: str | None = None) -> float:
         return c.median([sum(r.values()) if part is None else r[part] for r in rows])

@@ -126,9 +126,9 @@ class Task:
     label_ids: list[int]
     train: BatchLoader
     test: BatchLoader
-    test_coords: np.ndarray | None = None
-    gt: np.ndarray | None = None
     # Stable id of each test sample in its source (image index, or row * width + col of a pixel), in test
     # order: two runs with different splits can then be compared on the test samples they share.
-    test_ids: np.ndarray | None = None
+    test_ids: np.ndarray
+    test_coords: np.ndarray | None = None
+    gt: np.ndarray | None = None
     info: dict[str, int | float | str] = field(default_factory=dict)

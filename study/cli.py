@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from study.errors import UserError
-from study.seeding import prepare_cuda_env
 
 EXIT_USER_ERROR = 2
 
@@ -92,7 +91,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m study`."""
-    prepare_cuda_env()
     args = _parser().parse_args(argv)
     try:
         return int(_dispatch(args) or 0)
@@ -119,22 +117,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from study.report import write_report
+        from study.analysis.report import write_report
 
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
         out = write_report(args.experiment, tracking_uri=args.tracking_uri, out=args.out, formats=formats)
         print(f"report written to {out}")
         return 0
     if args.command == "ui":
-        from study.ui import serve
+        from study.record.ui import serve
 
         return serve(args.tracking_uri, args.host, args.port)
     raise AssertionError(args.command)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from study.spec import load_study, parse_value
-    from study.sweep import run_sweep
+    from study.engine.determinism import prepare_cuda_env
+    from study.engine.sweep import run_sweep
+    from study.plan import load_study, parse_value
+
+    prepare_cuda_env()  # before anything can start CUDA
 
     overrides: dict[str, Any] = {}
     for item in args.set:

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
-from study.plan import expand
-from study.spec import load_study
-from study.sweep import run_sweep
-from study.tracking import TAG, Store
+from study.engine.sweep import run_sweep
+from study.plan import expand, load_study
+from study.record import schema
+from study.record.store import Store
 
 SPEC = """
 name = "{name}"
@@ -63,7 +64,7 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None
 
 def child_runs(uri: str, name: str) -> list:
     store = Store(uri)
-    return store.search(store.experiment_id(name), f"tags.`{TAG}kind` = 'run'")
+    return store.search(store.experiment_id(name), schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
 
 
 def reference_sha(tmp_path: Path, spec: Path, _template_store: Path) -> str:
@@ -98,10 +99,10 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == run.info.run_id  # same MLflow run
     assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
-    store = Store(store_uri)
-    steps = [m.step for m in store.client.get_metric_history(run.info.run_id, "train.loss")]
+    client = MlflowClient(store_uri)
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train.loss")]
     assert sorted(steps) == list(range(1, 9))  # earlier epochs kept, none logged twice
-    assert int(store.client.get_run(run.info.run_id).data.tags[f"{TAG}resumed_from_epoch"]) >= 1
+    assert int(client.get_run(run.info.run_id).data.tags[schema.TAG_RESUMED]) >= 1
     assert not list(checkpoints.glob("*/*.pt"))  # cleaned up once finished
     runs = child_runs(store_uri, "killed")
     assert [r.info.status for r in runs] == ["FINISHED"]
@@ -122,12 +123,14 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     exp = store.experiment_id("interrupted")
     (run,) = child_runs(store_uri, "interrupted")
     assert run.info.status == "KILLED"
-    (parent,) = store.search(exp, f"tags.`{TAG}kind` = 'sweep'")
+    (parent,) = store.search(exp, schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP))
     assert parent.info.status == "KILLED"
     study = load_study(spec)
     result = run_sweep(study, tracking_uri=store_uri, progress=False)
     assert result.outcomes[0].run_id == run.info.run_id and result.outcomes[0].status == "FINISHED"
-    assert f"{TAG}failure" not in store.client.get_run(run.info.run_id).data.tags  # stale reason removed
+    assert (
+        schema.TAG_FAILURE not in MlflowClient(store_uri).get_run(run.info.run_id).data.tags
+    )  # stale reason removed
     assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, _template_store)
 
 
@@ -138,19 +141,19 @@ def test_three_studies_write_one_store_at_once(tmp_path, store_uri):
     procs = [start_sweep(s, store_uri, "--jobs", "1") for s in specs]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
-    store = Store(store_uri)
+    client = MlflowClient(store_uri)
     for spec in specs:
         study = load_study(spec)
         runs = child_runs(store_uri, study.name)
         assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
         for r in runs:
-            assert len(store.client.get_metric_history(r.info.run_id, "train.loss")) == 2
-            assert len(store.client.get_metric_history(r.info.run_id, "test.train.acc")) == 3
-            assert {a.path for a in store.client.list_artifacts(r.info.run_id)} >= {
+            assert len(client.get_metric_history(r.info.run_id, "train.loss")) == 2
+            assert len(client.get_metric_history(r.info.run_id, "test.train.acc")) == 3
+            assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {
                 "predictions.npz",
                 "config.json",
             }
-        assert {r.data.tags[f"{TAG}config_hash"] for r in runs} == {
+        assert {r.data.tags[schema.TAG_CONFIG_HASH] for r in runs} == {
             c.config_hash for c in expand(study, "cpu")
         }
 
@@ -161,7 +164,7 @@ def test_two_sweeps_of_one_study_never_finish_a_config_twice(tmp_path, store_uri
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     finished = [r for r in child_runs(store_uri, "race") if r.info.status == "FINISHED"]
-    hashes = [r.data.tags[f"{TAG}config_hash"] for r in finished]
+    hashes = [r.data.tags[schema.TAG_CONFIG_HASH] for r in finished]
     assert len(hashes) == 3 and len(set(hashes)) == 3
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from study.analysis.report import write_report
 from study.cli import main
+from study.engine.sweep import run_sweep
 from study.errors import UserError
-from study.report import write_report
-from study.spec import parse_study
-from study.sweep import run_sweep
-from study.tracking import TAG
+from study.plan import parse_study
+from study.record import schema
 
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
@@ -120,8 +120,10 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
     # the numbers, recomputed from mlflow.search_runs and the metric histories directly
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
-    df = mlflow.search_runs(experiment_names=["e2e"], filter_string=f"tags.`{TAG}kind` = 'run'")
-    det = df[df[f"tags.{TAG}deterministic"] == "true"]
+    df = mlflow.search_runs(
+        experiment_names=["e2e"], filter_string=schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)
+    )
+    det = df[df[f"tags.{schema.TAG_DETERMINISTIC}"] == "true"]
     eval_acc = 100 * det["metrics.test.eval.acc_mean"].to_numpy()
     train_passes = np.concatenate(
         [[100 * m.value for m in client.get_metric_history(rid, "test.train.acc")] for rid in det["run_id"]]

@@ -9,13 +9,13 @@ import torch
 
 import data
 import nets
-from study.evaluate import predict_passes
-from study.plan import expand
-from study.seeding import pass_seeds, seeded, set_deterministic
-from study.spec import parse_study
-from study.sweep import run_sweep
-from study.tracking import TAG, Store
-from study.train import Trainer, weights_sha256
+from study.engine import compute
+from study.engine.evaluate import predict_passes
+from study.engine.sweep import run_sweep
+from study.engine.train import Trainer, weights_sha256
+from study.plan import expand, parse_study, pass_seeds
+from study.record import schema
+from study.record.store import Store
 
 HSI = {
     "name": "synthetic_hsi",
@@ -45,15 +45,21 @@ def study(name="t", dataset=HSI, models=("hybridsn",), epochs=2, replicates=2, *
 
 
 def train_once(cfg):
-    """Train one config outside the tracker: weights hash and the trained model."""
-    set_deterministic(cfg.deterministic)
-    task = data.load_task(cfg.dataset, split_seed=cfg.seeds["split"], **cfg.dataset_options)
-    with seeded(cfg.seeds["init"]):
-        model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options)
-    trainer = Trainer(model, task, cfg.train, cfg.seeds, torch.device("cpu"))
-    for _ in range(cfg.train.epochs):
-        trainer.run_epoch()
-    return weights_sha256(model), model, task
+    """Train one config through the engine, outside the tracker: weights hash and the trained model."""
+    trained = compute.fit(cfg)
+    return weights_sha256(trained.model), trained.model, trained.task
+
+
+def test_the_engine_run_is_what_train_once_trains_and_what_a_sweep_logs(store_uri):
+    cfg = expand(study(epochs=1, replicates=1), "cpu")[0]
+    result = compute.run(cfg)
+    assert result.weights_sha256 == train_once(cfg)[0]
+    assert [e.epoch for e in result.epochs] == [1]
+    assert set(result.predictions.modes) == {"eval", "train", "mc_dropout"}
+    assert result.predictions.passes["train"].shape == (4, len(result.predictions.labels))
+    assert result.summaries["eval"].acc_std == 0.0  # eval passes are complete passes, and identical
+    logged = run_sweep(study(name="engine", epochs=1, replicates=1), tracking_uri=store_uri, progress=False)
+    assert logged.outcomes[0].weights_sha256 == result.weights_sha256
 
 
 def test_same_seeds_same_weights_and_each_source_moves_them():
@@ -142,7 +148,9 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
     result = run_sweep(spec, tracking_uri=store_uri, progress=False)
     assert [o.status for o in result.outcomes] == ["FINISHED", "FINISHED"]
     mlflow.set_tracking_uri(store_uri)
-    df = mlflow.search_runs(experiment_names=["logged"], filter_string=f"tags.`{TAG}kind` = 'run'")
+    df = mlflow.search_runs(
+        experiment_names=["logged"], filter_string=schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)
+    )
     assert len(df) == 2 and set(df["status"]) == {"FINISHED"}
     row = df.iloc[0]
     for param in (
@@ -186,8 +194,8 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
         "model",
         "replicate",
     ):
-        assert f"tags.{TAG}{tag}" in df.columns, tag
-    assert df[f"tags.{TAG}weights_sha256"].nunique() == 2
+        assert f"tags.{schema.TAG_PREFIX}{tag}" in df.columns, tag
+    assert df[f"tags.{schema.TAG_WEIGHTS}"].nunique() == 2
     client = mlflow.MlflowClient(store_uri)
     run_id = row["run_id"]
     assert len(client.get_metric_history(run_id, "train.loss")) == 2
@@ -218,7 +226,15 @@ def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
     assert "3 runs: 2 done, 1 pending" in out
     store = Store(store_uri)
     exp = store.experiment_id("again")
-    assert len(store.search(exp, f"attributes.status = 'FINISHED' and tags.`{TAG}kind` = 'run'")) == 2
+    assert (
+        len(
+            store.search(
+                exp,
+                "attributes.status = 'FINISHED' and " + schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN),
+            )
+        )
+        == 2
+    )
 
 
 def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
@@ -241,9 +257,8 @@ def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
     }
     failed = result.failed[0]
     assert failed.reason == "RuntimeError: simulated out of memory"
-    store = Store(store_uri)
-    run = store.client.get_run(failed.run_id)
-    assert run.info.status == "FAILED" and run.data.tags[f"{TAG}failure"] == failed.reason
+    run = mlflow.MlflowClient(store_uri).get_run(failed.run_id)
+    assert run.info.status == "FAILED" and run.data.tags[schema.TAG_FAILURE] == failed.reason
     monkeypatch.setattr(Trainer, "run_epoch", real)
     again = run_sweep(spec, tracking_uri=store_uri, progress=False)  # a rerun retries only the failed one
     assert [(o.run_name, o.status) for o in again.outcomes] == [("hybridsn-det-r01", "FINISHED")]

@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 
 from study.errors import UserError
-from study.plan import expand
-from study.seeding import SOURCES, pass_seeds, run_seeds, source_seed
-from study.spec import load_study, parse_study, parse_value
+from study.plan import (
+    SOURCES,
+    expand,
+    load_study,
+    parse_study,
+    parse_value,
+    pass_seeds,
+    run_seeds,
+    source_seed,
+)
+from study.record.recorder import run_params
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
@@ -141,6 +149,6 @@ def test_expand_counts_names_and_hashes():
     runs = expand(sources, "cpu")
     assert len(runs) == 2 * 3 and {r.varied for r in runs} == {"init", "order"}
     assert runs[0].run_name == "hybridsn-det-init-r01"
-    params = runs[0].params()
+    params = run_params(runs[0])
     assert params["seed.init"] == str(runs[0].seeds["init"]) and params["train.epochs"] == "2"
     assert params["test.modes"] == "eval,train,mc_dropout"

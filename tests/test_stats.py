@@ -1,4 +1,4 @@
-"""Tests for study.stats: textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
+"""The statistics (study.analysis: spread, components, flips, compare): textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
 
 from __future__ import annotations
 
@@ -13,25 +13,16 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
-from study.stats import (
-    Comparison,
-    Spread,
+from study.analysis.compare import Comparison, compare, compare_all, replicates_needed, spread_test
+from study.analysis.components import (
     VarianceComponents,
     _group_stats,
     _reml_objective,
     _reml_oneway,
-    churn,
-    churn_matrix,
-    compare,
-    compare_all,
-    flip_rate,
-    mean_churn,
-    per_source_spread,
-    replicates_needed,
-    spread,
-    spread_test,
     variance_components,
 )
+from study.analysis.flips import churn, flip_rate, mean_churn
+from study.analysis.spread import Spread, per_source_spread, spread
 
 # Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
 # fabric strength, 4 looms chosen at random x 4 observations each.
@@ -479,19 +470,22 @@ def test_flip_rate_large_mc_dropout_shape():
     assert 0.05 < fr < 0.15
 
 
-def test_churn_and_churn_matrix():
+def test_churn_and_mean_churn_over_shared_test_samples():
     rng = np.random.default_rng(1)
     preds = rng.integers(0, 5, size=(6, 400))
     assert churn(preds[0], preds[0]) == 0.0
     assert churn([0, 1, 2, 3], [0, 1, 0, 0]) == 0.5
-    cm = churn_matrix(preds)
-    assert cm.shape == (6, 6)
-    assert np.array_equal(cm, cm.T) and np.all(np.diag(cm) == 0)
-    for i, j in itertools.combinations(range(6), 2):
-        assert cm[i, j] == churn(preds[i], preds[j])
-    assert mean_churn(preds) == pytest.approx(cm[np.triu_indices(6, 1)].mean(), abs=1e-12)
-    assert mean_churn(list(preds)) == pytest.approx(mean_churn(preds))
-    assert np.isnan(mean_churn(preds[:1]))
+    ids = np.arange(400)
+    pairs = [churn(preds[i], preds[j]) for i, j in itertools.combinations(range(6), 2)]
+    assert mean_churn([(ids, p) for p in preds]) == pytest.approx(np.mean(pairs), abs=1e-12)
+    # the same as the flip rate of the stacked predictions when every model saw every sample
+    assert mean_churn([(ids, p) for p in preds]) == pytest.approx(flip_rate(preds), abs=1e-12)
+    # models tested on different samples are compared on those they share, matched by id
+    a_ids, b_ids = np.array([5, 1, 9, 3]), np.array([3, 7, 5])
+    a, b = np.array([0, 1, 2, 3]), np.array([3, 4, 1])  # shared: id 5 (0 vs 1), id 3 (3 vs 3)
+    assert mean_churn([(a_ids, a), (b_ids, b)]) == 0.5
+    assert np.isnan(mean_churn([(ids, preds[0])]))
+    assert np.isnan(mean_churn([(np.array([1]), a[:1]), (np.array([2]), b[:1])]))
     with pytest.raises(ValueError):
         churn([0, 1], [0, 1, 2])
 

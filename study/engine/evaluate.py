@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from torch import nn
 
-from study.train import default_generator
+from data import BatchLoader
+from study.engine.determinism import default_generator
 
 
 @contextlib.contextmanager
@@ -51,7 +51,7 @@ def test_mode(model: nn.Module, mode: str) -> Iterator[None]:
 
 def predict_passes(
     model: nn.Module,
-    loader: Any,
+    loader: BatchLoader,
     mode: str,
     seeds: list[int],
     batch_size: int,

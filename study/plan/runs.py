@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from study.seeding import SOURCES, run_seeds
-from study.spec import Study, TestSpec, TrainSpec
+from study.plan.seeding import run_seeds
+from study.plan.spec import Study, TestSpec, TrainSpec
 
 
 @dataclass(frozen=True)
@@ -50,28 +50,6 @@ class RunConfig:
         det = "det" if self.deterministic else "nondet"
         source = "" if self.varied == "all" else f"-{self.varied}"
         return f"{self.model}-{det}{source}-r{self.replicate:02d}"
-
-    def params(self) -> dict[str, str]:
-        """Every resolved setting and every per-source seed, flat, as MLflow params."""
-        flat: dict[str, Any] = {
-            "dataset": self.dataset,
-            "model": self.model,
-            "deterministic": self.deterministic,
-            "device": self.device,
-            "replicate": self.replicate,
-            "varied_source": self.varied,
-        }
-        flat.update({f"dataset.{k}": v for k, v in sorted(self.dataset_options.items())})
-        flat.update({f"model.{k}": v for k, v in sorted(self.model_options.items())})
-        flat.update({f"train.{k}": v for k, v in dataclasses.asdict(self.train).items()})
-        flat.update({f"test.{k}": v for k, v in dataclasses.asdict(self.test).items()})
-        flat.update({f"seed.{s}": self.seeds[s] for s in SOURCES})
-        return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
-
-
-def condition_name(model: str, deterministic: bool) -> str:
-    """How summaries and reports name a model trained with or without deterministic kernels."""
-    return model if deterministic else f"{model} (nondet)"
 
 
 def expand(study: Study, device: str) -> list[RunConfig]:

@@ -1,4 +1,4 @@
-"""`--jobs N`: up to N runs at once, each in its own worker process logging its own child run.
+"""`--jobs N`: up to N runs at once, each in its own local worker process logging its own child run.
 
 Workers take configs from a queue and send progress events back; a run's results do not depend on
 which worker ran it or how many ran beside it (its thread count is part of its config).
@@ -12,9 +12,10 @@ import queue
 import signal
 from typing import Any
 
+from study.engine.progress import Progress
+from study.engine.runner import RunContext, RunOutcome, run_one
 from study.plan import RunConfig
-from study.progress import Progress
-from study.runner import RunContext, RunOutcome, run_one
+from study.record.store import Store
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -27,8 +28,6 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
     # SIGTERM, so each worker is interrupted exactly once and can mark its run KILLED.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
-    from study.tracking import Store
-
     try:
         store = Store(ctx.tracking_uri)
         while (cfg := tasks.get()) is not None:
@@ -44,10 +43,18 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
         events.join_thread()  # flush what this worker said before it goes
 
 
-def run_parallel(
-    pending: list[RunConfig], ctx: RunContext, jobs: int, *, progress: bool = True
-) -> list[RunOutcome]:
-    """Run configs in `jobs` spawned workers; outcomes in completion order."""
+class Executor:
+    """`jobs` spawned worker processes taking configs from a queue; outcomes in completion order."""
+
+    def __init__(self, store: Store, jobs: int) -> None:
+        self.jobs = jobs
+
+    def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]:
+        return run_parallel(pending, ctx, self.jobs, progress)
+
+
+def run_parallel(pending: list[RunConfig], ctx: RunContext, jobs: int, bars: Progress) -> list[RunOutcome]:
+    """Run configs in `jobs` spawned workers, relaying their progress events to `bars`."""
     mp = multiprocessing.get_context("spawn")
     tasks, events = mp.Queue(), mp.Queue()
     for cfg in pending:
@@ -60,7 +67,6 @@ def run_parallel(
     ]
     for p in procs:
         p.start()
-    bars = Progress(len(pending), progress)
     current: dict[int, str] = {}
     errors: list[str] = []
     outcomes: list[RunOutcome] = []
@@ -104,7 +110,6 @@ def run_parallel(
         for p in procs:
             if p.is_alive():
                 p.kill()
-        bars.close()
         with contextlib.suppress(Exception):
             events.close()
             tasks.close()

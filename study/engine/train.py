@@ -10,28 +10,20 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.spec import TrainSpec
+from data import Task
+from study.engine.determinism import default_generator
+from study.plan import TrainSpec
+from study.record.schema import EpochStats
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf: the run is marked FAILED with this reason and the sweep goes on."""
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    loss: float
-    acc: float
-    seconds: float
-    samples_per_s: float
-    lr: float
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -44,21 +36,12 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def default_generator(device: torch.device) -> torch.Generator:
-    """The global generator that dropout draws from on this device."""
-    if device.type == "cuda":
-        return torch.cuda.default_generators[
-            device.index if device.index is not None else torch.cuda.current_device()
-        ]
-    return torch.default_generator
-
-
 class Trainer:
     """Trains one model on one task; `state_dict()` captures everything needed to resume."""
 
     def __init__(
-        self, model: nn.Module, task: Any, spec: TrainSpec, seeds: dict[str, int], device: torch.device
-    ):
+        self, model: nn.Module, task: Task, spec: TrainSpec, seeds: dict[str, int], device: torch.device
+    ) -> None:
         self.model, self.task, self.spec, self.device = model, task, spec, device
         params = model.parameters()
         if spec.optimizer == "adam":
@@ -125,6 +108,7 @@ class Trainer:
         )
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit: weights, optimizer, every generator."""
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -136,6 +120,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by state_dict()."""
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

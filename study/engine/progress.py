@@ -5,20 +5,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
+from study.engine.runner import RunOutcome
 
-def outcome_line(o: Any) -> str:
+
+def outcome_line(o: RunOutcome) -> str:
     """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
     if o.status != "FINISHED":
         return f"{o.status:8s} {o.run_name}: {o.reason}"
-    parts = []
-    for mode, acc in o.accuracy.items():
-        a = 100 * np.asarray(acc)
-        parts.append(
-            f"{mode} {a.mean():.2f}" + (f"±{a.std(ddof=1):.2f}" if len(a) > 1 and a.std() > 0 else "")
-        )
+    parts = [f"{mode} {summary.line()}" for mode, summary in o.summaries.items()]
     return f"FINISHED {o.run_name} ({o.seconds:.0f} s): " + ", ".join(parts) + " % acc"
 
 
@@ -61,7 +57,7 @@ class Progress:
         elif kind == "end" and worker in self.bars:
             self.bars.pop(worker).close()
 
-    def finished(self, outcome: Any) -> None:
+    def finished(self, outcome: RunOutcome) -> None:
         """A result, not progress: printed even with progress off."""
         self.done += 1
         self.runs.update(1)

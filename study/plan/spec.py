@@ -14,9 +14,8 @@ from typing import Any
 import tomllib
 
 from study.errors import UserError
-from study.seeding import VARIABLE_SOURCES
-
-MODES = ("eval", "train", "mc_dropout")
+from study.plan.seeding import VARIABLE_SOURCES
+from study.record.schema import MODES
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,12 @@
-"""Sources of randomness: one seed per (base seed, source, replicate), and the determinism toggles.
+"""Sources of randomness: one seed per (base seed, source, replicate).
 
 Each source gets its own stream from numpy's SeedSequence, so varying one source never moves another.
+The torch side (seeded generators, deterministic kernels) is the engine's: study/engine/determinism.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-
 import numpy as np
-import torch
 
 # Order matters: a source's index is part of its SeedSequence spawn key, so never reorder these.
 SOURCES = ("split", "init", "order", "augment", "dropout", "test")
@@ -45,25 +41,3 @@ def pass_seeds(test_seed: int, passes: int) -> list[int]:
         int(np.random.SeedSequence(entropy=test_seed, spawn_key=(p,)).generate_state(1, np.uint32)[0])
         for p in range(passes)
     ]
-
-
-def prepare_cuda_env() -> None:
-    """cuBLAS reads its workspace setting when CUDA starts, so this must run before any CUDA call."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def set_deterministic(flag: bool) -> None:
-    """Deterministic kernels (bit-identical reruns) or cuDNN's fastest, possibly nondeterministic ones."""
-    prepare_cuda_env()
-    torch.use_deterministic_algorithms(flag)
-    torch.backends.cudnn.deterministic = flag
-    torch.backends.cudnn.benchmark = not flag
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
-    """Run a block under its own seed without disturbing the global generators outside it."""
-    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

@@ -13,6 +13,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from study.analysis.tables import MapData  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -155,16 +157,10 @@ def comparison_matrix(diff: pd.DataFrame, pvals: pd.DataFrame) -> Figure:
     return fig
 
 
-def classification_maps(
-    gt: np.ndarray,
-    coords: np.ndarray,
-    labels: np.ndarray,
-    eval_pred: np.ndarray,
-    pass_a: np.ndarray,
-    pass_b: np.ndarray,
-    title: str,
-) -> Figure:
+def classification_maps(m: MapData) -> Figure:
     """Ground truth, the eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
+    gt, coords, labels, pass_a, pass_b = m.gt, m.coords, m.labels, m.pass_a, m.pass_b
+    title = f"{m.run}: test pixels ({m.mode} mode passes 1 and 2)"
     classes = int(max(gt.max(), labels.max())) + 1
     cmap = ListedColormap(sns.color_palette("tab20", classes)).with_extremes(bad="white")
 
@@ -176,7 +172,7 @@ def classification_maps(
     flipped = pass_a != pass_b
     panels = [
         ("ground truth", np.where(gt >= 0, gt, np.nan), cmap),
-        ("eval mode", canvas(eval_pred), cmap),
+        ("eval mode", canvas(m.eval_pred), cmap),
         ("train mode, pass 1", canvas(pass_a), cmap),
         ("train mode, pass 2", canvas(pass_b), cmap),
     ]

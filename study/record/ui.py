@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from study.errors import UserError
-from study.tracking import local_db, resolve_uri
+from study.record.store import local_db, resolve_uri
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:

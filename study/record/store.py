@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
-import platform
 import random
 import sqlite3
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunTag
+
 from study.errors import UserError
+from study.record.checkpoints import LocalCheckpoints
+from study.record.claims import LocalClaims
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
-TAG = "seedvar."  # prefix of seedvar's own tags
 T = TypeVar("T")
 
 
@@ -82,12 +83,10 @@ class Store:
 
     def _open(self) -> None:
         """First contact: creates or migrates a local store; a broken one becomes a one-line error."""
-        from mlflow import MlflowClient
-
-        _quiet()  # after the import: importing mlflow sets its own log levels
+        _quiet()  # importing mlflow sets its own log levels
         try:
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.call(self.client.search_experiments, max_results=1)
+            self._client = MlflowClient(tracking_uri=self.uri)
+            self.call(self._client.search_experiments, max_results=1)
         except UserError:
             raise
         except Exception as exc:
@@ -127,7 +126,7 @@ class Store:
     # -- experiments and runs ----------------------------------------------------------------------
     def experiment_id(self, name: str, *, create: bool = True) -> str | None:
         """The experiment of a study, created (with artifacts beside the store) when missing."""
-        exp = self.call(self.client.get_experiment_by_name, name)
+        exp = self.call(self._client.get_experiment_by_name, name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 raise UserError(
@@ -138,19 +137,19 @@ class Store:
             return None
         location = (self.dir / "artifacts").as_uri() if self.dir is not None else None
         try:
-            return self.call(self.client.create_experiment, name, artifact_location=location)
+            return self.call(self._client.create_experiment, name, artifact_location=location)
         except Exception:  # another sweep created it between our two calls
-            exp = self.call(self.client.get_experiment_by_name, name)
+            exp = self.call(self._client.get_experiment_by_name, name)
             if exp is None:
                 raise
             return exp.experiment_id
 
-    def search(self, experiment_id: str, filter_string: str = "") -> list[Any]:
+    def search(self, experiment_id: str, filter_string: str = "") -> list[Run]:
         """All runs of an experiment matching a filter, every page."""
         runs, token = [], None
         while True:
             page = self.call(
-                self.client.search_runs, [experiment_id], filter_string, max_results=1000, page_token=token
+                self._client.search_runs, [experiment_id], filter_string, max_results=1000, page_token=token
             )
             runs.extend(page)
             token = page.token
@@ -164,7 +163,7 @@ class Store:
         tags = dict(tags)
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
-        run = self.call(self.client.create_run, experiment_id, run_name=name, tags=tags)
+        run = self.call(self._client.create_run, experiment_id, run_name=name, tags=tags)
         return run.info.run_id
 
     def log(
@@ -175,41 +174,70 @@ class Store:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         """One batched call per 1000 metrics (MLflow's limit), instead of one call per value."""
-        from mlflow.entities import Metric, Param, RunTag
-
         now = int(time.time() * 1000)
         ms = [Metric(k, float(v), now, int(step)) for k, v, step in metrics]
         ps = [Param(k, str(v)) for k, v in (params or {}).items()]
         ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         for i in range(0, max(len(ms), 1), 1000):
             self.call(
-                self.client.log_batch,
+                self._client.log_batch,
                 run_id,
                 metrics=ms[i : i + 1000],
                 params=ps if i == 0 else [],
                 tags=ts if i == 0 else [],
             )
         for i in range(100, len(ps), 100):  # params are limited to 100 per batch
-            self.call(self.client.log_batch, run_id, params=ps[i : i + 100])
+            self.call(self._client.log_batch, run_id, params=ps[i : i + 100])
 
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
         """Write small artifacts (name -> bytes) through MLflow's artifact API."""
         with tempfile.TemporaryDirectory() as tmp:
             for name, blob in files.items():
                 (Path(tmp) / name).write_bytes(blob)
-            self.call(self.client.log_artifacts, run_id, tmp)
+            self.call(self._client.log_artifacts, run_id, tmp)
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
         """Fetch one artifact of a run to a local folder (through MLflow, wherever it is stored)."""
-        return Path(self.call(self.client.download_artifacts, run_id, path, str(dst)))
+        return Path(self.call(self._client.download_artifacts, run_id, path, str(dst)))
 
     def end(self, run_id: str, status: str) -> None:
-        self.call(self.client.set_terminated, run_id, status)
+        """Mark a run FINISHED, FAILED or KILLED (and stamp its end time)."""
+        self.call(self._client.set_terminated, run_id, status)
 
-    def checkpoint_dir(self, experiment_id: str) -> Path:
-        """Where interrupted runs keep their epoch checkpoints: beside a local store, else the cache."""
+    def set_running(self, run_id: str) -> None:
+        """A resumed run is RUNNING again, in the same MLflow run."""
+        self.call(self._client.update_run, run_id, status="RUNNING")
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag that no longer holds (a missing one is fine)."""
+        with contextlib.suppress(Exception):
+            self.call(self._client.delete_tag, run_id, key)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.call(self._client.get_run, run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of every logged value of one metric, in step order."""
+        history = self.call(self._client.get_metric_history, run_id, key)
+        return sorted((m.step, m.value) for m in history)
+
+    def experiment_names(self) -> list[str]:
+        """The studies in this store (MLflow's Default experiment left out)."""
+        return sorted(e.name for e in self.call(self._client.search_experiments) if e.name != "Default")
+
+    # -- what lives beside the runs ------------------------------------------------------------------
+    def _side_folder(self, kind: str, experiment_id: str) -> Path:
+        """Beside a local store; for a server (until checkpoints go to its artifact store) the user cache."""
         root = self.dir if self.dir is not None else Path.home() / ".cache" / "seedvar"
-        return root / "checkpoints" / experiment_id
+        return root / kind / experiment_id
+
+    def checkpoints(self, experiment_id: str) -> LocalCheckpoints:
+        """Where this experiment's runs keep their epoch checkpoints."""
+        return LocalCheckpoints(self._side_folder("checkpoints", experiment_id))
+
+    def claims(self, experiment_id: str) -> LocalClaims:
+        """How this experiment's configs are claimed by one live process at a time."""
+        return LocalClaims(self._side_folder("checkpoints", experiment_id))
 
 
 def _enable_wal(db: Path) -> None:
@@ -224,64 +252,3 @@ def _enable_wal(db: Path) -> None:
 def _is_connection_error(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(w in text for w in ("connection", "max retries", "timed out", "name or service", "refused"))
-
-
-def environment() -> dict[str, str]:
-    """Versions and hardware that can change results: logged as tags on every run."""
-    import mlflow
-    import numpy
-    import torch
-
-    env = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "mlflow": mlflow.__version__,
-        "cuda": str(torch.version.cuda),
-        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "threads": str(torch.get_num_threads()),
-    }
-    commit = git_commit()
-    if commit:
-        env["git_commit"] = commit
-    return env
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return _cpu_name()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_commit() -> str | None:
-    """The commit of the seedvar checkout, when it is one (an installed wheel has none)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def to_json(obj: Any) -> bytes:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()

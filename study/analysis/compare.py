@@ -1,0 +1,170 @@
+"""Comparisons between models and power: is A better than B, by how much, do their spreads differ,
+and how many seeds would tell a given difference apart."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower
+
+from study.analysis.spread import NAN, NAN_PAIR, as_1d_finite, bootstrap_ci, check_ci, flat_dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two independent samples of accuracies (one per trained model) for models/configs A and B."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    std_a: float
+    std_b: float
+    diff: float
+    diff_ci: tuple[float, float]
+    diff_ci_method: str
+    welch_t: float
+    welch_p: float
+    mannwhitney_u: float
+    mannwhitney_p: float
+    p_a_gt_b: float
+    levene_stat: float
+    levene_p: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return flat_dict(self)
+
+
+def _diff_of_means(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def compare(
+    a: ArrayLike, b: ArrayLike, *, ci: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> Comparison:
+    """Is A better than B, by how much, and do their spreads differ?
+
+    Welch's t (no equal-variance assumption), Mann-Whitney U with the probability of superiority
+    P(A > B) + P(A = B)/2 = U / (n_a n_b), a two-sample bootstrap CI of the mean difference, and
+    Brown-Forsythe (Levene, median-centred) for the spreads.  Undefined tests (n < 2, zero variance)
+    give nan quietly.
+    """
+    ci = check_ci(ci)
+    x, y = as_1d_finite(a, "a"), as_1d_finite(b, "b")
+    mean_a, mean_b = float(np.mean(x)), float(np.mean(y))
+    diff = mean_a - mean_b
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        lo, hi, ci_method = diff, diff, "degenerate"
+    else:
+        lo, hi, ci_method = bootstrap_ci(
+            (x, y), _diff_of_means, diff, ci=ci, n_resamples=n_resamples, seed=seed
+        )
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        t_res = stats.ttest_ind(x, y, equal_var=False)
+        u_res = stats.mannwhitneyu(x, y, alternative="two-sided")
+        lev = stats.levene(x, y, center="median") if min(x.size, y.size) >= 2 else (NAN, NAN)
+    u = float(u_res.statistic)
+    return Comparison(
+        n_a=int(x.size),
+        n_b=int(y.size),
+        mean_a=mean_a,
+        mean_b=mean_b,
+        std_a=float(np.std(x, ddof=1)) if x.size > 1 else NAN,
+        std_b=float(np.std(y, ddof=1)) if y.size > 1 else NAN,
+        diff=diff,
+        diff_ci=(lo, hi),
+        diff_ci_method=ci_method,
+        welch_t=float(t_res.statistic),
+        welch_p=float(t_res.pvalue),
+        mannwhitney_u=u,
+        mannwhitney_p=float(u_res.pvalue),
+        p_a_gt_b=u / (x.size * y.size),
+        levene_stat=float(lev[0]),
+        levene_p=float(lev[1]),
+    )
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values over the finite entries; nan stays nan."""
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def compare_all(samples: Mapping[str, ArrayLike], **kw: Any) -> pd.DataFrame:
+    """:func:`compare` for every pair (in the mapping's order), with Holm-adjusted p-values.
+
+    Holm controls the family-wise error over all pairs without assuming independent tests, which
+    pairwise comparisons sharing a model are not.  Columns: ``a``, ``b``, the Comparison fields
+    (``diff_ci`` also as ``diff_ci_low`` / ``diff_ci_high``), ``welch_p_holm``, ``mannwhitney_p_holm``.
+    """
+    rows = []
+    for name_a, name_b in itertools.combinations(samples, 2):
+        rows.append({"a": name_a, "b": name_b, **compare(samples[name_a], samples[name_b], **kw).as_dict()})
+    if not rows:
+        cols = ["a", "b", *flat_dict(_EMPTY_COMPARISON).keys(), "welch_p_holm", "mannwhitney_p_holm"]
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows)
+    df["welch_p_holm"] = _holm(df["welch_p"].to_numpy(dtype=float))
+    df["mannwhitney_p_holm"] = _holm(df["mannwhitney_p"].to_numpy(dtype=float))
+    return df
+
+
+_EMPTY_COMPARISON = Comparison(0, 0, *([NAN] * 5), NAN_PAIR, "", *([NAN] * 7))
+
+
+def spread_test(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
+    """Brown-Forsythe (median-centred Levene) statistic and p-value: do two spreads differ?
+
+    Median centring keeps the test honest for the skewed, bounded accuracy distributions of seed
+    sweeps, where the mean-centred Levene and the F test are too liberal.
+    """
+    x, y = as_1d_finite(a, "a"), as_1d_finite(b, "b")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        res = stats.levene(x, y, center="median")
+    return float(res.statistic), float(res.pvalue)
+
+
+def replicates_needed(std: float, diff: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Replicates (trained models) per group to detect ``diff`` with a two-sided two-sample t-test.
+
+    Uses statsmodels' TTestIndPower with effect size |diff| / std, rounded up; never fewer than 2
+    (a t-test needs them).  std == 0 -> 2; diff == 0 -> ValueError (no sample size detects nothing).
+    """
+    if not (math.isfinite(std) and math.isfinite(diff)):
+        raise ValueError(f"std and diff must be finite, got std={std!r}, diff={diff!r}")
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std!r}")
+    if diff == 0:
+        raise ValueError("diff must be non-zero: no number of replicates detects a zero difference")
+    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+        raise ValueError(f"alpha and power must lie in (0, 1), got alpha={alpha!r}, power={power!r}")
+    if std == 0:
+        return 2
+    analysis = TTestIndPower()
+    effect = abs(diff) / std
+    if analysis.power(effect_size=effect, nobs1=2, alpha=alpha, ratio=1.0, alternative="two-sided") >= power:
+        return 2  # the solver's bracket starts above 2 and fails to converge for huge effects
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nobs = analysis.solve_power(
+            effect_size=effect, nobs1=None, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
+        )
+    nobs = float(np.asarray(nobs).reshape(-1)[0])
+    if not math.isfinite(nobs):
+        raise RuntimeError(f"TTestIndPower did not converge for effect size {effect:.3g}")
+    return max(2, math.ceil(nobs - 1e-9))

@@ -1,0 +1,153 @@
+"""One run of a sweep, start to finish: claim its config, resume or start its MLflow run, compute, record.
+
+The computing is `compute.run`; this module is the lifecycle around it. A run holds its config's claim
+while it works (a dead process releases it), checkpoints its trainer at most every `checkpoint_every`
+seconds, and resumes from the checkpoint into the same MLflow run when restarted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import data
+from study.engine import checkpoint, compute
+from study.engine.checkpoint import CheckpointStore
+from study.engine.train import NonFiniteLoss, Trainer
+from study.plan import RunConfig
+from study.record.recorder import RunRecorder
+from study.record.schema import TAG_CONFIG_HASH, EpochStats, PassSummary, tag_filter
+from study.record.store import Store
+
+Event = Callable[[str, dict[str, Any]], None]  # (kind, payload): start, epoch, testing, end
+
+
+@dataclass
+class RunOutcome:
+    """What the sweep needs to print and count: status, reason, each mode's summary. Picklable."""
+
+    config_hash: str
+    run_name: str
+    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    run_id: str | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    summaries: dict[str, PassSummary] = field(default_factory=dict)
+    weights_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run logs and reads its data; picklable so worker processes can rebuild everything."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    data_root: str | None = None
+    download: bool = False
+    # Seconds between epoch checkpoints: bounds both the work lost to a kill and the cost of saving.
+    checkpoint_every: float = 60.0
+
+
+class _Hooks(compute.Hooks):
+    """Log each epoch, checkpoint when due (and after the last epoch), tell the progress display."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        ctx: RunContext,
+        recorder: RunRecorder,
+        checkpoints: CheckpointStore,
+        emit: Event,
+    ) -> None:
+        self.cfg, self.ctx, self.recorder, self.checkpoints, self.emit = cfg, ctx, recorder, checkpoints, emit
+        self.last_checkpoint = time.monotonic()
+
+    def started(self, task: data.Task, epoch: int) -> None:
+        if epoch == 0:
+            self.recorder.log_data(task.info)
+        self.emit("start", {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
+        self.last_checkpoint = time.monotonic()
+
+    def epoch(self, stats: EpochStats, trainer: Trainer) -> None:
+        self.recorder.log_epoch(stats)
+        last = trainer.epoch == self.cfg.train.epochs
+        if last or time.monotonic() - self.last_checkpoint >= self.ctx.checkpoint_every:
+            blob = checkpoint.to_bytes(self.recorder.run_id, trainer.state_dict())
+            self.checkpoints.put(self.cfg.config_hash, blob)
+            self.last_checkpoint = time.monotonic()
+        self.emit(
+            "epoch", {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc}
+        )
+
+    def testing(self) -> None:
+        self.emit("testing", {"name": self.cfg.run_name})
+
+
+def run_one(
+    cfg: RunConfig, ctx: RunContext, store: Store | None = None, on_event: Event | None = None
+) -> RunOutcome:
+    """Train and test one config unless it is finished or owned by a live process; never raises for a bad run."""
+    store = store or Store(ctx.tracking_uri)
+    emit = on_event or (lambda kind, payload: None)
+    key = cfg.config_hash
+    checkpoints = store.checkpoints(ctx.experiment_id)
+    with store.claims(ctx.experiment_id).claim(key) as mine:
+        if not mine:
+            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another live process")
+        previous = store.search(ctx.experiment_id, tag_filter(TAG_CONFIG_HASH, key))
+        if any(r.info.status == "FINISHED" for r in previous):
+            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="already finished")
+        state = checkpoint.from_bytes(checkpoints.get(key))
+        if state is not None and state["run_id"] in {r.info.run_id for r in previous}:
+            recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
+        else:
+            state = None
+            for r in previous:  # left RUNNING by a process that died before any checkpoint
+                if r.info.status == "RUNNING":
+                    RunRecorder.abandon(store, r.info.run_id, "process died before its first checkpoint")
+            recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
+        return _execute(cfg, ctx, recorder, checkpoints, state, emit)
+
+
+def _execute(
+    cfg: RunConfig,
+    ctx: RunContext,
+    recorder: RunRecorder,
+    checkpoints: CheckpointStore,
+    state: dict[str, Any] | None,
+    emit: Event,
+) -> RunOutcome:
+    outcome = RunOutcome(cfg.config_hash, cfg.run_name, "RUNNING", run_id=recorder.run_id)
+    start = time.perf_counter()
+    try:
+        result = compute.run(
+            cfg,
+            data_root=ctx.data_root,
+            download=ctx.download,
+            resume=state["trainer"] if state is not None else None,
+            hooks=_Hooks(cfg, ctx, recorder, checkpoints, emit),
+        )
+        recorder.finish(result)
+        outcome.status, outcome.weights_sha256, outcome.summaries = (
+            "FINISHED",
+            result.weights_sha256,
+            result.summaries,
+        )
+        checkpoints.delete(cfg.config_hash)
+    except NonFiniteLoss as exc:
+        outcome.status, outcome.reason = "FAILED", str(exc)
+        recorder.fail(outcome.reason)
+        checkpoints.delete(cfg.config_hash)
+    except KeyboardInterrupt:
+        outcome.status, outcome.reason = "KILLED", "interrupted (Ctrl-C); rerun the sweep to resume"
+        recorder.kill(outcome.reason)
+        raise
+    except Exception as exc:  # a broken run must not stop the sweep: record why and go on
+        outcome.status, outcome.reason = "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        recorder.fail(outcome.reason)
+    outcome.seconds = time.perf_counter() - start
+    emit("end", {"name": cfg.run_name, "outcome": outcome})
+    return outcome

@@ -1,0 +1,173 @@
+"""The record of a sweep in MLflow: one parent run per sweep, one child run per trained model.
+
+`RunRecorder` owns a child run's lifecycle (start or resume, epochs, the result, FAILED / KILLED);
+`SweepRecorder` the parent run's. Names come from the run schema; the engine never calls MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from study.plan import SOURCES, RunConfig, Study
+from study.record import schema as s
+from study.record.environment import device_name, environment, to_json
+from study.record.store import Store
+
+
+@contextlib.contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """While a stop is being recorded, a second Ctrl-C must not cut the record short."""
+    try:
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals cannot reach this code anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_params(cfg: RunConfig) -> dict[str, str]:
+    """Every resolved setting and every per-source seed, flat, as MLflow params."""
+    flat: dict[str, Any] = {
+        "dataset": cfg.dataset,
+        s.PARAM_MODEL: cfg.model,
+        "deterministic": cfg.deterministic,
+        "device": cfg.device,
+        s.PARAM_REPLICATE: cfg.replicate,
+        "varied_source": cfg.varied,
+    }
+    flat.update({f"dataset.{k}": v for k, v in sorted(cfg.dataset_options.items())})
+    flat.update({f"model.{k}": v for k, v in sorted(cfg.model_options.items())})
+    flat.update({f"train.{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
+    flat.update({f"test.{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
+    flat.update({f"{s.PARAM_SEED_PREFIX}{src}": cfg.seeds[src] for src in SOURCES})
+    return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
+
+
+class RunRecorder:
+    """One trained model's MLflow run, from creation (or resumption) to FINISHED, FAILED or KILLED."""
+
+    def __init__(self, store: Store, run_id: str, logged_epochs: int = 0) -> None:
+        self.store, self.run_id, self.logged_epochs = store, run_id, logged_epochs
+
+    @classmethod
+    def start(cls, store: Store, cfg: RunConfig, experiment_id: str, parent_id: str) -> RunRecorder:
+        """A new child run with every param, the identifying tags and the resolved config."""
+        tags = {
+            s.TAG_CONFIG_HASH: cfg.config_hash,
+            s.TAG_MODEL: cfg.model,
+            s.TAG_REPLICATE: str(cfg.replicate),
+            s.TAG_VARIED: cfg.varied,
+            s.TAG_DETERMINISTIC: str(cfg.deterministic).lower(),
+            s.TAG_KIND: s.KIND_RUN,
+        }
+        run_id = store.start_run(experiment_id, cfg.run_name, tags, parent_id=parent_id)
+        env = environment()
+        env_tags = {f"{s.TAG_PREFIX}{k}": v for k, v in env.items()}
+        if "git_commit" in env:
+            env_tags[s.TAG_GIT_COMMIT] = env["git_commit"]
+        env_tags[s.TAG_DEVICE_NAME] = device_name(cfg.device)
+        store.log(run_id, params=run_params(cfg), tags=env_tags)
+        store.log_files(
+            run_id, {s.ARTIFACT_CONFIG: to_json(cfg.to_dict()), s.ARTIFACT_ENVIRONMENT: to_json(env)}
+        )
+        return cls(store, run_id)
+
+    @classmethod
+    def resume(cls, store: Store, run_id: str, epoch: int) -> RunRecorder:
+        """The same MLflow run, RUNNING again from a checkpoint taken after `epoch` epochs."""
+        store.set_running(run_id)
+        store.log(run_id, tags={s.TAG_RESUMED: epoch})
+        store.delete_tag(run_id, s.TAG_FAILURE)  # the reason it stopped no longer holds
+        logged = store.metric_history(run_id, s.train_metric("loss"))
+        return cls(store, run_id, logged_epochs=max((step for step, _ in logged), default=0))
+
+    @staticmethod
+    def abandon(store: Store, run_id: str, reason: str) -> None:
+        """A run left RUNNING by a process that died before any checkpoint: FAILED, with the reason."""
+        store.log(run_id, tags={s.TAG_FAILURE: reason})
+        store.end(run_id, "FAILED")
+
+    def log_data(self, info: Mapping[str, int | float | str]) -> None:
+        """Facts of the loaded data (pixels, PCA variance, ...), once per run."""
+        self.store.log(self.run_id, params={f"{s.PARAM_DATA_PREFIX}{k}": v for k, v in info.items()})
+
+    def log_epoch(self, stats: s.EpochStats) -> None:
+        """An epoch's training metrics; epochs logged before an interruption are not logged twice."""
+        if stats.epoch > self.logged_epochs:
+            self.store.log(self.run_id, stats.metrics())
+            self.logged_epochs = stats.epoch
+
+    def finish(self, result: s.RunResult) -> None:
+        """Weights hash, every test pass's metrics, the summaries and the predictions: FINISHED."""
+        self.store.log(self.run_id, tags={s.TAG_WEIGHTS: result.weights_sha256})
+        self.store.log(self.run_id, result.test_metrics())
+        self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
+        self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
+        self.store.end(self.run_id, "FINISHED")
+
+    def fail(self, reason: str) -> None:
+        """FAILED with its reason; recording must not raise over the error being recorded."""
+        with contextlib.suppress(Exception):
+            self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
+            self.store.end(self.run_id, "FAILED")
+
+    def kill(self, reason: str) -> None:
+        """KILLED (Ctrl-C, SIGTERM): recorded whole even if the user presses Ctrl-C again."""
+        with ignoring_interrupts(), contextlib.suppress(Exception):
+            self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
+            self.store.end(self.run_id, "KILLED")
+
+
+class SweepRecorder:
+    """A sweep's parent run: the study's settings, spec and plan; its end status and failed runs."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+
+    @classmethod
+    def start(
+        cls, store: Store, experiment_id: str, study: Study, configs: list[RunConfig], device: str
+    ) -> SweepRecorder:
+        run_id = store.start_run(
+            experiment_id,
+            f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+            {s.TAG_KIND: s.KIND_SWEEP, s.TAG_SPEC: study.source, s.TAG_NOTE: study.description},
+        )
+        store.log(run_id, params=_study_params(study, device))
+        spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
+        store.log_files(
+            run_id, {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])}
+        )
+        return cls(store, run_id)
+
+    def end(self, status: str, failed: int) -> None:
+        """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""
+        with ignoring_interrupts():
+            self.store.log(self.run_id, tags={s.TAG_FAILED_RUNS: str(failed)})
+            self.store.end(self.run_id, status)
+
+
+def _study_params(study: Study, device: str) -> dict[str, str]:
+    return {
+        "study": study.name,
+        "dataset": study.dataset,
+        "models": ",".join(study.models),
+        "device": device,
+        "deterministic": ",".join(str(d).lower() for d in study.deterministic),
+        "seeds.base": str(study.seeds.base),
+        "seeds.replicates": str(study.seeds.replicates),
+        "seeds.vary": ",".join(study.seeds.vary),
+        "train.epochs": str(study.train.epochs),
+        "test.modes": ",".join(study.test.modes),
+        "test.passes": str(study.test.passes),
+    }
