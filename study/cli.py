@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from study.errors import UserError
+from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
 
 EXIT_USER_ERROR = 2
 
@@ -53,8 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
     )
     s.add_argument("--download", action="store_true", help="download missing datasets")
+    _store_options(s)
     s.add_argument(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+        "--claim-timeout",
+        type=float,
+        default=DEFAULT_CLAIM_TIMEOUT,
+        metavar="SECONDS",
+        help="tracking servers: a run whose heartbeat is older is taken over by another sweep "
+        f"(default {DEFAULT_CLAIM_TIMEOUT:.0f})",
     )
     s.add_argument(
         "--checkpoint-every",
@@ -74,19 +81,57 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs"
     )
     r.add_argument("--experiment", required=True, help="the study name (MLflow experiment)")
-    r.add_argument(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
-    )
+    _store_options(r)
     r.add_argument("--out", help="output folder (default: reports/<experiment>)")
     r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
 
-    u = sub.add_parser("ui", help="serve the MLflow UI for the store")
-    u.add_argument(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    v = sub.add_parser(
+        "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
     )
+    v.add_argument(
+        "--backend-store-uri",
+        help="where runs are kept, e.g. postgresql://user@host/db (default: the local sqlite store mlruns/mlflow.db)",
+    )
+    v.add_argument(
+        "--artifacts-destination",
+        help="where artifacts (predictions, checkpoints) are kept: a folder or an object store URI such as "
+        "s3://bucket/seedvar (default: mlruns/artifacts)",
+    )
+    v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    v.add_argument("--port", type=int, default=5000)
+    v.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    v.add_argument(
+        "--admin-password-file",
+        help="file holding the admin password for MLflow's basic-auth (else $SEEDVAR_ADMIN_PASSWORD)",
+    )
+    v.add_argument(
+        "--auth-db", help="database URI of the basic-auth users (default: sqlite beside the artifacts)"
+    )
+    v.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback without authentication (not recommended)",
+    )
+
+    u = sub.add_parser("ui", help="serve the MLflow UI for the store")
+    _store_options(u)
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     return p
+
+
+def _store_options(p: argparse.ArgumentParser) -> None:
+    """Where the runs are, and how long to wait for a tracking server that is restarting."""
+    p.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    p.add_argument(
+        "--retry-for",
+        type=float,
+        metavar="SECONDS",
+        help=f"keep retrying an unreachable tracking server this long (default ${ENV_RETRY} or "
+        f"{DEFAULT_RETRY_SECONDS:.0f})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,9 +165,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         from study.analysis.report import write_report
 
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        out = write_report(args.experiment, tracking_uri=args.tracking_uri, out=args.out, formats=formats)
+        out = write_report(
+            args.experiment,
+            tracking_uri=args.tracking_uri,
+            out=args.out,
+            formats=formats,
+            retry_for=args.retry_for,
+        )
         print(f"report written to {out}")
         return 0
+    if args.command == "server":
+        from study.record.server import serve as serve_server
+
+        return serve_server(
+            args.backend_store_uri,
+            args.artifacts_destination,
+            args.host,
+            args.port,
+            args.workers,
+            args.insecure,
+            args.admin_password_file,
+            args.auth_db,
+        )
     if args.command == "ui":
         from study.record.ui import serve
 
@@ -157,6 +221,8 @@ def _sweep(args: argparse.Namespace) -> int:
         overrides["dataset.download"] = True
     if args.checkpoint_every < 0:
         raise UserError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every}")
+    if args.claim_timeout <= 0 or (args.retry_for is not None and args.retry_for < 0):
+        raise UserError("--claim-timeout must be > 0 and --retry-for >= 0 seconds")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     study = load_study(args.spec, overrides)
@@ -167,6 +233,8 @@ def _sweep(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         jobs=args.jobs,
         checkpoint_every=args.checkpoint_every,
+        claim_timeout=args.claim_timeout,
+        retry_for=args.retry_for,
         progress=not args.no_progress,
     )
     return 1 if result.failed else 0

@@ -22,12 +22,13 @@ def write_report(
     tracking_uri: str | None = None,
     out: str | Path | None = None,
     formats: list[str] | tuple[str, ...] = FORMATS,
+    retry_for: float | None = None,
 ) -> Path:
     """Build every section and write the requested formats plus tables/*.csv and figures/*.png."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UserError(f"--format {','.join(formats)}: choose from html, md (comma-separated)")
-    study = load.load_study(Store(tracking_uri, create=False), experiment)
+    study = load.load_study(Store(tracking_uri, create=False, retry_for=retry_for), experiment)
     out_dir = Path(out) if out else Path("reports") / experiment
     _writable(out_dir)
     render.write(out_dir, f"seedvar report: {experiment}", build_sections(study), formats)

@@ -7,6 +7,7 @@ seconds, and resumes from the checkpoint into the same MLflow run when restarted
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from study.engine import checkpoint, compute
 from study.engine.checkpoint import CheckpointStore
 from study.engine.train import NonFiniteLoss, Trainer
 from study.plan import RunConfig
+from study.record.claims import Claim
+from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from study.record.recorder import RunRecorder
 from study.record.schema import TAG_CONFIG_HASH, EpochStats, PassSummary, tag_filter
-from study.record.store import Store
+from study.record.store import Store, StoreUnavailable
 
 Event = Callable[[str, dict[str, Any]], None]  # (kind, payload): start, epoch, testing, end
 
@@ -49,6 +52,18 @@ class RunContext:
     download: bool = False
     # Seconds between epoch checkpoints: bounds both the work lost to a kill and the cost of saving.
     checkpoint_every: float = 60.0
+    # Tracking servers: seconds without a heartbeat after which another sweep may take a run over.
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT
+    # Seconds a store call keeps retrying while the tracking server is unreachable (None: the default).
+    retry_for: float | None = None
+
+    def store(self) -> Store:
+        """The store, opened in this process (a worker's own connection)."""
+        return Store(self.tracking_uri, retry_for=self.retry_for)
+
+
+class ClaimLost(Exception):
+    """Another sweep took this config over (a stale heartbeat, then a late one): stop without recording."""
 
 
 class _Hooks(compute.Hooks):
@@ -60,9 +75,11 @@ class _Hooks(compute.Hooks):
         ctx: RunContext,
         recorder: RunRecorder,
         checkpoints: CheckpointStore,
+        claim: Claim,
         emit: Event,
     ) -> None:
         self.cfg, self.ctx, self.recorder, self.checkpoints, self.emit = cfg, ctx, recorder, checkpoints, emit
+        self.claim = claim
         self.last_checkpoint = time.monotonic()
 
     def started(self, task: data.Task, epoch: int) -> None:
@@ -72,12 +89,16 @@ class _Hooks(compute.Hooks):
         self.last_checkpoint = time.monotonic()
 
     def epoch(self, stats: EpochStats, trainer: Trainer) -> None:
-        self.recorder.log_epoch(stats)
+        if self.claim.lost():
+            raise ClaimLost(f"{self.cfg.run_name}: another sweep took this config over")
+        logged = self.recorder.log_epoch(stats)
         last = trainer.epoch == self.cfg.train.epochs
-        if last or time.monotonic() - self.last_checkpoint >= self.ctx.checkpoint_every:
+        # a checkpoint never runs ahead of the logged epochs, so a resumed run has every epoch's metrics
+        if logged and (last or time.monotonic() - self.last_checkpoint >= self.ctx.checkpoint_every):
             blob = checkpoint.to_bytes(self.recorder.run_id, trainer.state_dict())
-            self.checkpoints.put(self.cfg.config_hash, blob)
-            self.last_checkpoint = time.monotonic()
+            with contextlib.suppress(StoreUnavailable):  # the store is away: the next epoch tries again
+                self.checkpoints.put(self.cfg.config_hash, self.recorder.run_id, blob)
+                self.last_checkpoint = time.monotonic()
         self.emit(
             "epoch", {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc}
         )
@@ -89,17 +110,19 @@ class _Hooks(compute.Hooks):
 def run_one(
     cfg: RunConfig, ctx: RunContext, store: Store | None = None, on_event: Event | None = None
 ) -> RunOutcome:
-    """Train and test one config unless it is finished or owned by a live process; never raises for a bad run."""
-    store = store or Store(ctx.tracking_uri)
+    """Train and test one config unless it is finished or owned by a live claimant; never raises for a bad run."""
+    store = store or ctx.store()
     emit = on_event or (lambda kind, payload: None)
     key = cfg.config_hash
     checkpoints = store.checkpoints(ctx.experiment_id)
-    with store.claims(ctx.experiment_id).claim(key) as mine:
-        if not mine:
+    with store.claims(ctx.experiment_id, ctx.parent_id, ctx.claim_timeout).claim(key) as claim:
+        if not claim.held:
             return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another live process")
         previous = store.search(ctx.experiment_id, tag_filter(TAG_CONFIG_HASH, key))
         if any(r.info.status == "FINISHED" for r in previous):
             return RunOutcome(key, cfg.run_name, "SKIPPED", reason="already finished")
+        if any(claim.live(r) for r in previous):
+            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another sweep")
         state = checkpoint.from_bytes(checkpoints.get(key))
         if state is not None and state["run_id"] in {r.info.run_id for r in previous}:
             recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
@@ -109,7 +132,12 @@ def run_one(
                 if r.info.status == "RUNNING":
                     RunRecorder.abandon(store, r.info.run_id, "process died before its first checkpoint")
             recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
-        return _execute(cfg, ctx, recorder, checkpoints, state, emit)
+        if not claim.contest(recorder.run_id):
+            if state is None:
+                recorder.stand_down()
+            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="claimed first by another sweep")
+        with claim.heartbeat(recorder.run_id):
+            return _execute(cfg, ctx, recorder, checkpoints, claim, state, emit)
 
 
 def _execute(
@@ -117,6 +145,7 @@ def _execute(
     ctx: RunContext,
     recorder: RunRecorder,
     checkpoints: CheckpointStore,
+    claim: Claim,
     state: dict[str, Any] | None,
     emit: Event,
 ) -> RunOutcome:
@@ -128,19 +157,20 @@ def _execute(
             data_root=ctx.data_root,
             download=ctx.download,
             resume=state["trainer"] if state is not None else None,
-            hooks=_Hooks(cfg, ctx, recorder, checkpoints, emit),
+            hooks=_Hooks(cfg, ctx, recorder, checkpoints, claim, emit),
         )
+        if claim.lost():
+            raise ClaimLost(f"{cfg.run_name}: another sweep took this config over")
         recorder.finish(result)
-        outcome.status, outcome.weights_sha256, outcome.summaries = (
-            "FINISHED",
-            result.weights_sha256,
-            result.summaries,
-        )
-        checkpoints.delete(cfg.config_hash)
+        outcome.status, outcome.weights_sha256 = "FINISHED", result.weights_sha256
+        outcome.summaries = result.summaries
+        checkpoints.delete(cfg.config_hash, recorder.run_id)
+    except ClaimLost as exc:  # the run now belongs to the other sweep: write nothing into it
+        outcome.status, outcome.reason = "SKIPPED", str(exc)
     except NonFiniteLoss as exc:
         outcome.status, outcome.reason = "FAILED", str(exc)
         recorder.fail(outcome.reason)
-        checkpoints.delete(cfg.config_hash)
+        checkpoints.delete(cfg.config_hash, recorder.run_id)
     except KeyboardInterrupt:
         outcome.status, outcome.reason = "KILLED", "interrupted (Ctrl-C); rerun the sweep to resume"
         recorder.kill(outcome.reason)

@@ -10,6 +10,7 @@ from typing import TextIO
 
 import pandas as pd
 import torch
+from mlflow.entities import Run
 
 import data
 import nets
@@ -20,6 +21,7 @@ from study.engine.runner import RunContext, RunOutcome
 from study.errors import UserError
 from study.plan import RunConfig, Study, expand
 from study.record import schema as s
+from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from study.record.recorder import SweepRecorder
 from study.record.store import Store
 
@@ -59,18 +61,26 @@ def resolve_jobs(jobs: int | None, device: str, threads: int, pending: int) -> i
     return max(1, min(jobs, pending))
 
 
-def plan_status(store: Store | None, experiment_id: str | None, configs: list[RunConfig]) -> dict[str, str]:
+def plan_status(
+    store: Store | None,
+    experiment_id: str | None,
+    configs: list[RunConfig],
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+) -> dict[str, str]:
     """done / running / resumable / pending for each config hash, read from the store and the lock files."""
     status = {c.config_hash: "pending" for c in configs}
     if store is None or experiment_id is None:
         return status
-    claims, checkpoints = store.claims(experiment_id), store.checkpoints(experiment_id)
+    claims = store.claims(experiment_id, timeout=claim_timeout)
+    checkpoints = store.checkpoints(experiment_id)
+    runs: dict[str, list[Run]] = {}
     for run in store.search(experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_RUN)):
-        key = run.data.tags.get(s.TAG_CONFIG_HASH)
+        key = run.data.tags.get(s.TAG_CONFIG_HASH, "")
+        runs.setdefault(key, []).append(run)
         if key in status and run.info.status == "FINISHED":
             status[key] = "done"
     for key, state in status.items():
-        if state == "pending" and claims.is_claimed(key):
+        if state == "pending" and claims.is_claimed(key, runs.get(key, [])):
             status[key] = "running"
         elif state == "pending" and checkpoints.exists(key):
             status[key] = "resumable"
@@ -106,6 +116,8 @@ def run_sweep(
     dry_run: bool = False,
     jobs: int | None = 1,
     checkpoint_every: float = 60.0,
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+    retry_for: float | None = None,
     out: TextIO | None = None,
     progress: bool = True,
 ) -> SweepResult:
@@ -115,17 +127,17 @@ def run_sweep(
     configs = expand(study, device)
     if dry_run:
         try:
-            store: Store | None = Store(tracking_uri, create=False)
+            store: Store | None = Store(tracking_uri, create=False, retry_for=retry_for)
         except UserError:
             store = None  # no store yet: every run is pending, and a dry run creates nothing
         exp_id = store.experiment_id(study.name, create=False) if store else None
-        print_plan(configs, plan_status(store, exp_id, configs), out)
+        print_plan(configs, plan_status(store, exp_id, configs, claim_timeout), out)
         return SweepResult(exp_id, None, [], pd.DataFrame())
 
     _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
-    store = Store(tracking_uri)
+    store = Store(tracking_uri, retry_for=retry_for)
     exp_id = store.experiment_id(study.name)
-    status = plan_status(store, exp_id, configs)
+    status = plan_status(store, exp_id, configs, claim_timeout)
     pending = [c for c in configs if status[c.config_hash] in ("pending", "resumable")]
     if not pending:
         print(f"nothing to do: all {len(configs)} runs of {study.name!r} are finished or running", file=out)
@@ -133,14 +145,16 @@ def run_sweep(
         print_summary(summary, out)
         return SweepResult(exp_id, None, [], summary)
 
-    sweep = SweepRecorder.start(store, exp_id, study, configs, device)
+    sweep = SweepRecorder.start(store, exp_id, study, configs, device, claim_timeout)
     ctx = RunContext(
-        store.uri,
-        exp_id,
-        sweep.run_id,
-        str(data_root) if data_root else None,
-        study.download,
-        checkpoint_every,
+        tracking_uri=store.uri,
+        experiment_id=exp_id,
+        parent_id=sweep.run_id,
+        data_root=str(data_root) if data_root else None,
+        download=study.download,
+        checkpoint_every=checkpoint_every,
+        claim_timeout=claim_timeout,
+        retry_for=retry_for,
     )
     print(
         f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device} "
@@ -153,7 +167,8 @@ def run_sweep(
     status_final = "FINISHED"
     bars = Progress(len(pending), progress)
     try:
-        outcomes = executor.run(pending, ctx, bars)
+        with sweep.alive():
+            outcomes = executor.run(pending, ctx, bars)
     except KeyboardInterrupt:
         status_final = "KILLED"
         raise

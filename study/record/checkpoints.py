@@ -1,9 +1,22 @@
-"""Where epoch checkpoints live: files beside a local store (this file), written atomically."""
+"""Where epoch checkpoints live: files beside a local store, or artifacts in a tracking server's store.
+
+Either way a checkpoint is replaced atomically: a reader sees the previous one or the new one, whole.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlflow.entities import Run
+
+from study.record import schema as s
+
+if TYPE_CHECKING:
+    from study.record.store import Store
 
 
 class LocalCheckpoints:
@@ -21,7 +34,7 @@ class LocalCheckpoints:
         except OSError:
             return None
 
-    def put(self, key: str, blob: bytes) -> None:
+    def put(self, key: str, run_id: str, blob: bytes) -> None:
         """Atomic: a kill during the write leaves the previous checkpoint intact."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
@@ -32,8 +45,53 @@ class LocalCheckpoints:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, run_id: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+
+class ArtifactCheckpoints:
+    """Checkpoints as artifacts of the run they belong to, in the store's (server's) artifact store.
+
+    Each checkpoint is uploaded under a new name, then the run's checkpoint tag is pointed at it, then the
+    previous one is deleted: a reader follows the tag, so it never sees a half-written checkpoint, and a
+    run killed on one host resumes on another.
+    """
+
+    FOLDER = "seedvar-checkpoints"
+
+    def __init__(self, store: Store, experiment_id: str) -> None:
+        self.store, self.experiment_id = store, experiment_id
+
+    def _holder(self, key: str) -> Run | None:
+        """The latest unfinished run of this config that has a checkpoint."""
+        runs = self.store.search(self.experiment_id, s.tag_filter(s.TAG_CONFIG_HASH, key))
+        held = [r for r in runs if r.info.status != "FINISHED" and r.data.tags.get(s.TAG_CHECKPOINT)]
+        return max(held, key=lambda r: r.info.start_time or 0, default=None)
+
+    def get(self, key: str) -> bytes | None:
+        run = self._holder(key)
+        if run is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return self.store.download(run.info.run_id, run.data.tags[s.TAG_CHECKPOINT], tmp).read_bytes()
+            except Exception:  # deleted or unreadable: the run starts over rather than failing
+                return None
+
+    def put(self, key: str, run_id: str, blob: bytes) -> None:
+        previous = self.store.get_run(run_id).data.tags.get(s.TAG_CHECKPOINT)
+        path = f"{self.FOLDER}/{uuid.uuid4().hex}.pt"
+        self.store.log_files(run_id, {path: blob})
+        self.store.log(run_id, tags={s.TAG_CHECKPOINT: path})
+        if previous:
+            self.store.delete_artifacts(run_id, previous)
+
+    def delete(self, key: str, run_id: str) -> None:
+        self.store.delete_tag(run_id, s.TAG_CHECKPOINT)
+        self.store.delete_artifacts(run_id, self.FOLDER)
+
+    def exists(self, key: str) -> bool:
+        return self._holder(key) is not None

@@ -16,8 +16,14 @@ from typing import Any
 
 from study.plan import SOURCES, RunConfig, Study
 from study.record import schema as s
+from study.record.claims import beating, heartbeat_of, is_live
+from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from study.record.environment import device_name, environment, to_json
-from study.record.store import Store
+from study.record.store import Store, StoreUnavailable
+
+# Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
+# (they are sent with the next epoch).
+EPOCH_RETRY_SECONDS = 10.0
 
 
 @contextlib.contextmanager
@@ -58,6 +64,7 @@ class RunRecorder:
 
     def __init__(self, store: Store, run_id: str, logged_epochs: int = 0) -> None:
         self.store, self.run_id, self.logged_epochs = store, run_id, logged_epochs
+        self.pending: list[s.EpochStats] = []  # epochs the store could not take yet
 
     @classmethod
     def start(cls, store: Store, cfg: RunConfig, experiment_id: str, parent_id: str) -> RunRecorder:
@@ -101,19 +108,46 @@ class RunRecorder:
         """Facts of the loaded data (pixels, PCA variance, ...), once per run."""
         self.store.log(self.run_id, params={f"{s.PARAM_DATA_PREFIX}{k}": v for k, v in info.items()})
 
-    def log_epoch(self, stats: s.EpochStats) -> None:
-        """An epoch's training metrics; epochs logged before an interruption are not logged twice."""
-        if stats.epoch > self.logged_epochs:
-            self.store.log(self.run_id, stats.metrics())
-            self.logged_epochs = stats.epoch
+    def log_epoch(self, stats: s.EpochStats) -> bool:
+        """An epoch's training metrics; True when every epoch so far is in the store.
+
+        Epochs logged before an interruption are not logged twice. While the store is unreachable
+        (beyond a short retry) training goes on and the epoch waits: it is sent with the next one, and
+        at the latest before the run is marked FINISHED, so no metric is silently dropped.
+        """
+        if stats.epoch > self.logged_epochs and stats not in self.pending:
+            self.pending.append(stats)
+        return self.flush(budget=EPOCH_RETRY_SECONDS)
+
+    def flush(self, budget: float | None = None) -> bool:
+        """Send the pending epochs; False (nothing lost) when the store is still unreachable."""
+        if not self.pending:
+            return True
+        try:
+            self.store.log(self.run_id, [m for st in self.pending for m in st.metrics()], budget=budget)
+        except StoreUnavailable:
+            return False
+        self.logged_epochs = self.pending[-1].epoch
+        self.pending.clear()
+        return True
 
     def finish(self, result: s.RunResult) -> None:
         """Weights hash, every test pass's metrics, the summaries and the predictions: FINISHED."""
+        if not self.flush():
+            raise StoreUnavailable(
+                f"the store {self.store.uri} did not take epochs {[e.epoch for e in self.pending]} of run "
+                f"{self.run_id}; rerun the sweep to resume"
+            )
         self.store.log(self.run_id, tags={s.TAG_WEIGHTS: result.weights_sha256})
         self.store.log(self.run_id, result.test_metrics())
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
         self.store.end(self.run_id, "FINISHED")
+
+    def stand_down(self) -> None:
+        """A new run whose claim lost to another sweep's: it never trained, so it is removed."""
+        with contextlib.suppress(Exception):
+            self.store.delete_run(self.run_id)
 
     def fail(self, reason: str) -> None:
         """FAILED with its reason; recording must not raise over the error being recorded."""
@@ -131,13 +165,28 @@ class RunRecorder:
 class SweepRecorder:
     """A sweep's parent run: the study's settings, spec and plan; its end status and failed runs."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: Store, run_id: str, timeout: float = DEFAULT_CLAIM_TIMEOUT) -> None:
+        self.store, self.run_id, self.timeout = store, run_id, timeout
 
     @classmethod
     def start(
-        cls, store: Store, experiment_id: str, study: Study, configs: list[RunConfig], device: str
+        cls,
+        store: Store,
+        experiment_id: str,
+        study: Study,
+        configs: list[RunConfig],
+        device: str,
+        timeout: float = DEFAULT_CLAIM_TIMEOUT,
     ) -> SweepRecorder:
+        """The parent run; sweeps of this study whose process died without ending theirs are closed."""
+        for run in store.search(experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
+            if run.info.status == "RUNNING" and not is_live(run, timeout):
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat_of(run)))
+                store.log(
+                    run.info.run_id,
+                    tags={s.TAG_FAILURE: f"the sweep's process stopped (no heartbeat since {since})"},
+                )
+                store.end(run.info.run_id, "FAILED")
         run_id = store.start_run(
             experiment_id,
             f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -148,7 +197,11 @@ class SweepRecorder:
         store.log_files(
             run_id, {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])}
         )
-        return cls(store, run_id)
+        return cls(store, run_id, timeout)
+
+    def alive(self) -> contextlib.AbstractContextManager[None]:
+        """Heartbeats while the sweep runs, so a later sweep can tell a dead one from a live one."""
+        return beating(self.store, self.run_id, self.timeout / 4)
 
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""

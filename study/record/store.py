@@ -20,13 +20,19 @@ from typing import Any, TypeVar
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from study.errors import UserError
-from study.record.checkpoints import LocalCheckpoints
-from study.record.claims import LocalClaims
+from study.record.checkpoints import ArtifactCheckpoints, LocalCheckpoints
+from study.record.claims import LocalClaims, RunClaims
+from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 T = TypeVar("T")
+
+
+class StoreUnavailable(UserError):
+    """The store stayed unreachable (or locked) for the whole retry budget."""
 
 
 def _quiet() -> None:
@@ -48,10 +54,17 @@ def local_db(uri: str) -> Path | None:
 
 
 class Store:
-    """A thin layer over MlflowClient: retries on a busy sqlite file, batches, one-line errors."""
+    """A thin layer over MlflowClient: retries while a store is busy or a server restarts, batches, one-line
+    errors. Local sqlite stores keep checkpoints and claims in files beside them; any other store (a tracking
+    server, a database) keeps them in the store itself, so a run can move between hosts."""
 
-    def __init__(self, uri: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, uri: str | None = None, *, create: bool = True, retry_for: float | None = None
+    ) -> None:
         self.uri = resolve_uri(uri)
+        self.retry_for = (
+            float(os.environ.get(ENV_RETRY, DEFAULT_RETRY_SECONDS)) if retry_for is None else retry_for
+        )
         self.db = local_db(self.uri)
         self.dir = self.db.parent if self.db is not None else None
         if self.db is not None:
@@ -69,9 +82,10 @@ class Store:
                     "fix its permissions or pass --tracking-uri to use another store"
                 ) from None
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # Retries are Store.call's (bounded by retry_for); MLflow's own would multiply them.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         if self.dir is None:
             self._open()
             return
@@ -81,12 +95,23 @@ class Store:
             self._open()
             _enable_wal(self.db)
 
+    @property
+    def is_local(self) -> bool:
+        """A sqlite file on this machine (only processes here can share it)."""
+        return self.db is not None
+
     def _open(self) -> None:
         """First contact: creates or migrates a local store; a broken one becomes a one-line error."""
         _quiet()  # importing mlflow sets its own log levels
         try:
             self._client = MlflowClient(tracking_uri=self.uri)
-            self.call(self._client.search_experiments, max_results=1)
+            # a server that was never reached is a wrong address, not a restart: fail at once
+            self.call(self._client.search_experiments, max_results=1, budget=10.0 if self.is_local else 0.0)
+        except StoreUnavailable:
+            raise UserError(
+                f"cannot reach the tracking server {self.uri}: start it (`seedvar server`) or fix --tracking-uri / "
+                "MLFLOW_TRACKING_URI"
+            ) from None
         except UserError:
             raise
         except Exception as exc:
@@ -96,32 +121,42 @@ class Store:
             ) from None
 
     # -- robustness -------------------------------------------------------------------------------
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the MLflow client, retrying while sqlite says it is locked; other failures: one line."""
+    def call(self, fn: Callable[..., T], *args: Any, budget: float | None = None, **kwargs: Any) -> T:
+        """Call the MLflow client; transient failures are retried with backoff for `budget` seconds.
+
+        Transient: sqlite "database is locked", a server that refuses connections while it restarts,
+        5xx answers, timeouts. Retrying is safe: a batch is resent with the same timestamps, and MLflow
+        keeps one copy of an identical metric value. Other failures become one line (auth) or raise.
+        """
+        budget = self.retry_for if budget is None else budget
+        deadline = time.monotonic() + budget
         delay = 0.05
-        for attempt in range(12):
+        while True:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # MLflow wraps sqlite and HTTP errors in several types
-                text = str(exc)
-                if "locked" in text.lower() and attempt < 11:
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 2.0)
-                    continue
-                if "locked" in text.lower():
-                    raise UserError(
-                        f"the sqlite store {self.uri} stayed locked by other writers: for many concurrent "
-                        "sweeps run `mlflow server` and pass its URL with --tracking-uri"
-                    ) from None
-                if isinstance(exc, UserError):
-                    raise
-                if _is_connection_error(exc):
-                    raise UserError(
-                        f"cannot reach the tracking server {self.uri}: start it or fix --tracking-uri / "
-                        "MLFLOW_TRACKING_URI"
-                    ) from None
+            except UserError:
                 raise
-        raise AssertionError("unreachable")
+            except Exception as exc:  # MLflow wraps sqlite, SQLAlchemy and HTTP errors in several types
+                kind = _failure_kind(exc)
+                if kind == "auth":
+                    raise UserError(
+                        f"the tracking server {self.uri} refused the credentials (HTTP 401/403): set "
+                        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a valid user"
+                    ) from None
+                if kind == "other":
+                    raise
+                if time.monotonic() + delay > deadline:
+                    if kind == "locked":
+                        raise StoreUnavailable(
+                            f"the sqlite store {self.uri} stayed locked by other writers for {budget:.0f} s: "
+                            "for many concurrent sweeps start `seedvar server` and pass its URL with --tracking-uri"
+                        ) from None
+                    raise StoreUnavailable(
+                        f"cannot reach the tracking server {self.uri} ({_brief(exc)}; retried for {budget:.0f} s): "
+                        "start it or fix --tracking-uri / MLFLOW_TRACKING_URI; rerunning the sweep resumes"
+                    ) from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 5.0)
 
     # -- experiments and runs ----------------------------------------------------------------------
     def experiment_id(self, name: str, *, create: bool = True) -> str | None:
@@ -172,6 +207,7 @@ class Store:
         metrics: Iterable[tuple[str, float, int]] = (),
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
+        budget: float | None = None,
     ) -> None:
         """One batched call per 1000 metrics (MLflow's limit), instead of one call per value."""
         now = int(time.time() * 1000)
@@ -183,16 +219,18 @@ class Store:
                 self._client.log_batch,
                 run_id,
                 metrics=ms[i : i + 1000],
-                params=ps if i == 0 else [],
+                params=ps[:100] if i == 0 else [],
                 tags=ts if i == 0 else [],
+                budget=budget,
             )
         for i in range(100, len(ps), 100):  # params are limited to 100 per batch
-            self.call(self._client.log_batch, run_id, params=ps[i : i + 100])
+            self.call(self._client.log_batch, run_id, params=ps[i : i + 100], budget=budget)
 
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
-        """Write small artifacts (name -> bytes) through MLflow's artifact API."""
+        """Write artifacts (path -> bytes) through MLflow's artifact API (to the server's store, if any)."""
         with tempfile.TemporaryDirectory() as tmp:
             for name, blob in files.items():
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(tmp) / name).write_bytes(blob)
             self.call(self._client.log_artifacts, run_id, tmp)
 
@@ -225,19 +263,35 @@ class Store:
         """The studies in this store (MLflow's Default experiment left out)."""
         return sorted(e.name for e in self.call(self._client.search_experiments) if e.name != "Default")
 
-    # -- what lives beside the runs ------------------------------------------------------------------
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run that never trained (a claim that lost the race); MLflow can restore it."""
+        self.call(self._client.delete_run, run_id)
+
+    def delete_artifacts(self, run_id: str, path: str) -> None:
+        """Remove a run's artifact (a superseded checkpoint); best effort, a leftover costs only space."""
+        with contextlib.suppress(Exception):
+            uri = self.get_run(run_id).info.artifact_uri
+            get_artifact_repository(uri, tracking_uri=self.uri).delete_artifacts(path)
+
+    # -- checkpoints and claims ----------------------------------------------------------------------
     def _side_folder(self, kind: str, experiment_id: str) -> Path:
-        """Beside a local store; for a server (until checkpoints go to its artifact store) the user cache."""
-        root = self.dir if self.dir is not None else Path.home() / ".cache" / "seedvar"
-        return root / kind / experiment_id
+        assert self.dir is not None
+        return self.dir / kind / experiment_id
 
-    def checkpoints(self, experiment_id: str) -> LocalCheckpoints:
-        """Where this experiment's runs keep their epoch checkpoints."""
-        return LocalCheckpoints(self._side_folder("checkpoints", experiment_id))
+    def checkpoints(self, experiment_id: str) -> LocalCheckpoints | ArtifactCheckpoints:
+        """Where this experiment's runs keep their epoch checkpoints: beside a local store, else in it."""
+        if self.is_local:
+            return LocalCheckpoints(self._side_folder("checkpoints", experiment_id))
+        return ArtifactCheckpoints(self, experiment_id)
 
-    def claims(self, experiment_id: str) -> LocalClaims:
-        """How this experiment's configs are claimed by one live process at a time."""
-        return LocalClaims(self._side_folder("checkpoints", experiment_id))
+    def claims(
+        self, experiment_id: str, sweep: str = "", timeout: float = DEFAULT_CLAIM_TIMEOUT
+    ) -> LocalClaims | RunClaims:
+        """How this experiment's configs are claimed by one owner at a time: file locks beside a local
+        store (a dead process releases them at once), heartbeat claims in any other store."""
+        if self.is_local:
+            return LocalClaims(self._side_folder("checkpoints", experiment_id))
+        return RunClaims(self, experiment_id, sweep, timeout)
 
 
 def _enable_wal(db: Path) -> None:
@@ -249,6 +303,45 @@ def _enable_wal(db: Path) -> None:
         pass  # another process holds the file; the store works without WAL, only with more retries
 
 
-def _is_connection_error(exc: Exception) -> bool:
+_TRANSIENT = (
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "remotedisconnected",
+    "max retries exceeded",
+    "timed out",
+    "timeout",
+    "temporarily unavailable",
+    "server closed the connection",
+    "could not connect to server",
+    "connection failed",
+    "too many 5",  # urllib3: too many 500/502/503 error responses
+    "error code 500",
+    "error code 502",
+    "error code 503",
+    "error code 504",
+    "internal_error",
+    "temporarily_unavailable",
+)
+
+
+def _failure_kind(exc: Exception) -> str:
+    """locked | transient | auth | other: what a failed store call deserves."""
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("connection", "max retries", "timed out", "name or service", "refused"))
+    code = str(getattr(exc, "error_code", "")).lower()
+    if "database is locked" in text or "database table is locked" in text:
+        return "locked"
+    if code in ("unauthenticated", "permission_denied") or "401" in text and "unauthorized" in text:
+        return "auth"
+    if "403" in text and "forbidden" in text:
+        return "auth"
+    if code in ("internal_error", "temporarily_unavailable", "request_limit_exceeded"):
+        return "transient"
+    if any(w in text for w in _TRANSIENT):
+        return "transient"
+    return "other"
+
+
+def _brief(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__

@@ -29,7 +29,7 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        store = Store(ctx.tracking_uri)
+        store = ctx.store()
         while (cfg := tasks.get()) is not None:
             events.put(("claim", worker, {"name": cfg.run_name}))
             outcome = run_one(cfg, ctx, store, lambda kind, payload: events.put((kind, worker, payload)))

@@ -1,0 +1,325 @@
+"""Many writers, many hosts: sweeps through `seedvar server` on a real PostgreSQL, with nothing shared
+but the server. Each sweep runs in its own working folder, as on another host; the server is killed and
+restarted under a running sweep; a run killed on one "host" resumes on another from the server-side
+checkpoint; a server beyond loopback lets nobody in without credentials."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from study.analysis.report import write_report
+from study.engine.sweep import run_sweep
+from study.plan import expand, load_study
+from study.record import schema
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
+
+SPEC = """
+name = "{name}"
+device = "cpu"
+models = ["hybridsn"]
+[dataset]
+name = "synthetic_hsi"
+height = 24
+width = 24
+bands = 20
+pca = 13
+window = 9
+[train]
+epochs = {epochs}
+batch_size = 16
+[seeds]
+base = {base}
+replicates = {replicates}
+[test]
+passes = 3
+"""
+
+
+def postgres_module():
+    spec = importlib.util.spec_from_file_location("bench_postgres", BENCH / "_postgres.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, from /proc (the server's uvicorn workers included)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+class Server:
+    """`seedvar server` as a user starts it, in its own folder."""
+
+    def __init__(self, folder: Path, backend: str, port: int, *extra: str, env: dict | None = None) -> None:
+        self.folder, self.backend, self.port, self.extra = folder, backend, port, extra
+        self.env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        self.uri = f"http://127.0.0.1:{port}"
+        self.start()
+
+    def start(self) -> None:
+        self.log = (self.folder / "server.log").open("a")
+        cmd = [sys.executable, "-m", "study", "server", "--backend-store-uri", self.backend]
+        cmd += [
+            "--artifacts-destination",
+            str(self.folder / "artifacts"),
+            "--port",
+            str(self.port),
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=self.folder
+        )
+        deadline = time.monotonic() + 180
+        while "tracking server for seedvar" not in (self.folder / "server.log").read_text():
+            assert self.proc.poll() is None, (self.folder / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL to the server and every process it started: a crash, not a clean stop."""
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+
+    def stop(self) -> int:
+        """SIGTERM, as `kill` or systemd sends it; the whole process tree must go."""
+        self.tree = descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg = postgres_module()
+    if pg.bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg is not installed: pip install -e '.[server]'")
+    cluster = pg.Cluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def server(postgres, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("server")
+    srv = Server(folder, postgres.create_db("seedvar"), postgres_module().free_port())
+    yield srv
+    srv.stop()
+
+
+def spec_in(folder: Path, name: str, *, epochs: int = 2, replicates: int = 2, base: int = 0) -> Path:
+    """A study spec in its own working folder: a stand-in for another host."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "study.toml"
+    path.write_text(SPEC.format(name=name, epochs=epochs, replicates=replicates, base=base))
+    return path
+
+
+def sweep(spec: Path, uri: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "study",
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        uri,
+        "--no-progress",
+        "--jobs",
+        "1",
+    ]
+    return subprocess.Popen(
+        [*cmd, *extra], cwd=spec.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def runs_of(uri: str, name: str, kind: str = schema.KIND_RUN) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, kind))
+
+
+def assert_complete(uri: str, name: str, configs: list, epochs: int, passes: int = 3) -> None:
+    """Every config FINISHED exactly once, with every epoch and every test pass logged once."""
+    client = MlflowClient(uri)
+    finished = [r for r in runs_of(uri, name) if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags[schema.TAG_CONFIG_HASH] for r in finished) == sorted(
+        c.config_hash for c in configs
+    )
+    for r in finished:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "train.loss")]
+        assert sorted(steps) == list(range(1, epochs + 1)), steps
+        assert len(client.get_metric_history(r.info.run_id, "test.train.acc")) == passes
+        assert schema.ARTIFACT_PREDICTIONS in {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert schema.TAG_CHECKPOINT not in r.data.tags  # cleaned up once finished
+
+
+def test_three_hosts_sweep_one_study_at_once(server, tmp_path):
+    specs = [spec_in(tmp_path / f"host{i}", "team", replicates=4) for i in range(3)]
+    procs = [sweep(s, server.uri) for s in specs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    configs = expand(load_study(specs[0]), "cpu")
+    assert_complete(server.uri, "team", configs, epochs=2)
+    assert not [r for r in runs_of(server.uri, "team") if r.info.status != "FINISHED"]  # no leftovers
+    parents = runs_of(server.uri, "team", schema.KIND_SWEEP)
+    assert {p.info.status for p in parents} == {"FINISHED"} and len(parents) <= 3
+    ids = {p.info.run_id for p in parents}
+    assert all(r.data.tags[schema.TAG_PARENT] in ids for r in runs_of(server.uri, "team"))
+    assert not any((tmp_path / f"host{i}" / "mlruns").exists() for i in range(3))  # nothing local
+
+
+def test_server_killed_and_restarted_mid_sweep_loses_nothing(server, tmp_path):
+    spec = spec_in(tmp_path / "host", "restart", epochs=8, replicates=3)
+    proc = sweep(spec, server.uri, "--checkpoint-every", "0")
+    client = MlflowClient(server.uri)
+    deadline = time.monotonic() + 300
+    while True:  # kill the server once the second run is training
+        exp = client.get_experiment_by_name("restart")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if sum(r.data.tags.get(schema.TAG_KIND) == schema.KIND_RUN for r in runs) >= 2:
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.2)
+    server.kill()
+    time.sleep(3)  # the sweep meets a dead server for a while
+    server.start()
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert_complete(server.uri, "restart", expand(load_study(spec), "cpu"), epochs=8)
+
+
+def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_path):
+    host_a = spec_in(tmp_path / "a", "moving", epochs=40, replicates=1)
+    proc = sweep(host_a, server.uri, "--checkpoint-every", "0", "--claim-timeout", "4")
+    client = MlflowClient(server.uri)
+    deadline = time.monotonic() + 300
+    while True:  # a checkpoint is in the server's artifact store
+        exp = client.get_experiment_by_name("moving")
+        runs = (
+            client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
+            if exp
+            else []
+        )
+        if runs and schema.TAG_CHECKPOINT in runs[0].data.tags:
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (killed,) = runs_of(server.uri, "moving")
+    assert killed.info.status == "RUNNING"
+    host_b = spec_in(tmp_path / "b", "moving", epochs=40, replicates=1)  # no local file of host a
+    plan = tmp_path / "plan.txt"
+    with plan.open("w") as f:  # its heartbeat is still fresh: another host leaves it alone
+        run_sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=4, out=f)
+    assert "1 runs: 1 running" in plan.read_text()
+    time.sleep(5)  # no heartbeat for longer than the claim timeout: the claim is stale
+    result = run_sweep(load_study(host_b), tracking_uri=server.uri, progress=False, claim_timeout=4)
+    (outcome,) = result.outcomes
+    assert outcome.status == "FINISHED" and outcome.run_id == killed.info.run_id  # the same MLflow run
+    run = client.get_run(killed.info.run_id)
+    assert int(run.data.tags[schema.TAG_RESUMED]) >= 1
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train.loss")) == list(
+        range(1, 41)
+    )
+    reference = run_sweep(
+        load_study(spec_in(tmp_path / "c", "reference", epochs=40, replicates=1)),
+        tracking_uri=server.uri,
+        progress=False,
+    )
+    assert outcome.weights_sha256 == reference.outcomes[0].weights_sha256
+    # the report reads the study through the server
+    out = write_report("moving", tracking_uri=server.uri, out=tmp_path / "report", formats=["md"])
+    assert "hybridsn" in (out / "tables" / "accuracy.csv").read_text()
+
+
+def test_server_beyond_loopback_requires_credentials(postgres, tmp_path):
+    pg = postgres_module()
+    port = pg.free_port()
+    backend = postgres.create_db("guarded")
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "study",
+            "server",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            backend,
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "SEEDVAR_ADMIN_PASSWORD"},
+        timeout=120,
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("seedvar: error: --host 0.0.0.0")
+    password = tmp_path / "admin-password"
+    password.write_text("correct horse battery\n")
+    srv = Server(tmp_path, backend, port, "--host", "0.0.0.0", "--admin-password-file", str(password))
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"  # loopback only
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(url, timeout=10)
+        assert denied.value.code == 401
+        spec = spec_in(tmp_path / "host", "guarded", epochs=1, replicates=1)
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": "wrong password",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "study",
+            "sweep",
+            str(spec),
+            "--tracking-uri",
+            f"http://127.0.0.1:{port}",
+        ]
+        wrong = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert wrong.returncode == 2 and "refused the credentials" in wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1
+        env["MLFLOW_TRACKING_PASSWORD"] = "correct horse battery"
+        right = subprocess.run([*cmd, "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+        assert right.returncode == 0, right.stdout + right.stderr
+    finally:
+        assert srv.stop() == 0
+    assert srv.tree and not [
+        p for p in srv.tree if Path(f"/proc/{p}").exists()
+    ]  # SIGTERM stopped the tree...
+    with pytest.raises(OSError):  # ...and freed the port
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
