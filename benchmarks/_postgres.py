@@ -58,17 +58,33 @@ class Cluster:
         prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
         done = subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+            raise RuntimeError(
+                f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+            )
 
     def start(self) -> Cluster:
-        self._run(str(self.bins / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._run(
+            str(self.bins / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(self.bins / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self._run(
+            str(self.bins / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "start",
+        )
         return self
 
     def create_db(self, name: str) -> str:
         """A new database; returns its SQLAlchemy URI."""
-        self._run(str(self.bins / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        self._run(
+            str(self.bins / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+        )
         return self.uri(name)
 
     def uri(self, db: str) -> str:

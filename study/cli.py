@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from study.engine import executors
 from study.errors import UserError
 from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
 
@@ -54,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
     )
     s.add_argument("--download", action="store_true", help="download missing datasets")
+    s.add_argument("--executor", choices=executors.names(), help="where runs run: local (default) or ray")
+    s.add_argument(
+        "--ray-address",
+        help="--executor ray: a running cluster (auto, ray://host:10001); default: a local Ray instance",
+    )
+    s.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        metavar="N",
+        help="small runs sharing one GPU (local workers or Ray tasks)",
+    )
     _store_options(s)
     s.add_argument(
         "--claim-timeout",
@@ -217,6 +229,9 @@ def _sweep(args: argparse.Namespace) -> int:
         overrides["deterministic"] = {"true": True, "false": False}.get(args.deterministic, "both")
     if args.device is not None:
         overrides["device"] = args.device
+    for key in ("executor", "ray_address", "runs_per_gpu"):
+        if getattr(args, key) is not None:
+            overrides[f"execution.{key}"] = getattr(args, key)
     if args.download:
         overrides["dataset.download"] = True
     if args.checkpoint_every < 0:

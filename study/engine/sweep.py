@@ -15,7 +15,7 @@ from mlflow.entities import Run
 import data
 import nets
 from study.engine import compute
-from study.engine.executors import get_executor
+from study.engine.executors import Executor, Options, get_executor
 from study.engine.progress import Progress
 from study.engine.runner import RunContext, RunOutcome
 from study.errors import UserError
@@ -23,7 +23,7 @@ from study.plan import RunConfig, Study, expand
 from study.record import schema as s
 from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from study.record.recorder import SweepRecorder
-from study.record.store import Store
+from study.record.store import Store, resolve_uri
 
 
 @dataclass
@@ -52,12 +52,14 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_jobs(jobs: int | None, device: str, threads: int, pending: int) -> int:
-    """None = auto: on a CPU as many single-study workers as the cores allow (cores // threads per run),
-    on a GPU one. Never more workers than runs."""
+def resolve_jobs(
+    jobs: int | None, device: str, threads: int, pending: int, runs_per_gpu: int = 1, gpus: int = 0
+) -> int:
+    """None = auto: on a CPU as many workers as the cores allow (cores // threads per run), on GPUs
+    runs_per_gpu per GPU. Never more workers than runs."""
     if jobs is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        jobs = max(1, cores // threads) if device == "cpu" else 1
+        jobs = max(1, cores // threads) if device == "cpu" else max(1, gpus) * runs_per_gpu
     return max(1, min(jobs, pending))
 
 
@@ -135,6 +137,46 @@ def run_sweep(
         return SweepResult(exp_id, None, [], pd.DataFrame())
 
     _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
+    execution = study.execution
+    executor: Executor | None = None
+    if execution.executor != "local":  # connect first: a cluster that cannot use this store changes nothing
+        options = Options(runs_per_gpu=execution.runs_per_gpu, ray_address=execution.ray_address)
+        executor = get_executor(execution.executor)(None, options)
+        executor.prepare(resolve_uri(tracking_uri))
+    try:
+        return _sweep(
+            study,
+            configs,
+            device,
+            executor,
+            tracking_uri,
+            data_root,
+            jobs,
+            checkpoint_every,
+            claim_timeout,
+            retry_for,
+            out,
+            progress,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _sweep(
+    study: Study,
+    configs: list[RunConfig],
+    device: str,
+    executor: Executor | None,
+    tracking_uri: str | None,
+    data_root: str | Path | None,
+    jobs: int | None,
+    checkpoint_every: float,
+    claim_timeout: float,
+    retry_for: float | None,
+    out: TextIO,
+    progress: bool,
+) -> SweepResult:
     store = Store(tracking_uri, retry_for=retry_for)
     exp_id = store.experiment_id(study.name)
     status = plan_status(store, exp_id, configs, claim_timeout)
@@ -145,6 +187,13 @@ def run_sweep(
         print_summary(summary, out)
         return SweepResult(exp_id, None, [], summary)
 
+    if executor is None:  # local: one process, or worker processes (per GPU slot on a GPU machine)
+        per_gpu = study.execution.runs_per_gpu
+        gpus = torch.cuda.device_count() if device == "cuda" else 0
+        n = resolve_jobs(jobs, device, study.train.threads, len(pending), per_gpu, gpus)
+        executor = get_executor("pool" if n > 1 else "serial")(
+            store, Options(jobs=n, runs_per_gpu=per_gpu, gpus=gpus)
+        )
     sweep = SweepRecorder.start(store, exp_id, study, configs, device, claim_timeout)
     ctx = RunContext(
         tracking_uri=store.uri,
@@ -157,12 +206,10 @@ def run_sweep(
         retry_for=retry_for,
     )
     print(
-        f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device} "
+        f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device}, {executor.where()} "
         f"(experiment {exp_id}, store {store.uri})",
         file=out,
     )
-    jobs = resolve_jobs(jobs, device, study.train.threads, len(pending))
-    executor = get_executor("pool" if jobs > 1 else "serial")(store, jobs)
     outcomes: list[RunOutcome] = []
     status_final = "FINISHED"
     bars = Progress(len(pending), progress)

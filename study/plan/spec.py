@@ -13,6 +13,7 @@ from typing import Any
 
 import tomllib
 
+from study.engine import executors
 from study.errors import UserError
 from study.plan.seeding import VARIABLE_SOURCES
 from study.record.schema import MODES
@@ -55,6 +56,15 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
+class ExecutionSpec:
+    """Where a sweep runs its runs. Never part of a run's config: results do not depend on it."""
+
+    executor: str = "local"  # local (this machine: one process, or --jobs workers) | ray
+    ray_address: str = ""  # ray: "" starts a local instance; "auto" or "ray://host:port" joins a cluster
+    runs_per_gpu: int = 1  # small runs packed onto one GPU (local workers or fractional Ray GPUs)
+
+
+@dataclass(frozen=True)
 class Study:
     """A validated study: what to train, how, with which seeds, and how to test it."""
 
@@ -67,13 +77,14 @@ class Study:
     train: TrainSpec = TrainSpec()
     seeds: SeedSpec = SeedSpec()
     test: TestSpec = TestSpec()
+    execution: ExecutionSpec = ExecutionSpec()
     deterministic: tuple[bool, ...] = (True,)
     device: str = "auto"
     download: bool = False
     description: str = ""
 
 
-_SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
+_SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec, "execution": ExecutionSpec}
 _TOP = {"name", "description", "device", "deterministic", "models", "model_options", "dataset"} | set(
     _SECTIONS
 )
@@ -220,7 +231,13 @@ def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
 
 
 def _check_values(s: dict[str, Any], fail: Any) -> None:
-    train, seeds, test = s["train"], s["seeds"], s["test"]
+    train, seeds, test, execution = s["train"], s["seeds"], s["test"], s["execution"]
+    if execution.executor not in executors.names():
+        raise fail(
+            "execution.executor", f"must be one of {', '.join(executors.names())}, got {execution.executor!r}"
+        )
+    if execution.runs_per_gpu < 1:
+        raise fail("execution.runs_per_gpu", f"must be at least 1, got {execution.runs_per_gpu}")
     for key in ("epochs", "batch_size", "threads"):
         if getattr(train, key) < 1:
             raise fail(f"train.{key}", f"must be at least 1, got {getattr(train, key)}")

@@ -129,7 +129,9 @@ def serve(
                 "or pass --insecure to serve without authentication"
             )
         if password is not None and len(password) < MIN_PASSWORD:
-            raise UserError(f"the admin password must have at least {MIN_PASSWORD} characters (MLflow's rule)")
+            raise UserError(
+                f"the admin password must have at least {MIN_PASSWORD} characters (MLflow's rule)"
+            )
         auth = password is not None
         if auth:
             if importlib.util.find_spec("flask_wtf") is None:

@@ -1,17 +1,21 @@
 """`--jobs N`: up to N runs at once, each in its own local worker process logging its own child run.
 
 Workers take configs from a queue and send progress events back; a run's results do not depend on
-which worker ran it or how many ran beside it (its thread count is part of its config).
+which worker ran it or how many ran beside it (its thread count is part of its config). On a machine
+with GPUs, `--runs-per-gpu N` gives each GPU N worker slots: a worker sees only its GPU
+(CUDA_VISIBLE_DEVICES), so N small runs share one GPU without Ray.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import signal
 from typing import Any
 
+from study.engine.executors import Options
 from study.engine.progress import Progress
 from study.engine.runner import RunContext, RunOutcome, run_one
 from study.plan import RunConfig
@@ -23,9 +27,11 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
+def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any, gpu: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; the main process alone decides, and stops workers with
     # SIGTERM, so each worker is interrupted exactly once and can mark its run KILLED.
+    if gpu is not None:  # before anything starts CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -46,15 +52,30 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any) -> None:
 class Executor:
     """`jobs` spawned worker processes taking configs from a queue; outcomes in completion order."""
 
-    def __init__(self, store: Store, jobs: int) -> None:
-        self.jobs = jobs
+    def __init__(self, store: Store | None, options: Options) -> None:
+        self.options = options
+
+    def prepare(self, tracking_uri: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def where(self) -> str:
+        return f"{self.options.jobs} worker processes" + (
+            f" on {self.options.gpus} GPU(s)" if self.options.gpus else ""
+        )
 
     def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]:
-        return run_parallel(pending, ctx, self.jobs, progress)
+        o = self.options
+        gpus = [w % o.gpus for w in range(o.jobs)] if o.gpus else None  # worker w -> its GPU slot
+        return run_parallel(pending, ctx, o.jobs, progress, gpus)
 
 
-def run_parallel(pending: list[RunConfig], ctx: RunContext, jobs: int, bars: Progress) -> list[RunOutcome]:
-    """Run configs in `jobs` spawned workers, relaying their progress events to `bars`."""
+def run_parallel(
+    pending: list[RunConfig], ctx: RunContext, jobs: int, bars: Progress, gpus: list[int] | None = None
+) -> list[RunOutcome]:
+    """Run configs in `jobs` spawned workers (worker i on GPU gpus[i]), relaying their progress to `bars`."""
     mp = multiprocessing.get_context("spawn")
     tasks, events = mp.Queue(), mp.Queue()
     for cfg in pending:
@@ -63,7 +84,10 @@ def run_parallel(pending: list[RunConfig], ctx: RunContext, jobs: int, bars: Pro
     for _ in range(jobs):
         tasks.put(None)
     procs = [
-        mp.Process(target=_worker, args=(i, ctx, tasks, events), name=f"seedvar-job{i}") for i in range(jobs)
+        mp.Process(
+            target=_worker, args=(i, ctx, tasks, events, gpus[i] if gpus else None), name=f"seedvar-job{i}"
+        )
+        for i in range(jobs)
     ]
     for p in procs:
         p.start()

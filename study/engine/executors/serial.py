@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from study.engine.executors import Options
 from study.engine.progress import Progress
 from study.engine.runner import RunContext, RunOutcome, run_one
 from study.plan import RunConfig
@@ -11,8 +12,17 @@ from study.record.store import Store
 class Executor:
     """In-process, sharing one store connection across runs."""
 
-    def __init__(self, store: Store, jobs: int = 1) -> None:
+    def __init__(self, store: Store | None, options: Options) -> None:
         self.store = store
+
+    def prepare(self, tracking_uri: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def where(self) -> str:
+        return "one run at a time in this process"
 
     def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]:
         outcomes = []

@@ -1,0 +1,177 @@
+"""`--executor ray` on CPUs: the same weights as the local executor, a sweep across two Ray nodes, a
+worker killed mid-run retried by Ray and resumed, Ctrl-C that cancels the tasks, and a local sqlite
+store refused on a cluster of several hosts before anything is written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from study.engine.sweep import run_sweep
+from study.errors import UserError
+from study.plan import load_study
+from study.record import schema
+
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+SPEC = """
+name = "{name}"
+device = "cpu"
+models = ["hybridsn"]
+[dataset]
+name = "synthetic_hsi"
+height = 24
+width = 24
+bands = 20
+pca = 13
+window = 9
+[train]
+epochs = {epochs}
+batch_size = 16
+[seeds]
+replicates = {replicates}
+[test]
+passes = 3
+[execution]
+executor = "ray"
+"""
+
+
+def spec(folder: Path, name: str, epochs: int = 2, replicates: int = 2) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(SPEC.format(name=name, epochs=epochs, replicates=replicates))
+    return path
+
+
+def shas(result) -> dict[str, str]:
+    return {o.config_hash: o.weights_sha256 for o in result.outcomes}
+
+
+def test_quick_study_slice_through_ray_gives_the_local_executors_weights(tmp_path, store_uri):
+    overrides = {
+        "seeds.replicates": 2,
+        "train.epochs": 2,
+        "dataset.test_per_class": 10,
+        "device": "cpu",
+    }
+    local = run_sweep(
+        load_study(STUDIES / "quick.toml", overrides), tracking_uri=store_uri, progress=False, jobs=1
+    )
+    through_ray = run_sweep(
+        load_study(STUDIES / "quick.toml", {**overrides, "name": "quick-ray", "execution.executor": "ray"}),
+        tracking_uri=store_uri,
+        progress=False,
+    )
+    assert {o.status for o in through_ray.outcomes} == {"FINISHED"} and len(through_ray.outcomes) == 2
+    assert shas(through_ray) == shas(local)
+    assert not ray.is_initialized()  # the local instance it started is gone
+
+
+def test_sweep_across_two_ray_nodes(tmp_path, store_uri):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        study = load_study(
+            spec(tmp_path, "two-nodes", epochs=4, replicates=4), {"execution.ray_address": cluster.address}
+        )
+        result = run_sweep(study, tracking_uri=store_uri, progress=False)
+        assert [o.status for o in result.outcomes] == ["FINISHED"] * 4
+        client = MlflowClient(store_uri)
+        exp = client.get_experiment_by_name("two-nodes")
+        runs = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
+        assert len({r.data.tags[schema.TAG_RAY_NODE] for r in runs}) == 2  # both nodes trained runs
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")  # another host, as far as Ray knows
+    db = tmp_path / "mlruns" / "mlflow.db"
+    try:
+        study = load_study(spec(tmp_path, "hosts"), {"execution.ray_address": cluster.address})
+        with pytest.raises(UserError, match=r"spans 2 hosts .* start a tracking server"):
+            run_sweep(study, tracking_uri=f"sqlite:///{db}", progress=False)
+        assert not db.parent.exists()  # refused before the store was touched
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def start(spec_path: Path, uri: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "study", "sweep", str(spec_path), "--tracking-uri", uri, "--no-progress"]
+    return subprocess.Popen(
+        [*cmd, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 300
+    while not (found := list(folder.glob("checkpoints/*/*.pt"))):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.1)
+    return found[0]
+
+
+def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, store_uri, _template_store):
+    import shutil
+
+    path = spec(tmp_path, "killed", epochs=30, replicates=2)
+    folder = Path(store_uri[len("sqlite:///") :]).parent
+    proc = start(path, store_uri, "--checkpoint-every", "0")
+    ckpt = wait_for_checkpoint(folder, proc)
+    pid = int(ckpt.with_suffix(".lock").read_text().split()[1])  # the Ray worker that claimed the run
+    os.kill(pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    client = MlflowClient(store_uri)
+    exp = client.get_experiment_by_name("killed")
+    runs = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]  # each config once
+    resumed = [r for r in runs if r.data.tags.get(schema.TAG_RESUMED)]
+    assert len(resumed) == 1
+    steps = [m.step for m in client.get_metric_history(resumed[0].info.run_id, "train.loss")]
+    assert sorted(steps) == list(range(1, 31))
+    reference_store = tmp_path / "reference"
+    reference_store.mkdir()
+    shutil.copy(_template_store, reference_store / "mlflow.db")
+    reference = run_sweep(
+        load_study(path, {"execution.executor": "local"}),
+        tracking_uri=f"sqlite:///{reference_store}/mlflow.db",
+        progress=False,
+        jobs=1,
+    )
+    assert {r.data.tags[schema.TAG_CONFIG_HASH]: r.data.tags[schema.TAG_WEIGHTS] for r in runs} == shas(
+        reference
+    )
+
+
+def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
+    path = spec(tmp_path, "cancelled", epochs=200, replicates=1)
+    folder = Path(store_uri[len("sqlite:///") :]).parent
+    proc = start(path, store_uri, "--checkpoint-every", "0")
+    wait_for_checkpoint(folder, proc)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    client = MlflowClient(store_uri)
+    exp = client.get_experiment_by_name("cancelled")
+    (run,) = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
+    assert run.info.status == "KILLED"
+    (parent,) = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP))
+    assert parent.info.status == "KILLED"
+    again = run_sweep(load_study(path, {"train.epochs": 200}), tracking_uri=store_uri, progress=False)
+    assert [(o.status, o.run_id) for o in again.outcomes] == [("FINISHED", run.info.run_id)]
