@@ -182,3 +182,22 @@ class CpuLoad:
         if self.others is None:
             return "cpu load unknown"
         return f"this benchmark used {self.ours:.2f} cores, other processes {self.others:.2f}"
+
+
+def timed_sweep(
+    spec: Any, uri: str, data_root: str | None, jobs: int | None = None
+) -> tuple[float, dict[str, str], float]:
+    """(seconds, weights sha256 by config hash, mean seconds of a run inside its worker) of one whole
+    sweep through run_sweep, as a user waits for it; every run must finish."""
+    import io
+
+    from study.engine.sweep import run_sweep
+
+    out = io.StringIO()
+    start = time.perf_counter()
+    res = run_sweep(spec, tracking_uri=uri, data_root=data_root, jobs=jobs, out=out, progress=False)
+    seconds = time.perf_counter() - start
+    if res.failed or len(res.outcomes) != len(spec.models) * spec.seeds.replicates * len(spec.deterministic):
+        raise RuntimeError(f"sweep {spec.name} did not finish every run:\n{out.getvalue()}")
+    shas = {o.config_hash: o.weights_sha256 for o in res.outcomes}
+    return seconds, shas, sum(o.seconds for o in res.outcomes) / len(res.outcomes)

@@ -11,30 +11,14 @@ thread per run) with 5 epochs; CUDA: the lab study with 5 epochs, both workers s
 
 from __future__ import annotations
 
-import io
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
-
-
-def timed_sweep(spec: Any, uri: str, data_root: str, jobs: int) -> tuple[float, dict[str, str], float]:
-    """(seconds, weights sha256 by config hash, mean seconds of a run inside its worker) of one sweep."""
-    from study.engine.sweep import run_sweep
-
-    out = io.StringIO()
-    start = time.perf_counter()
-    res = run_sweep(spec, tracking_uri=uri, data_root=data_root, jobs=jobs, out=out, progress=False)
-    seconds = time.perf_counter() - start
-    if res.failed or len(res.outcomes) != spec.seeds.replicates * len(spec.models):
-        raise RuntimeError(f"sweep with jobs={jobs} did not finish every run:\n{out.getvalue()}")
-    shas = {o.config_hash: o.weights_sha256 for o in res.outcomes}
-    return seconds, shas, sum(o.seconds for o in res.outcomes) / len(res.outcomes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -65,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         serial_spec = c.study_spec(spec_name, {**overrides, "name": "sweep-jobs1"})
         parallel_spec = c.study_spec(spec_name, {**overrides, "name": "sweep-jobs2"})
         with c.CpuLoad() as load1:
-            t1, sha1, run1 = timed_sweep(serial_spec, uri, args.data_root, jobs=1)
+            t1, sha1, run1 = c.timed_sweep(serial_spec, uri, args.data_root, jobs=1)
         with c.CpuLoad() as load2:
-            t2, sha2, run2 = timed_sweep(parallel_spec, uri, args.data_root, jobs=2)
+            t2, sha2, run2 = c.timed_sweep(parallel_spec, uri, args.data_root, jobs=2)
 
     same = sha1 == sha2 and len(set(sha1.values())) == runs
     spec = serial_spec

@@ -52,9 +52,15 @@ def torch_state():
         ("loader.py", ["loader"], []),
         ("tracking.py", ["tracking"], []),
         ("sweep.py", ["sweep"], ["identical weights sha256 with jobs=2 and jobs=1: True"]),
+        ("executors.py", ["executor_ray"], ["identical weights sha256 per config: True"]),
+        ("writers.py", ["writers_2", "writers_4"], ["4/4 runs finished"]),
     ],
 )
 def test_benchmark_quick(script, names, claims, capsys, torch_state):
+    if script == "writers.py" and load("_postgres.py").bin_dir() is None:
+        pytest.skip("PostgreSQL binaries not found: writers.py starts a throwaway cluster")
+    if script == "executors.py" and importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed: pip install -e '.[ray]'")
     load(script).main(["--quick"])
     out = capsys.readouterr().out
     found = {m[0]: m for m in RESULT.findall(out)}

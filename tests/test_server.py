@@ -323,3 +323,22 @@ def test_server_beyond_loopback_requires_credentials(postgres, tmp_path):
     ]  # SIGTERM stopped the tree...
     with pytest.raises(OSError):  # ...and freed the port
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
+def test_ray_cluster_of_two_hosts_sweeps_through_the_server(server, tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")  # a second host, as far as Ray knows
+    try:
+        spec = spec_in(tmp_path / "driver", "ray-hosts", epochs=3, replicates=4)
+        study = load_study(spec, {"execution.executor": "ray", "execution.ray_address": cluster.address})
+        result = run_sweep(study, tracking_uri=server.uri, progress=False)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert [o.status for o in result.outcomes] == ["FINISHED"] * 4
+    assert_complete(server.uri, "ray-hosts", expand(study, "cpu"), epochs=3)
+    nodes = {r.data.tags[schema.TAG_RAY_NODE] for r in runs_of(server.uri, "ray-hosts")}
+    assert len(nodes) == 2  # both hosts trained runs, writing only to the server
