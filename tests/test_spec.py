@@ -152,3 +152,35 @@ def test_expand_counts_names_and_hashes():
     params = run_params(runs[0])
     assert params["seed.init"] == str(runs[0].seeds["init"]) and params["train.epochs"] == "2"
     assert params["test.modes"] == "eval,train,mc_dropout"
+
+
+def test_a_fixed_source_keeps_its_seed_in_every_run_and_others_still_vary():
+    runs = expand(parse_study(spec(seeds__fixed={"split": 345}, seeds__replicates=3)), "cpu")
+    assert {r.seeds["split"] for r in runs} == {345}
+    assert len({r.seeds["init"] for r in runs}) == 3 and len({r.config_hash for r in runs}) == 3
+    plain = expand(parse_study(spec(seeds__replicates=3)), "cpu")
+    assert [r.seeds["init"] for r in runs] == [r.seeds["init"] for r in plain]  # nothing else moved
+    for fixed, phrase in (({"weather": 1}, "seeds.fixed.weather"), ({"split": -1}, "seeds.fixed.split")):
+        with pytest.raises(UserError, match=phrase):
+            parse_study(spec(seeds__fixed=fixed))
+    with pytest.raises(UserError, match="either varied or fixed"):
+        parse_study(spec(seeds__fixed={"init": 1}, seeds__vary=["init"]))
+
+
+def test_paper_spec_is_the_published_hybridsn_protocol():
+    paper = load_study(STUDIES / "paper.toml")
+    assert paper.dataset == "indian_pines" and paper.models == ("hybridsn",)
+    assert {k: paper.dataset_options[k] for k in ("pca", "window", "train_fraction")} == {
+        "pca": 30,
+        "window": 25,
+        "train_fraction": 0.3,
+    }
+    assert paper.seeds.fixed == {"split": 345} and paper.seeds.replicates == 10
+    assert (paper.train.optimizer, paper.train.lr, paper.train.batch_size, paper.train.epochs) == (
+        "adam",
+        0.001,
+        256,
+        100,
+    )
+    assert paper.deterministic == (True, False)
+    assert load_study(STUDIES / "lab.toml").deterministic == (True, False)

@@ -76,7 +76,7 @@ def expand(study: Study, device: str) -> list[RunConfig]:
                             device=device,
                             replicate=r,
                             varied=varied,
-                            seeds=run_seeds(study.seeds.base, r, varied),
+                            seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
                         )
                     )
     return runs

@@ -15,7 +15,7 @@ import tomllib
 
 from study.engine import executors
 from study.errors import UserError
-from study.plan.seeding import VARIABLE_SOURCES
+from study.plan.seeding import SOURCES, VARIABLE_SOURCES
 from study.record.schema import MODES
 
 
@@ -43,6 +43,8 @@ class SeedSpec:
     base: int = 0
     replicates: int = 5
     vary: tuple[str, ...] = ("all",)
+    # sources pinned to one seed in every run, e.g. {split = 345}: the HybridSN code's fixed pixel split
+    fixed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -218,13 +220,20 @@ def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
         value = float(value) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
+    elif hint == dict[str, int]:
+        ok = isinstance(value, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+        )
     else:  # tuple[str, ...]: a string or a list of strings
         value = [value] if isinstance(value, str) else value
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         value = tuple(value) if ok else value
     if not ok:
         kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-            hint, "a string or a list of strings"
+            hint,
+            "a table of integers such as {split = 345}"
+            if hint == dict[str, int]
+            else "a string or a list of strings",
         )
         raise fail(where, f"must be {kind}, got {value!r}")
     return value
@@ -261,6 +270,14 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
                 "seeds.vary",
                 f'must be "all" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)}, got {list(seeds.vary)}',
             )
+    for source, seed in seeds.fixed.items():
+        if source not in SOURCES or not 0 <= seed < 2**32:
+            raise fail(
+                f"seeds.fixed.{source}",
+                f"must name a source ({', '.join(SOURCES)}) with a seed in [0, 2**32)",
+            )
+        if source in seeds.vary:
+            raise fail(f"seeds.fixed.{source}", "is also in seeds.vary: a source is either varied or fixed")
     bad_modes = [m for m in test.modes if m not in MODES]
     if bad_modes or not test.modes or len(set(test.modes)) != len(test.modes):
         raise fail("test.modes", f"must be distinct modes from {', '.join(MODES)}, got {list(test.modes)}")

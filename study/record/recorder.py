@@ -220,6 +220,7 @@ def _study_params(study: Study, device: str) -> dict[str, str]:
         "seeds.base": str(study.seeds.base),
         "seeds.replicates": str(study.seeds.replicates),
         "seeds.vary": ",".join(study.seeds.vary),
+        "seeds.fixed": ",".join(f"{k}={v}" for k, v in sorted(study.seeds.fixed.items())) or "none",
         "train.epochs": str(study.train.epochs),
         "test.modes": ",".join(study.test.modes),
         "test.passes": str(study.test.passes),
