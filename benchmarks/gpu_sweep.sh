@@ -28,8 +28,8 @@ vary = ["numerical"]
 [test]
 passes = 30
 EOF
-sweep() { python3 -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
-sweep_exec() { exec python3 -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
+sweep() { ${PY:-python3} -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
+sweep_exec() { exec ${PY:-python3} -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
 
 echo "== sweep: 3 identical-seed runs with deterministic kernels, 3 without, --jobs 2 on one device"
 sweep --tracking-uri "sqlite:///$work/a/mlflow.db" --jobs 2 | tee "$out/sweep.txt"
@@ -43,7 +43,7 @@ sleep 0.3
 kill -9 "$pid"; wait "$pid" || true
 sweep --tracking-uri "sqlite:///$work/b/mlflow.db" --deterministic true --replicates 1 --jobs 1 | tee "$out/resumed.txt"
 
-python3 - "$work" <<'EOF' | tee "$out/hashes.txt"
+${PY:-python3} - "$work" <<'EOF' | tee "$out/hashes.txt"
 import sys
 from mlflow import MlflowClient
 
@@ -63,4 +63,4 @@ print(f"killed and resumed run: {resumed.info.status}, resumed from epoch "
       f"{resumed.data.tags.get('seedvar.resumed_from_epoch', 'none')}, "
       f"same weights as the uninterrupted runs: {resumed.data.tags['seedvar.weights_sha256'] in det}")
 EOF
-python3 -m study report --experiment gpu --tracking-uri "sqlite:///$work/a/mlflow.db" --out "$out/report"
+${PY:-python3} -m study report --experiment gpu --tracking-uri "sqlite:///$work/a/mlflow.db" --out "$out/report"
