@@ -267,13 +267,19 @@ def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
 
 
 def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
+    """Resolve the model (a user's import path is imported here) and check its option names."""
     import nets
 
     try:
-        defaults = nets.model_options(name)
+        info = nets.model_info(name)
     except nets.ModelError as exc:
         raise fail("models", str(exc)) from None
-    _check_options(f"model_options.{name}", name, options, defaults, fail)
+    if nets.is_builtin(name):
+        _check_options(f"model_options.{name}", name, options, info.options, fail)
+    try:
+        nets.check_options(name, options)
+    except nets.ModelError as exc:
+        raise fail(f"model_options.{name}", str(exc)) from None
 
 
 def _check_options(
