@@ -177,10 +177,13 @@ def _import_path(path: str) -> object:
     try:
         obj: object = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        where = "" if e.name == module else f" (it imports {e.name!r}, which is not installed)"
+        if e.name is None or module == e.name or module.startswith(f"{e.name}."):
+            raise ModelError(
+                f"model {path!r}: cannot import {module!r}: run seedvar from the folder holding "
+                f"{module.split('.')[0]}, or pip install it"
+            ) from None
         raise ModelError(
-            f"model {path!r}: cannot import {module!r}{where}: run seedvar from the folder holding "
-            f"{module.split('.')[0]}, or pip install it"
+            f"model {path!r}: importing {module!r} failed: it imports {e.name!r}, which is not installed"
         ) from None
     except Exception as e:  # a syntax or runtime error in the user's module
         raise ModelError(f"model {path!r}: importing {module!r} failed: {_brief(e)}") from None

@@ -182,8 +182,9 @@ def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | N
             built = compute.build_model(first, task)
             nets.probe(model, built, task.num_classes, task.in_shape)
         except nets.ModelError as exc:
+            reason = str(exc).removeprefix(f"{model}: ")
             raise UserError(
-                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {exc}"
+                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {reason}"
             ) from None
 
 

@@ -291,8 +291,24 @@ def _check_options(
             raise fail(f"{where}.{key}", f"unknown option for {name}; valid options: {valid}")
 
 
+def _split_key(key: str) -> list[str]:
+    """`a.b.c` -> [a, b, c], with TOML's quoting for parts that hold dots: `model_options."pkg.mod:fn".width`."""
+    parts, part, quoted = [], "", False
+    for ch in key:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch
+    if quoted:
+        raise UserError(f"--set {key}: unbalanced quotes in the key")
+    return [*parts, part]
+
+
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
+    parts = _split_key(key)
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
