@@ -60,8 +60,8 @@ def _unknown(name: str) -> DataError:
     close = [c for c in usable_classes() if c.lower() == str(name).lower()]
     hint = f" (did you mean '{PREFIX}{close[0]}'?)" if close else ""
     return DataError(
-        f"unknown dataset {name!r}{hint}; known datasets: {', '.join(DATASETS)}, "
-        f"or {PREFIX}<Class> for a torchvision dataset (`seedvar datasets` lists them)"
+        f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
+        f"or {PREFIX}<Class> for a torchvision dataset (`seedvar datasets` lists them){hint}"
     )
 
 
