@@ -5,18 +5,21 @@
 
 Datasets: cifar10 (python-version batches under <root>/cifar10/cifar-10-batches-py/), the published
 hyperspectral scenes (indian_pines, salinas, salinas_a, pavia_u, pavia_c, ksc, botswana; files under
-<root>/<name>/), hsi_mat (any cube + ground-truth .mat), and synthetic_cifar / synthetic_hsi (no files).
+<root>/<name>/), hsi_mat (any cube + ground-truth .mat), synthetic_cifar / synthetic_hsi (no files), image_folder
+(class folders of images) and torchvision:<Class> (any image-classification dataset of torchvision).
 dataset_options(name) lists each one's options and defaults. Problems raise DataError with one line.
 """
 
 from data.core import KNOWN_FINGERPRINTS, BatchLoader, DataError, Task, data_root, fingerprint
-from data.registry import dataset_options, list_datasets, load_task
+from data.registry import DatasetRow, available_datasets, dataset_options, list_datasets, load_task
 
 __all__ = [
     "KNOWN_FINGERPRINTS",
     "BatchLoader",
+    "DatasetRow",
     "DataError",
     "Task",
+    "available_datasets",
     "data_root",
     "dataset_options",
     "fingerprint",

@@ -65,14 +65,27 @@ def crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) ->
 
 
 class ImageLoader(BatchLoader):
-    """uint8 images held on the device; crop/flip and normalization run on whole batches."""
+    """uint8 images (N, C, H, W) held on the device; crop/flip and normalization run on whole batches.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: bool) -> None:
+    mean and std are per channel, as fractions of 255 (CIFAR-10's published values by default).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        augment: bool,
+        mean: tuple[float, ...] = MEAN,
+        std: tuple[float, ...] = STD,
+    ) -> None:
         super().__init__(labels)
         self.images = images
         self.augment = augment
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        self.inv_std = 1 / (torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255)
+        c = images.shape[1]
+        if len(mean) != c or len(std) != c:
+            raise DataError(f"normalization needs one mean and std per channel ({c}), got {mean} / {std}")
+        self.mean = torch.tensor(mean, device=self.device).view(1, c, 1, 1) * 255
+        self.inv_std = 1 / (torch.tensor(std, device=self.device).view(1, c, 1, 1) * 255)
 
     def _gather(self, idx: torch.Tensor, augment: torch.Generator | None) -> torch.Tensor:
         x = self.images[idx]
@@ -142,7 +155,7 @@ def _stamped(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
 
 
-def _pick(labels: np.ndarray, size: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def pick(labels: np.ndarray, size: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified draw of `size` indices and the rest (both sorted); None keeps everything."""
     n = len(labels)
     if size is None or size == n:
@@ -154,7 +167,27 @@ def _pick(labels: np.ndarray, size: int | None, seed: int) -> tuple[np.ndarray, 
     return np.sort(chosen), np.sort(rest)
 
 
-def _image_task(
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W), as fractions of 255.
+
+    Exact and cheap: from a 256-bin histogram per channel, with no float copy of the images.
+    """
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:
+        raise DataError(
+            f"need uint8 images (N, C, H, W) with N >= 1 for normalization, got {images.dtype} {images.shape}"
+        )
+    values = np.arange(256, dtype=np.float64)
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        hist = np.bincount(images[:, c].reshape(-1), minlength=256).astype(np.float64)
+        mean = (hist @ values) / hist.sum()
+        var = (hist @ (values - mean) ** 2) / hist.sum()
+        means.append(float(mean / 255))
+        stds.append(float(max(np.sqrt(var), 1.0) / 255))  # a constant channel must not divide by zero
+    return tuple(means), tuple(stds)
+
+
+def image_task(
     name: str,
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
@@ -163,15 +196,20 @@ def _image_task(
     device: torch.device,
     info: dict[str, int | float | str],
     test_ids: np.ndarray,
+    *,
+    in_shape: tuple[int, int, int] = (3, 32, 32),
+    stats: tuple[tuple[float, ...], tuple[float, ...]] = (MEAN, STD),
 ) -> Task:
+    """A Task of uint8 images (rows of in_shape), normalized with `stats` (mean, std per channel)."""
+
     def loader(data: np.ndarray, labels: np.ndarray, aug: bool) -> ImageLoader:
-        images = torch.from_numpy(data).view(-1, 3, 32, 32).to(device)
-        return ImageLoader(images, torch.from_numpy(labels).to(device), aug)
+        images = torch.from_numpy(data).view(-1, *in_shape).to(device)
+        return ImageLoader(images, torch.from_numpy(labels).to(device), aug, *stats)
 
     return Task(
         name=name,
         kind="image",
-        in_shape=(3, 32, 32),
+        in_shape=tuple(in_shape),
         num_classes=len(class_names),
         class_names=class_names,
         label_ids=list(range(len(class_names))),
@@ -233,19 +271,19 @@ def cifar10_task(
     test_x, test_y, test_ok = _read_pool(_stamped([test_file]), "cifar10/test")
     if pool == "standard":
         train_x, train_y, train_ok = _read_pool(_stamped(train_files), "cifar10/train")
-        tr, _ = _pick(train_y, train_size, split_seed)
-        te, _ = _pick(test_y, test_size, split_seed)
+        tr, _ = pick(train_y, train_size, split_seed)
+        te, _ = pick(test_y, test_size, split_seed)
         train, test, verified = (train_x[tr], train_y[tr]), (test_x[te], test_y[te]), test_ok and train_ok
         test_ids = te
     else:
-        tr, rest = _pick(test_y, train_size, split_seed)
-        te, _ = _pick(test_y[rest], test_size, split_seed)
+        tr, rest = pick(test_y, train_size, split_seed)
+        te, _ = pick(test_y[rest], test_size, split_seed)
         te = rest[te]
         train, test, verified = (test_x[tr], test_y[tr]), (test_x[te], test_y[te]), test_ok
         test_ids = te
 
     info = {"source": str(folder), "pool": pool, "verified": "sha256" if verified else "shape-only"}
-    return _image_task("cifar10", train, test, _cifar_classes(folder), augment, device, info, test_ids)
+    return image_task("cifar10", train, test, _cifar_classes(folder), augment, device, info, test_ids)
 
 
 def _cifar_classes(folder: Path) -> list[str]:
@@ -299,6 +337,6 @@ def synthetic_cifar_task(
     test = (data[n_train:], labels[n_train:])
     names = [f"class_{i}" for i in range(num_classes)]
     info = {"source": "synthetic", "data_seed": data_seed, "verified": "shape-only"}
-    return _image_task(
+    return image_task(
         "synthetic_cifar", train, test, names, augment, device, info, np.arange(n_train, n_train + n_test)
     )

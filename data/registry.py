@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +20,16 @@ from data.hsi import (
     synthetic_hsi_task,
 )
 from data.images import CIFAR10_OPTIONS, SYNTHETIC_CIFAR_OPTIONS, cifar10_task, synthetic_cifar_task
+from data.vision import (
+    COMMON_OPTIONS,
+    IMAGE_FOLDER_OPTIONS,
+    PREFIX,
+    image_folder_task,
+    usable_classes,
+    vision_class,
+    vision_options,
+    vision_task,
+)
 
 DATASETS: dict[str, tuple[Callable[..., Task], dict[str, object]]] = {
     "cifar10": (cifar10_task, CIFAR10_OPTIONS),
@@ -26,19 +37,75 @@ DATASETS: dict[str, tuple[Callable[..., Task], dict[str, object]]] = {
     **{name: (functools.partial(scene_task, name), HSI_OPTIONS) for name in SCENES},
     "hsi_mat": (hsi_mat_task, HSI_MAT_OPTIONS),
     "synthetic_hsi": (synthetic_hsi_task, SYNTHETIC_HSI_OPTIONS),
+    "image_folder": (image_folder_task, IMAGE_FOLDER_OPTIONS),
 }
+_DESCRIPTIONS = {
+    "cifar10": "CIFAR-10 python batches (50,000 + 10,000 images)",
+    "synthetic_cifar": "CIFAR-shaped images drawn from data_seed (no files)",
+    **{name: f"hyperspectral scene {name}" for name in SCENES},
+    "hsi_mat": "any hyperspectral cube + ground truth as .mat files",
+    "synthetic_hsi": "a hyperspectral scene drawn from data_seed (no files)",
+    "image_folder": "torchvision ImageFolder: path/<class>/<image>",
+}
+
+_REQUIRED = {"image_folder": ("path",), "hsi_mat": ("cube_path", "gt_path")}
 
 
 def list_datasets() -> list[str]:
-    """Every dataset name load_task accepts."""
+    """Every fixed dataset name load_task accepts (beside torchvision:<Class>)."""
     return list(DATASETS)
+
+
+def _unknown(name: str) -> DataError:
+    close = [c for c in usable_classes() if c.lower() == str(name).lower()]
+    hint = f" (did you mean '{PREFIX}{close[0]}'?)" if close else ""
+    return DataError(
+        f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, "
+        f"or {PREFIX}<Class> for a torchvision dataset (`seedvar datasets` lists them){hint}"
+    )
 
 
 def dataset_options(name: str) -> dict[str, object]:
     """Option name -> default, so a study spec can be validated before anything is loaded."""
+    if isinstance(name, str) and name.startswith(PREFIX):
+        return vision_options(name.removeprefix(PREFIX))
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        raise _unknown(name)
     return dict(DATASETS[name][1])
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    """One line of `seedvar datasets`."""
+
+    name: str
+    kind: str  # "built in" | "torchvision"
+    about: str  # what it is (built in) or how it splits into train and test (torchvision)
+    options: str
+
+
+def _format(options: dict[str, object], required: tuple[str, ...] = ()) -> str:
+    shown = [
+        *(f"{k}=<required>" for k in required),
+        *(f"{k}={v!r}" for k, v in options.items() if k not in required),
+    ]
+    return ", ".join(shown) or "none"
+
+
+def available_datasets() -> list[DatasetRow]:
+    """Every dataset a study can name: the built-in ones, image_folder, and each usable torchvision class.
+
+    For torchvision classes only their own options are shown (seedvar's common ones are the same for all).
+    """
+    rows = [
+        DatasetRow(name, "built in", _DESCRIPTIONS[name], _format(options, _REQUIRED.get(name, ())))
+        for name, (_, options) in DATASETS.items()
+    ]
+    for cls in usable_classes():
+        vc = vision_class(cls)
+        own = {k: v for k, v in vc.options.items() if k not in COMMON_OPTIONS}
+        rows.append(DatasetRow(f"{PREFIX}{cls}", "torchvision", vc.split_text, _format(own, vc.required)))
+    return rows
 
 
 def load_task(
@@ -58,7 +125,10 @@ def load_task(
             f"unknown option {unknown[0]!r} for dataset {name!r}; valid options: {', '.join(defaults) or 'none'}"
         )
     check_int("split_seed", split_seed, 0, 2**32 - 1)
-    loader = DATASETS[name][0]
+    if name.startswith(PREFIX):
+        loader: Callable[..., Task] = functools.partial(vision_task, name.removeprefix(PREFIX))
+    else:
+        loader = DATASETS[name][0]
     return loader(
         split_seed=int(split_seed),
         root=root,

@@ -1,4 +1,8 @@
-"""seedvar model zoo: small vision CNNs built by name, each split into a deterministic trunk and a dropout head."""
+"""seedvar model zoo: small vision CNNs built by name, each split into a deterministic trunk and a dropout head.
+
+Beside the built-in models, `build` takes a user's own: an import path `module:callable` or a name that an
+installed package registers under the entry-point group `seedvar.models`.
+"""
 
 from nets import (  # noqa: F401 - imported to register the models
     cbam_resnet,
@@ -11,25 +15,39 @@ from nets import (  # noqa: F401 - imported to register the models
     shufflenet_v2,
 )
 from nets.registry import (
+    ENTRY_POINT_GROUP,
     ModelError,
     ModelInfo,
     build,
+    builtin_models,
+    check_options,
     count_macs,
     count_params,
+    is_builtin,
     list_models,
     model_info,
     model_options,
+    plugin_models,
+    probe,
     register,
+    source_sha256,
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ModelError",
     "ModelInfo",
     "build",
+    "builtin_models",
+    "check_options",
     "count_macs",
     "count_params",
+    "is_builtin",
     "list_models",
     "model_info",
     "model_options",
+    "plugin_models",
+    "probe",
     "register",
+    "source_sha256",
 ]

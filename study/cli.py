@@ -25,12 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    m = sub.add_parser("models", help="list every model with its parameters and MACs")
+    m = sub.add_parser(
+        "models", help="list every model (built in and installed plugins) with its parameters and MACs"
+    )
     m.add_argument(
-        "--input-shape", help="C,H,W (or 1,bands,w,w for hybridsn) instead of each model's default"
+        "--input-shape",
+        help="C,H,W (or 1,bands,w,w for hybridsn) instead of each model's default: lists the models that "
+        "accept it and names those left out",
     )
     m.add_argument("--classes", type=int, help="number of classes instead of each model's default")
-    m.add_argument("names", nargs="*", help="only these models")
+    m.add_argument("names", nargs="*", help="only these models (names or import paths module:function)")
+
+    sub.add_parser(
+        "datasets", help="list the datasets a study can name: built in, torchvision classes, image_folder"
+    )
 
     s = sub.add_parser("sweep", help="train and test a study's models across seeds, logging to MLflow")
     s.add_argument("spec", help="study spec (TOML), e.g. studies/quick.toml")
@@ -171,6 +179,8 @@ def _is_user_error(exc: BaseException) -> bool:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "models":
         return _models(args)
+    if args.command == "datasets":
+        return _datasets()
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
@@ -264,13 +274,20 @@ def _models(args: argparse.Namespace) -> int:
             shape = tuple(int(v) for v in args.input_shape.replace("x", ",").split(","))
         except ValueError:
             raise UserError(f"--input-shape {args.input_shape}: expected integers such as 3,32,32") from None
+    if args.classes is not None and args.classes < 1:
+        raise UserError(f"--classes must be at least 1, got {args.classes}")
     names = args.names or nets.list_models()
-    rows = []
-    for name in names:
-        info = nets.model_info(name)
+    infos = {name: nets.model_info(name) for name in names}  # an unknown name or bad import path: exit 2
+    rows, left_out = [], []
+    for name, info in infos.items():
         in_shape = shape or info.default_in_shape
         classes = args.classes or info.default_num_classes
-        model = nets.build(name, classes, in_shape)
+        try:
+            model = nets.build(name, classes, in_shape)
+            nets.probe(name, model, classes, in_shape)
+        except nets.ModelError as exc:
+            left_out.append((name, str(exc).removeprefix(f"{name}: ")))
+            continue
         rows.append(
             (
                 name,
@@ -281,17 +298,55 @@ def _models(args: argparse.Namespace) -> int:
                 nets.count_macs(model, in_shape),
             )
         )
+    what = "x".join(map(str, shape)) if shape else "its default input"
+    if args.classes:
+        what += f", {args.classes} classes"
+    if not rows:
+        reasons = "; ".join(f"{n}: {r}" for n, r in left_out)
+        raise UserError(f"no model accepts {what} ({reasons[:300]})")
     header = ("model", "family", "input", "classes", "params", "MACs")
     cells = [header] + [(n, f, s, str(c), f"{p:,}", f"{m / 1e6:,.1f}M") for n, f, s, c, p, m in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print_table(cells, right_from=3)
+    if left_out:
+        print(f"\nleft out ({len(left_out)}), cannot take {what}:")
+        width = max(len(n) for n, _ in left_out)
+        for name, reason in left_out:
+            print(f"  {name.ljust(width)}  {reason[:160]}")
+    return 0
+
+
+def print_table(cells: list[tuple[str, ...]], right_from: int) -> None:
+    """Columns padded to their widest cell; columns from `right_from` on are right-aligned (numbers)."""
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     for i, row in enumerate(cells):
         print(
             "  ".join(
-                v.ljust(w) if j < 3 else v.rjust(w) for j, (v, w) in enumerate(zip(row, widths, strict=True))
-            )
+                v.ljust(w) if j < right_from else v.rjust(w)
+                for j, (v, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
         )
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def _datasets() -> int:
+    import torchvision
+
+    import data
+
+    rows = data.available_datasets()
+    builtin = [(r.name, r.about, r.options) for r in rows if r.kind == "built in"]
+    print_table([("dataset", "what", "options (defaults)"), *builtin], right_from=99)
+    vision = [(r.name, r.about, r.options) for r in rows if r.kind == "torchvision"]
+    print(
+        f"\ntorchvision {torchvision.__version__}: every image-classification class of torchvision.datasets"
+    )
+    print_table([("dataset", "train / test", "its own options (defaults)"), *vision], right_from=99)
+    print(
+        "\nimage_folder and every torchvision dataset also take train_size and test_size (stratified subsamples "
+        "drawn with the split seed), augment (crop + flip), resize = [H, W] and mode ('L' or 'RGB'). Their files "
+        "live under --data-root/<name in lower case>; missing ones are downloaded only with --download."
+    )
     return 0
 
 

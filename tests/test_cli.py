@@ -69,6 +69,12 @@ def world(tmp_path_factory, _template_store):
     with open(cifar / "test_batch", "wb") as f:
         pickle.dump({"data": np.zeros((10, 100), np.uint8), "labels": list(range(10))}, f)
     (root / "a_file").write_text("not a folder")
+    (root / "usernets.py").write_text(
+        "from torch import nn\n\n"
+        "def wrong_signature(num_classes):\n    return nn.Linear(1, num_classes)\n\n"
+        "def flat(num_classes, in_shape, *, width=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
+    )
     (root / "garbage.db").write_bytes(b"this is not sqlite" * 100)
     return {"root": root, "uri": uri, "good": good, "data": data}
 
@@ -279,7 +285,92 @@ def cases(world) -> list[tuple[str, list[str], str]]:
             ["ui", "--tracking-uri", f"sqlite:///{root}/none/mlflow.db"],
             "no MLflow store",
         ),
+        (
+            "import path of a missing module",
+            ["sweep", variant(world, "u1", '"hybridsn"', '"nosuchpkg.nets:build"'), *store],
+            "cannot import 'nosuchpkg.nets'",
+        ),
+        (
+            "import path without the attribute",
+            ["sweep", variant(world, "u2", '"hybridsn"', '"usernets:bild"'), *store],
+            "has no attribute 'bild'",
+        ),
+        (
+            "callable of the wrong signature",
+            [*sweep, "--models", "usernets:wrong_signature"],
+            "cannot take (num_classes, in_shape, **options)",
+        ),
+        (
+            "own model that cannot take the input",
+            ["sweep", variant(world, "u3", '"hybridsn"', '"usernets:flat"'), *store],
+            "usernets:flat cannot train on synthetic_hsi",
+        ),
+        (
+            "own model with an unknown option",
+            [
+                "sweep",
+                variant(
+                    world,
+                    "u4",
+                    '"hybridsn"',
+                    '"usernets:flat"]\n[model_options."usernets:flat"]\ndepth = 3\n#[',
+                ),
+                *store,
+            ],
+            "unknown option(s) depth",
+        ),
+        (
+            "unknown torchvision dataset",
+            ["sweep", variant(world, "tv1", '"synthetic_hsi"', '"torchvision:FashionMnist"'), *store],
+            "did you mean 'torchvision:FashionMNIST'",
+        ),
+        (
+            "torchvision dataset that is not classification",
+            ["sweep", variant(world, "tv2", '"synthetic_hsi"', '"torchvision:CocoDetection"'), *store],
+            "class index",
+        ),
+        (
+            "torchvision dataset missing, download off",
+            [
+                "sweep",
+                spec_file(
+                    world,
+                    "tv3",
+                    'name = "tv3"\nmodels = ["hybridsn"]\n[dataset]\nname = "torchvision:MNIST"\n',
+                ),
+                *store,
+                "--data-root",
+                str(root / "empty"),
+            ],
+            "--download",
+        ),
+        (
+            "image_folder without a path",
+            [
+                "sweep",
+                spec_file(
+                    world, "if1", 'name = "if1"\nmodels = ["hybridsn"]\n[dataset]\nname = "image_folder"\n'
+                ),
+                *store,
+            ],
+            "needs path",
+        ),
+        (
+            "image_folder path that is no folder",
+            [
+                "sweep",
+                spec_file(
+                    world,
+                    "if2",
+                    f'name = "if2"\nmodels = ["hybridsn"]\n[dataset]\nname = "image_folder"\npath = "{root / "a_file"}"\n',
+                ),
+                *store,
+            ],
+            "is not a folder",
+        ),
         ("models with a bad shape", ["models", "--input-shape", "three"], "--input-shape"),
+        ("models with zero classes", ["models", "--classes", "0"], "--classes"),
+        ("models with a bad import path", ["models", "usernets:nothing"], "has no attribute 'nothing'"),
         ("models with an unknown name", ["models", "alexnet"], "unknown model"),
     ]
     if not torch.cuda.is_available():
@@ -287,7 +378,8 @@ def cases(world) -> list[tuple[str, list[str], str]]:
     return c
 
 
-def test_bad_inputs_one_line_exit_2_store_unchanged(world, capsys):
+def test_bad_inputs_one_line_exit_2_store_unchanged(world, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(world["root"]))  # usernets.py, as if seedvar ran in that folder
     before = snapshot(world["uri"])
     matrix = cases(world)
     assert len(matrix) >= 25

@@ -21,7 +21,7 @@ from torch import nn
 import data
 import nets
 from study.engine.determinism import seeded, set_deterministic
-from study.engine.evaluate import pass_metrics, predict_passes
+from study.engine.evaluate import pass_metrics, run_passes
 from study.engine.train import Trainer, weights_sha256
 from study.plan import RunConfig, pass_seeds
 from study.record.schema import EpochStats, ModeResult, Predictions, RunResult
@@ -59,7 +59,15 @@ def load_data(
 
 
 def build_model(cfg: RunConfig, task: data.Task, device: torch.device | str = "cpu") -> nn.Module:
-    """The model, initialised from the run's init seed alone."""
+    """The model, initialised from the run's init seed alone.
+
+    A user's model must still be the code the config was planned with: an edited source file would
+    otherwise be trained and recorded under the old config's hash.
+    """
+    if cfg.model_source_sha256 is not None and nets.source_sha256(cfg.model) != cfg.model_source_sha256:
+        raise nets.ModelError(
+            f"{cfg.model}: its source file changed after the sweep was planned; run the sweep again"
+        )
     device = torch.device(device)
     with seeded(cfg.seeds["init"], device):
         model = nets.build(cfg.model, task.num_classes, task.in_shape, **cfg.model_options)
@@ -92,7 +100,8 @@ def test(cfg: RunConfig, task: data.Task, model: nn.Module) -> tuple[Predictions
     """Every requested mode: the predictions of each pass and its metrics.
 
     Eval passes are complete forward passes, so "eval mode is deterministic" is measured, not assumed;
-    stochastic modes run the trunk once per batch and the head once per pass.
+    stochastic modes run the trunk once per batch and the head once per pass where the model splits
+    (see evaluate.run_passes), else K full passes.
     """
     labels = task.test.labels.cpu().numpy()
     hyperspectral = task.kind == "hyperspectral"
@@ -101,11 +110,14 @@ def test(cfg: RunConfig, task: data.Task, model: nn.Module) -> tuple[Predictions
         k = cfg.test.eval_passes if mode == "eval" else cfg.test.passes
         seeds = pass_seeds(cfg.seeds["test"], k)
         start = time.perf_counter()
-        preds = predict_passes(model, task.test, mode, seeds, cfg.test.batch_size, fused=mode != "eval")
+        run = run_passes(model, task.test, mode, seeds, cfg.test.batch_size, fused=mode != "eval")
         seconds = time.perf_counter() - start
-        passes[mode], seeds_of[mode] = preds, np.array(seeds, dtype=np.uint32)
+        passes[mode], seeds_of[mode] = run.preds, np.array(seeds, dtype=np.uint32)
         modes[mode] = ModeResult(
-            pass_metrics(preds, labels, task.num_classes, per_class=hyperspectral), seconds
+            pass_metrics(run.preds, labels, task.num_classes, per_class=hyperspectral),
+            seconds,
+            fused=run.fused if mode != "eval" else None,
+            split=run.split,
         )
     predictions = Predictions(
         labels=labels,

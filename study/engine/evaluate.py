@@ -1,21 +1,27 @@
 """Test modes: eval, train (the lab's mistake: dropout and batch statistics active) and MC dropout.
 
-Everything before a model's first dropout is deterministic, so K stochastic passes run the trunk
-(`forward_features`) once per batch and only the head K times, each pass drawing its dropout masks
-from its own seeded stream. The result is exactly what K full passes with the same seeds give.
+Everything before a model's first dropout is deterministic, so K stochastic passes can run that trunk
+once per batch and only the head K times, each pass drawing its dropout masks from its own seeded
+stream: exactly what K full passes with the same seeds give. seedvar's models declare the split
+(`forward_features` / `forward_head`, tested for the zoo). Any other model is split where it declares
+one or, for a chain of children (`nn.Sequential`-like), before the first child holding a dropout; the
+split is then proved on the first batch (fused outputs and dropout streams == those of full passes)
+and, failing that, the model is tested with K full passes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
-from torch import nn
+from torch import Tensor, nn
 
 from data import BatchLoader
+from nets.blocks import Net
 from study.engine.determinism import default_generator
 
 
@@ -49,6 +55,152 @@ def test_mode(model: nn.Module, mode: str) -> Iterator[None]:
             b.copy_(saved)
 
 
+@dataclass(frozen=True)
+class Split:
+    """A model cut into a deterministic trunk and a head holding every dropout: forward(x) == head(trunk(x))."""
+
+    trunk: Callable[[Tensor], Tensor]
+    head: Callable[[Tensor], Tensor]
+    where: str
+    trusted: bool  # seedvar's own models: the split is part of their contract and tested, so not re-proved
+
+
+def _is_dropout(m: nn.Module) -> bool:
+    return isinstance(m, nn.modules.dropout._DropoutNd)
+
+
+def _chain(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """The children in order, with plain nn.Sequential children opened up, so a split can fall inside them."""
+    out = []
+    for name, child in module.named_children():
+        if type(child).forward is nn.Sequential.forward:
+            out += _chain(child, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", child))
+    return out
+
+
+def _run(modules: list[nn.Module]) -> Callable[[Tensor], Tensor]:
+    def forward(x: Tensor) -> Tensor:
+        for m in modules:
+            x = m(x)
+        return x
+
+    return forward
+
+
+def find_split(model: nn.Module) -> Split | str:
+    """Where K passes can share the trunk, or why they cannot (a one-line reason)."""
+    if isinstance(model, Net):
+        return Split(model.forward_features, model.forward_head, "forward_features/forward_head", True)
+    if callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None)):
+        return Split(model.forward_features, model.forward_head, "forward_features/forward_head", False)
+    chain = _chain(model)
+    first = next((i for i, (_, m) in enumerate(chain) if any(map(_is_dropout, m.modules()))), None)
+    if first is None:
+        return "no forward_features/forward_head and no dropout module among its children"
+    if first == 0:
+        return f"no forward_features/forward_head and its first child ({chain[0][0]}) holds a dropout"
+    modules = [m for _, m in chain]
+    where = f"children, before {chain[first][0]} ({type(modules[first]).__name__})"
+    return Split(_run(modules[:first]), _run(modules[first:]), where, False)
+
+
+@dataclass(frozen=True)
+class Passes:
+    """K passes over a test set: predicted classes (K, N), and how they were computed."""
+
+    preds: np.ndarray
+    fused: bool  # trunk once per batch, head once per pass
+    split: str  # where the model was split, or why it was tested with full passes
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    """Bit-identical with deterministic kernels; otherwise the rounding of nondeterministic ones is allowed."""
+    if torch.are_deterministic_algorithms_enabled():
+        return torch.equal(a, b)
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def run_passes(
+    model: nn.Module,
+    loader: BatchLoader,
+    mode: str,
+    seeds: list[int],
+    batch_size: int,
+    *,
+    fused: bool = True,
+) -> Passes:
+    """len(seeds) passes over the loader in a test mode, pass p drawing its dropout masks from seeds[p].
+
+    fused=False runs K complete forward passes (the plain way, and the reference the fused path equals).
+    """
+    device = loader.labels.device
+    gen = default_generator(device)
+    saved = gen.get_state()
+    streams = []
+    for s in seeds:
+        gen.manual_seed(s)
+        streams.append(gen.get_state())
+    k = len(seeds)
+    out = torch.empty((k, len(loader)), dtype=torch.int16, device=device)
+    split = find_split(model) if fused else "full passes requested"
+    use = split if isinstance(split, Split) else None
+    prove = use is not None and not use.trusted
+    reason = split if isinstance(split, str) else ""
+
+    def heads(features: Tensor, keep: bool) -> tuple[list[Tensor], list[Tensor]]:
+        logits, states = [], []
+        for p in range(k):
+            gen.set_state(streams[p])
+            y = use.head(features)  # type: ignore[union-attr]
+            logits.append(y if keep else y.argmax(1))
+            states.append(gen.get_state())
+        return logits, states
+
+    def full(x: Tensor, keep: bool) -> tuple[list[Tensor], list[Tensor]]:
+        logits, states = [], []
+        for p in range(k):
+            gen.set_state(streams[p])
+            y = model(x)
+            logits.append(y if keep else y.argmax(1))
+            states.append(gen.get_state())
+        return logits, states
+
+    try:
+        with test_mode(model, mode):
+            i = 0
+            for x, _ in loader.batches(batch_size):
+                if use is not None and prove:  # first batch of an unproved split: both ways, compared
+                    try:
+                        fused_out, fused_states = heads(use.trunk(x), keep=True)
+                    except Exception as e:  # children that do not chain (a reshape in forward, ...)
+                        fused_out, fused_states = [], []
+                        reason = f"split {use.where} failed on the first batch ({type(e).__name__})"
+                    full_out, full_states = full(x, keep=True)
+                    if fused_out and all(
+                        _same(a, b) and torch.equal(sa, sb)
+                        for a, b, sa, sb in zip(fused_out, full_out, fused_states, full_states, strict=True)
+                    ):
+                        preds, streams = [y.argmax(1) for y in fused_out], fused_states
+                    else:
+                        reason = reason or f"split {use.where} disproved on the first batch in {mode} mode"
+                        use, preds, streams = None, [y.argmax(1) for y in full_out], full_states
+                    prove = False
+                elif use is not None:
+                    preds, streams = heads(use.trunk(x), keep=False)
+                else:
+                    preds, streams = full(x, keep=False)
+                for p in range(k):
+                    out[p, i : i + len(x)] = preds[p]
+                i += len(x)
+    finally:
+        gen.set_state(saved)
+    if use is not None:
+        return Passes(out.cpu().numpy(), True, use.where)
+    return Passes(out.cpu().numpy(), False, reason)
+
+
 def predict_passes(
     model: nn.Module,
     loader: BatchLoader,
@@ -58,40 +210,8 @@ def predict_passes(
     *,
     fused: bool = True,
 ) -> np.ndarray:
-    """Predicted classes of len(seeds) passes over the loader, shape (K, N).
-
-    fused=True runs the trunk once per batch and the head once per pass; fused=False runs K complete
-    forward passes (the plain way, kept as the reference that the fused path must equal).
-    """
-    device = loader.labels.device
-    gen = default_generator(device)
-    saved = gen.get_state()
-    streams = []
-    for s in seeds:
-        gen.manual_seed(s)
-        streams.append(gen.get_state())
-    out = torch.empty((len(seeds), len(loader)), dtype=torch.int16, device=device)
-    try:
-        with test_mode(model, mode):
-            if fused:
-                i = 0
-                for x, _ in loader.batches(batch_size):
-                    features = model.forward_features(x)
-                    for p in range(len(seeds)):
-                        gen.set_state(streams[p])
-                        out[p, i : i + len(x)] = model.forward_head(features).argmax(1)
-                        streams[p] = gen.get_state()
-                    i += len(x)
-            else:
-                for p in range(len(seeds)):
-                    gen.set_state(streams[p])
-                    i = 0
-                    for x, _ in loader.batches(batch_size):
-                        out[p, i : i + len(x)] = model(x).argmax(1)
-                        i += len(x)
-    finally:
-        gen.set_state(saved)
-    return out.cpu().numpy()
+    """Predicted classes of len(seeds) passes over the loader, shape (K, N) (see run_passes)."""
+    return run_passes(model, loader, mode, seeds, batch_size, fused=fused).preds
 
 
 def pass_metrics(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -136,7 +136,7 @@ def run_sweep(
         print_plan(configs, plan_status(store, exp_id, configs, claim_timeout), out)
         return SweepResult(exp_id, None, [], pd.DataFrame())
 
-    _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
+    _preflight(study, configs, data_root)  # before the store is touched: a bad input changes nothing
     execution = study.execution
     executor: Executor | None = None
     if execution.executor != "local":  # connect first: a cluster that cannot use this store changes nothing
@@ -230,21 +230,23 @@ def _sweep(
     return SweepResult(exp_id, sweep.run_id, outcomes, summary)
 
 
-def _preflight(study: Study, cfg: RunConfig, data_root: str | Path | None) -> None:
-    """Load the first run's data and build every model for it before any run exists, so a missing
-    file or a model that cannot take this input fails at once instead of as N failed runs."""
+def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None) -> None:
+    """Load the first run's data, build every model for it and run it once on zeros, before any run
+    exists: a missing file or a model that cannot take this input fails at once instead of as N failed runs."""
+    cfg = configs[0]
     try:
         task = compute.load_data(cfg, data_root=data_root, download=study.download)
     except data.DataError as exc:
         raise UserError(f"{study.source}: dataset: {exc}") from None
     for model in study.models:
+        first = next(c for c in configs if c.model == model)
         try:
-            compute.build_model(
-                replace(cfg, model=model, model_options=study.model_options.get(model, {})), task
-            )
+            built = compute.build_model(first, task)
+            nets.probe(model, built, task.num_classes, task.in_shape)
         except nets.ModelError as exc:
+            reason = str(exc).removeprefix(f"{model}: ")
             raise UserError(
-                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {exc}"
+                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {reason}"
             ) from None
 
 

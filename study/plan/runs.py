@@ -32,10 +32,19 @@ class RunConfig:
     replicate: int
     varied: str
     seeds: dict[str, int]
+    # sha256 of the file defining a user's model (None for the built-in ones, whose code is seedvar's and
+    # is identified by its version and git commit): editing the model then makes a new config, not a skip.
+    model_source_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able view, the one that is hashed and logged as the resolved config."""
-        return dataclasses.asdict(self)
+        """A JSON-able view, the one that is hashed and logged as the resolved config.
+
+        A field added after the first release enters it only when set, so existing configs keep their hash.
+        """
+        out = dataclasses.asdict(self)
+        if out["model_source_sha256"] is None:
+            del out["model_source_sha256"]
+        return out
 
     @property
     def config_hash(self) -> str:
@@ -53,7 +62,13 @@ class RunConfig:
 
 
 def expand(study: Study, device: str) -> list[RunConfig]:
-    """All runs of a study, in a stable order (model, determinism, source, replicate)."""
+    """All runs of a study, in a stable order (model, determinism, source, replicate).
+
+    A user's model is identified by its import path, its options and the sha256 of its source file.
+    """
+    import nets
+
+    sources = {model: nets.source_sha256(model) for model in study.models}
     if study.seeds.vary == ("all",):
         groups = [("all", range(study.seeds.replicates))]
     else:  # one source at a time: the varied source takes replicates 1..R, the rest stay at 0
@@ -77,6 +92,7 @@ def expand(study: Study, device: str) -> list[RunConfig]:
                             replicate=r,
                             varied=varied,
                             seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
+                            model_source_sha256=sources[model],
                         )
                     )
     return runs

@@ -301,13 +301,19 @@ def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
 
 
 def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
+    """Resolve the model (a user's import path is imported here) and check its option names."""
     import nets
 
     try:
-        defaults = nets.model_options(name)
+        info = nets.model_info(name)
     except nets.ModelError as exc:
         raise fail("models", str(exc)) from None
-    _check_options(f"model_options.{name}", name, options, defaults, fail)
+    if nets.is_builtin(name):
+        _check_options(f"model_options.{name}", name, options, info.options, fail)
+    try:
+        nets.check_options(name, options)
+    except nets.ModelError as exc:
+        raise fail(f"model_options.{name}", str(exc)) from None
 
 
 def _check_options(
@@ -319,8 +325,24 @@ def _check_options(
             raise fail(f"{where}.{key}", f"unknown option for {name}; valid options: {valid}")
 
 
+def _split_key(key: str) -> list[str]:
+    """`a.b.c` -> [a, b, c], with TOML's quoting for parts that hold dots: `model_options."pkg.mod:fn".width`."""
+    parts, part, quoted = [], "", False
+    for ch in key:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch
+    if quoted:
+        raise UserError(f"--set {key}: unbalanced quotes in the key")
+    return [*parts, part]
+
+
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
+    parts = _split_key(key)
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})

@@ -53,6 +53,8 @@ def run_params(cfg: RunConfig) -> dict[str, str]:
     }
     flat.update({f"dataset.{k}": v for k, v in sorted(cfg.dataset_options.items())})
     flat.update({f"model.{k}": v for k, v in sorted(cfg.model_options.items())})
+    if cfg.model_source_sha256 is not None:
+        flat[s.PARAM_MODEL_SOURCE] = cfg.model_source_sha256
     flat.update({f"train.{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
     flat.update({f"test.{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
     flat.update({f"{s.PARAM_SEED_PREFIX}{src}": cfg.seeds[src] for src in SOURCES})
@@ -138,7 +140,7 @@ class RunRecorder:
                 f"the store {self.store.uri} did not take epochs {[e.epoch for e in self.pending]} of run "
                 f"{self.run_id}; rerun the sweep to resume"
             )
-        self.store.log(self.run_id, tags={s.TAG_WEIGHTS: result.weights_sha256})
+        self.store.log(self.run_id, params=result.test_params(), tags={s.TAG_WEIGHTS: result.weights_sha256})
         self.store.log(self.run_id, result.test_metrics())
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])

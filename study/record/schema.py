@@ -46,6 +46,11 @@ PARAM_MODEL = "model"
 PARAM_REPLICATE = "replicate"
 PARAM_SEED_PREFIX = "seed."
 PARAM_DATA_PREFIX = "data."  # facts of the loaded data (pixels, PCA variance, ...), logged once per run
+PARAM_MODEL_SOURCE = "model_source.sha256"  # sha256 of a user's model file (not logged for built-in models)
+# "true" when every stochastic mode ran its trunk once per batch, "false" when any ran K full passes;
+# PARAM_TEST_SPLIT says where the model was split, or why it was not.
+PARAM_TEST_FUSED = "test.fused"
+PARAM_TEST_SPLIT = "test.split"
 
 # -- metrics ---------------------------------------------------------------------------------------------
 TRAIN_METRICS = ("loss", "acc", "seconds", "samples_per_s", "lr")  # one value per epoch, step = epoch
@@ -279,6 +284,8 @@ class ModeResult:
 
     metrics: dict[str, np.ndarray]  # name -> (K,) values, or (K, C) for class_acc
     seconds: float
+    fused: bool | None = None  # stochastic modes: trunk once per batch (True) or K full passes (False)
+    split: str = ""  # where the model was split for the fused passes, or why it was not
 
 
 @dataclass
@@ -295,6 +302,20 @@ class RunResult:
 
     def __post_init__(self) -> None:
         self.summaries = {m: self.predictions.summary(m) for m in self.predictions.modes}
+
+    def test_params(self) -> dict[str, str]:
+        """How the stochastic modes were computed: PARAM_TEST_FUSED and PARAM_TEST_SPLIT."""
+        stochastic = {m: r for m, r in self.modes.items() if r.fused is not None}
+        if not stochastic:
+            return {}
+        splits = {r.split for r in stochastic.values()}
+        split = (
+            splits.pop() if len(splits) == 1 else "; ".join(f"{m}: {r.split}" for m, r in stochastic.items())
+        )
+        return {
+            PARAM_TEST_FUSED: str(all(r.fused for r in stochastic.values())).lower(),
+            PARAM_TEST_SPLIT: split[:500],
+        }
 
     def test_metrics(self) -> list[tuple[str, float, int]]:
         """Per-pass metrics (step = pass) and the per-mode summaries, as (name, value, step)."""
