@@ -85,6 +85,7 @@ def print_plan(configs: list[RunConfig], status: dict[str, str], out: TextIO | N
             "run": c.run_name,
             "model": c.model,
             "deterministic": c.deterministic,
+            **({"variant": c.variant} if c.variant else {}),
             "varied": c.varied,
             "replicate": c.replicate,
             **{f"seed.{k}": v for k, v in c.seeds.items()},
@@ -122,7 +123,7 @@ def run_sweep(
         print_plan(configs, plan_status(store, exp_id, configs), out)
         return SweepResult(exp_id, None, [], pd.DataFrame())
 
-    _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
+    _preflight(study, configs, data_root)  # before the store is touched: a bad input changes nothing
     store = Store(tracking_uri)
     exp_id = store.experiment_id(study.name)
     status = plan_status(store, exp_id, configs)
@@ -168,22 +169,28 @@ def run_sweep(
     return SweepResult(exp_id, sweep.run_id, outcomes, summary)
 
 
-def _preflight(study: Study, cfg: RunConfig, data_root: str | Path | None) -> None:
-    """Load the first run's data and build every model for it before any run exists, so a missing
-    file or a model that cannot take this input fails at once instead of as N failed runs."""
-    try:
-        task = compute.load_data(cfg, data_root=data_root, download=study.download)
-    except data.DataError as exc:
-        raise UserError(f"{study.source}: dataset: {exc}") from None
-    for model in study.models:
+def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None) -> None:
+    """Load the first run's data of every dataset variant and build every model for it before any run
+    exists, so a missing file, an impossible option or a model that cannot take this input fails at
+    once instead of as N failed runs."""
+    firsts: dict[str, RunConfig] = {}
+    for c in configs:
+        firsts.setdefault(c.variant, c)
+    for cfg in firsts.values():
         try:
-            compute.build_model(
-                replace(cfg, model=model, model_options=study.model_options.get(model, {})), task
-            )
-        except nets.ModelError as exc:
-            raise UserError(
-                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {exc}"
-            ) from None
+            task = compute.load_data(cfg, data_root=data_root, download=study.download)
+        except data.DataError as exc:
+            where = f" ({cfg.variant})" if cfg.variant else ""
+            raise UserError(f"{study.source}: dataset{where}: {exc}") from None
+        for model in study.models:
+            try:
+                compute.build_model(
+                    replace(cfg, model=model, model_options=study.model_options.get(model, {})), task
+                )
+            except nets.ModelError as exc:
+                raise UserError(
+                    f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {exc}"
+                ) from None
 
 
 def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.DataFrame:
@@ -193,13 +200,15 @@ def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.
     """
     keys = {c.config_hash for c in configs}
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    order = list(dict.fromkeys(s.condition_name(c.model, c.deterministic) for c in configs))
+    order = list(dict.fromkeys(s.condition_name(c.model, c.deterministic, c.variant) for c in configs))
     found: dict[tuple[str, str], list[s.PassSummary]] = {}
     for run in store.search(experiment_id, "attributes.status = 'FINISHED'"):
         tags = run.data.tags
         if tags.get(s.TAG_CONFIG_HASH) not in keys:
             continue
-        cond = s.condition_name(tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true")
+        cond = s.condition_name(
+            tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true", tags.get(s.TAG_VARIANT, "")
+        )
         for mode in modes:
             summary = s.PassSummary.from_metrics(mode, run.data.metrics)
             if summary is not None:
