@@ -208,7 +208,7 @@ def test_report_of_random_and_spatial_splits_side_by_side(tmp_path, store_uri):
     accuracy = pd.read_csv(out / "tables" / "accuracy.csv")
     assert set(accuracy["condition"]) == set(splits.index)
     text = (out / "report.md").read_text()
-    assert "hybridsn (split=spatial) (spatial split): 0.0% of test pixels have a training pixel" in text
+    assert "hybridsn (split=spatial): 0.0% of test pixels have a training pixel" in text
     assert text.count("hybridsn (split=") >= 4 and (out / "figures" / "classification_maps.png").exists()
 
 

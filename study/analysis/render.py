@@ -133,7 +133,7 @@ def render_markdown(title: str, sections: list[Section]) -> str:
             lines += [t, ""]
         for name, df in sec.tables.items():
             for part in display(df):
-                lines += [part.to_markdown(index=False), ""]
+                lines += [part.to_markdown(index=False, disable_numparse=True), ""]
             lines += [f"(tables/{name}.csv)", ""]
         for name in sec.figures:
             lines += [f"![{name}](figures/{name}.png)", ""]

@@ -207,7 +207,8 @@ def split_sentences(splits: pd.DataFrame) -> list[str]:
     parts = []
     for r in splits.itertuples():
         w = r.window
-        text = f"{r.condition} ({r.split} split): {r.leakage_mean:.1f}% of test pixels have a training pixel in their {w}x{w} window"
+        name = r.condition if "split=" in r.condition else f"{r.condition} ({r.split} split)"
+        text = f"{name}: {r.leakage_mean:.1f}% of test pixels have a training pixel in their {w}x{w} window"
         if r.split == "spatial":
             text += (
                 f" (blocks of {r.block}x{r.block} pixels; {r.gap_pixels:,.0f} pixels left out as the gap on "
