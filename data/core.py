@@ -129,6 +129,8 @@ class Task:
     # Stable id of each test sample in its source (image index, or row * width + col of a pixel), in test
     # order: two runs with different splits can then be compared on the test samples they share.
     test_ids: np.ndarray
+    # The same ids of the training samples, where a dataset knows them (scenes: to draw the split's map).
+    train_ids: np.ndarray | None = None
     test_coords: np.ndarray | None = None
     gt: np.ndarray | None = None
     info: dict[str, int | float | str] = field(default_factory=dict)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +32,7 @@ def run(
     replicate: int = 0,
     status: str = "FINISHED",
     failure: str = "",
+    varied: str = "all",
 ) -> LoadedRun:
     preds = None
     if passes is not None:
@@ -46,7 +49,7 @@ def run(
         status=status,
         model=model,
         deterministic=deterministic,
-        varied="all",
+        varied=varied,
         replicate=replicate,
         config_hash=f"hash-{name}",
         failure=failure,
@@ -101,6 +104,10 @@ def test_answer_when_train_mode_equals_mc_dropout():
     assert "MC dropout gives exactly the same passes" in text
     assert "MC-dropout test accuracy" not in text  # said once, not twice
     assert "In eval mode the same 3 models give identical results on every pass" in text
+    assert "BatchNorm batch statistics" not in text and "Degenerate" not in text
+    assert re.search(
+        r"Of the \d+\.\d\d-point seed-to-seed std in eval mode, the finite test set \(400 samples", text
+    )
 
 
 def test_answer_when_mc_dropout_differs_from_train_mode():
@@ -109,6 +116,16 @@ def test_answer_when_mc_dropout_differs_from_train_mode():
     (text,) = sentences.answer(runs, tables.build(study(*runs)))
     assert "Train-mode test accuracy" in text and "MC-dropout test accuracy" in text
     assert "exactly the same passes" not in text
+    t = tables.build(study(*runs))
+    g = t.mode_gaps.set_index("part")
+    train = np.array([r.accuracy("train").mean() for r in runs])
+    mc = np.array([r.accuracy("mc_dropout").mean() for r in runs])
+    assert g.loc["batchnorm", "mean"] == pytest.approx(np.mean(train - mc))
+    assert (
+        f"BatchNorm batch statistics (train - mc_dropout) account for {g.loc['batchnorm', 'mean']:+.2f}"
+        in text
+    )
+    assert f"dropout (mc_dropout - eval) for {g.loc['dropout', 'mean']:+.2f}" in text
 
 
 def test_answer_with_nondeterministic_eval_passes():
@@ -156,3 +173,86 @@ def test_two_conditions_are_compared_and_churn_is_between_models():
     assert set(curves.columns) >= {"condition", "run", "epoch", "loss", "acc"}
     assert curves["acc"].max() == pytest.approx(80.0)  # accuracy in points
     assert isinstance(t.settings, pd.DataFrame) and "seed.init" in set(t.settings["setting"])
+
+
+def collapsed_model(replicate: int, model: str = "bn") -> LoadedRun:
+    """A model whose BatchNorm statistics never settled: eval predicts one class; train mode does better."""
+    rng = np.random.default_rng(100 + replicate)
+    ev = np.zeros((2, N), np.int16)
+    train = noisy(rng, 0.7, 4)
+    return run(
+        f"{model}-r{replicate}",
+        {"eval": ev, "train": train, "mc_dropout": ev[:1].repeat(4, 0)},
+        model=model,
+        replicate=replicate,
+    )
+
+
+def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
+    rng = np.random.default_rng(7)
+    runs = [collapsed_model(r) for r in range(3)] + [dropout_model(rng, r, model="ok") for r in range(3)]
+    t = tables.build(study(*runs))
+    assert t.degenerate_conditions == ["bn"]
+    flags = t.degenerate.set_index(["condition", "mode"])
+    assert flags.loc[("bn", "eval"), "one_class"] == 3 and flags.loc[("bn", "eval"), "zero_spread"]
+    assert not flags.loc[("ok", "eval"), "degenerate"]
+    assert list(t.power["condition"]) == ["ok"] and t.comparisons.empty
+    text = " ".join(sentences.answer(runs, t))
+    assert "Degenerate: bn in eval mode 3 of 3 trained models are at chance level" in text
+    assert (
+        "3 of 3 predict a single class" in text and "No power analysis or ranking is drawn from it." in text
+    )
+    assert "BatchNorm batch statistics (train - mc_dropout) account for" in text
+    sections = {sec.title: sec for sec in build_sections(study(*runs))}
+    assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
+
+
+def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
+    rng = np.random.default_rng(8)
+    runs = [dropout_model(rng, r) for r in range(4)]
+    for source in ("split", "init"):
+        for r in range(1, 5):
+            m = dropout_model(rng, r)
+            m.varied, m.name = source, f"net-{source}-r{r}"
+            runs.append(m)
+    t = tables.build(study(*runs))
+    ps = t.per_source.set_index("source")
+    assert list(ps.index) == ["all", "split", "init"] and ps.loc["all", "ratio_to_all"] == 1.0
+    values = t.source_values
+    assert len(t.accuracy) and t.accuracy.set_index("mode").loc["eval", "runs"] == 4  # `all` runs only
+    ref = values[values["source"] == "all"]["accuracy"]
+    split = values[values["source"] == "split"]["accuracy"]
+    assert ps.loc["split", "ratio_to_all"] == pytest.approx(split.var() / ref.var())
+    text = sentences.source_sentences(t.per_source)[0]
+    assert "as a ratio with a 95% F interval (4 replicates each): split" in text
+    assert "All intervals overlap, so these replicates do not rank the sources." in text
+    assert "share" not in text
+
+
+def test_tables_render_rounded_merged_and_narrow_while_csvs_keep_every_digit(tmp_path):
+    rng = np.random.default_rng(9)
+    runs = [dropout_model(rng, r, model=m) for m in ("a", "b", "c") for r in range(3)]
+    s = study(*runs)
+    sections = build_sections(s)
+    render.write(tmp_path, "r", sections, ["html", "md"])
+    page = (tmp_path / "index.html").read_text()
+    md = (tmp_path / "report.md").read_text()
+    for text in (re.sub(r"data:image/png;base64,[^']*", "", page), md):
+        assert not re.search(r"\d\.\d{5,}", text)  # no 0.9801756259006866 on the page
+        assert "(-" not in text and not re.search(r"\bnan\b", text.lower())
+    comparisons = pd.read_csv(tmp_path / "tables" / "comparisons.csv")
+    assert re.search(r"\d\.\d{6,}", (tmp_path / "tables" / "comparisons.csv").read_text())  # full precision
+    shown = render.display(comparisons)
+    assert len(shown) >= 2 and all(p.shape[1] <= render.MAX_COLUMNS for p in shown)
+    assert all(list(p.columns[:2]) == ["a", "b"] for p in shown)
+    assert any("diff 95% CI" in p.columns for p in shown) and not any(
+        "diff_ci_low" in p.columns for p in shown
+    )
+    spread_tests = pd.read_csv(tmp_path / "tables" / "spread_tests.csv")
+    assert not spread_tests.isna().any().any()  # one kind of row: no holes
+    assert list(
+        render.display(pd.DataFrame({"epoch": [1.0, 2.0], "x": [0.123456, np.nan]}))[0].iloc[:, 0]
+    ) == [
+        "1",
+        "2",
+    ]

@@ -173,6 +173,26 @@ def cases(world) -> list[tuple[str, list[str], str]]:
         ),
         ("pca above bands", ["sweep", variant(world, "pc", "pca = 13", "pca = 41"), *store], "pca"),
         (
+            "window larger than the scene",
+            ["sweep", variant(world, "w4", "window = 9", "window = 201"), *store],
+            "larger than the 24x24 scene",
+        ),
+        (
+            "unknown split",
+            ["sweep", variant(world, "sp", "window = 9", 'window = 9\nsplit = "checkerboard"'), *store],
+            "option split",
+        ),
+        (
+            "one listed value is impossible",
+            ["sweep", variant(world, "sp2", "window = 9", "window = [9, 25]"), *store],
+            "(window=25): option window=25 is larger",
+        ),
+        (
+            "a list of lists",
+            ["sweep", variant(world, "sp3", "window = 9", "window = [[9]]"), *store],
+            "dataset.window: a list of values",
+        ),
+        (
             "train fraction zero",
             ["sweep", variant(world, "f0", "window = 9", "window = 9\ntrain_fraction = 0.0"), *store],
             "train_fraction",

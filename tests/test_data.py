@@ -110,6 +110,25 @@ def test_every_class_keeps_train_and_test_pixels_at_tiny_fraction(shared_dataset
     assert torch.bincount(task.test.labels, minlength=16).min() >= 1
 
 
+def test_indian_pines_leakage_random_vs_spatial(shared_datasets):
+    """The leakage study's claim: with random pixels nearly every 11x11 test window holds a training pixel;
+    a spatial split holds none, names the classes it cannot put on both sides, and keeps the rest."""
+    kw = {"root": shared_datasets, "pca": 15, "window": 11, "train_fraction": 0.15}
+    rand = load_task("indian_pines", split_seed=0, **kw)
+    assert rand.info["split"] == "random" and rand.info["leakage"] > 0.99
+    spatial = load_task("indian_pines", split_seed=0, split="spatial", **kw)
+    info = spatial.info
+    assert info["leakage"] == 0.0 and info["block"] == 14 and info["gap_pixels"] > 0
+    assert info["n_train"] + info["n_test"] + info["gap_pixels"] == 10_249
+    assert 0.1 < info["n_train"] / 10_249 < 0.25  # near the 15% asked for
+    one_sided = info["one_sided_classes"].split(", ")
+    assert "Grass-pasture-mowed" in one_sided and spatial.num_classes == 16
+    train = torch.bincount(spatial.train.labels, minlength=16).numpy()
+    test = torch.bincount(spatial.test.labels, minlength=16).numpy()
+    named = [spatial.class_names[k] for k in np.flatnonzero(train * test == 0)]
+    assert named == one_sided
+
+
 def test_cifar_test_batch_loads_with_its_fingerprint(shared_datasets):
     folder = shared_datasets / "cifar10" / "cifar-10-batches-py"
     images, labels = read_batch(folder / "test_batch")
@@ -253,6 +272,75 @@ def test_pca_fit_train_differs_from_all():
     assert a.info["pca_explained_variance"] != t.info["pca_explained_variance"]
 
 
+def brute_leakage(train_rc: np.ndarray, test_rc: np.ndarray, window: int) -> float:
+    r = window // 2
+    dist = np.abs(test_rc[:, None, :] - train_rc[None, :, :]).max(-1)  # Chebyshev distance
+    return float((dist <= r).any(1).mean())
+
+
+def test_leakage_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for window in (1, 3, 9):
+        pixels = rng.permutation(30 * 20)[:200]
+        rc = np.stack([pixels // 20, pixels % 20], 1)
+        train, test = rc[:40], rc[40:]
+        assert data.hsi.leakage(train, test, (30, 20), window) == pytest.approx(
+            brute_leakage(train, test, window)
+        )
+    assert data.hsi.leakage(rc[:1], rc[1:], (30, 20), 1) == 0.0
+
+
+def test_spatial_split_whole_blocks_a_gap_and_no_leakage():
+    task = load_task("synthetic_hsi", split_seed=1, split="spatial", block=12)
+    info, width = task.info, 48
+    assert info["split"] == "spatial" and info["block"] == 12 and info["leakage"] == 0.0
+    train_rc = np.stack([task.train_ids // width, task.train_ids % width], 1)
+    assert np.array_equal(task.test_coords, np.stack([task.test_ids // width, task.test_ids % width], 1))
+    assert brute_leakage(train_rc, task.test_coords, 9) == 0.0
+    assert not set(task.train_ids) & set(task.test_ids)
+    train_blocks = {(r // 12, c // 12) for r, c in train_rc}
+    assert not {(r // 12, c // 12) for r, c in task.test_coords} & train_blocks  # whole blocks
+    labelled = int((task.gt >= 0).sum())
+    assert info["n_train"] + info["n_test"] + info["gap_pixels"] == labelled and info["gap_pixels"] > 0
+    again = load_task("synthetic_hsi", split_seed=1, split="spatial", block=12)
+    other = load_task("synthetic_hsi", split_seed=2, split="spatial", block=12)
+    assert np.array_equal(again.train_ids, task.train_ids) and not np.array_equal(
+        other.train_ids, task.train_ids
+    )
+    rand = load_task("synthetic_hsi", split_seed=1)
+    assert rand.info["split"] == "random" and rand.info["leakage"] > 0.9 and "block" not in rand.info
+    capped = load_task("synthetic_hsi", split_seed=1, split="spatial", block=12, test_per_class=5)
+    assert torch.bincount(capped.test.labels).max() <= 5
+
+
+def test_spatial_split_names_a_class_it_cannot_split(tmp_path):
+    gt = np.ones((24, 24), np.uint8)
+    gt[:, 12:] = 2
+    gt[1:4, 1:4] = 3  # one small patch: a single block holds all of class 3
+    cube = np.random.default_rng(0).normal(size=(24, 24, 6)) + gt[..., None]
+    scipy.io.savemat(tmp_path / "s.mat", {"cube": cube, "gt": gt})
+    mat = {"cube_path": tmp_path / "s.mat", "gt_path": tmp_path / "s.mat", "cube_key": "cube", "gt_key": "gt"}
+    for seed in range(4):
+        task = load_task("hsi_mat", split_seed=seed, pca=3, window=3, split="spatial", block=6, **mat)
+        assert task.num_classes == 3 and task.info["one_sided_classes"] == "class_3"
+        assert task.info["leakage"] == 0.0
+
+
+def test_window_larger_than_the_scene_is_refused_before_any_work():
+    one_line_error(
+        r"window=49 is larger than the 48x48 scene: use an odd window of at most 47",
+        "synthetic_hsi",
+        split_seed=0,
+        window=49,
+    )
+    one_line_error("option split must be 'random'", "synthetic_hsi", split_seed=0, split="blocks")
+    one_line_error("block sets the block side of split = 'spatial'", "synthetic_hsi", split_seed=0, block=8)
+    one_line_error("option block must be", "synthetic_hsi", split_seed=0, split="spatial", block=0)
+    one_line_error(
+        "every labelled pixel on one side", "synthetic_hsi", split_seed=0, split="spatial", block=48
+    )
+
+
 def write_scene(tmp_path, ids=(0, 3, 7, 12)) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     gt = rng.choice(np.array(ids, np.uint8), size=(20, 16))
@@ -336,6 +424,7 @@ def test_registry_options_and_errors(monkeypatch, tmp_path):
     )
     assert data.dataset_options("indian_pines") == {
         "pca": 30, "window": 25, "train_fraction": 0.3, "test_per_class": None, "pca_fit": "all", "whiten": True,
+        "split": "random", "block": None,
     }  # fmt: skip
     with pytest.raises(DataError, match="unknown dataset 'mnist'; known datasets: cifar10"):
         data.dataset_options("mnist")

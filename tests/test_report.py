@@ -3,6 +3,7 @@ and `seedvar ui` serving the same store over its REST API."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -166,13 +167,49 @@ def test_report_lists_failed_runs_with_their_reasons(swept):
     assert "loss became" in (out / "index.html").read_text()
 
 
-def test_report_of_a_sources_study_shows_per_source_spread(tmp_path, store_uri):
+def test_report_of_a_sources_study_gives_ratios_to_all(tmp_path, store_uri):
     run_sweep(make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False)
     out = write_report("sources", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
     table = pd.read_csv(out / "tables" / "per_source.csv")
-    assert set(table["source"]) == {"init", "order"} and (table["n"] == 3).all()
+    assert list(table["source"]) == ["all", "init", "order"] and (table["n"] == 3).all()
+    ratio = table.set_index("source")["ratio_to_all"]
+    var = table.set_index("source")["variance"]
+    assert ratio["init"] == pytest.approx(var["init"] / var["all"]) and ratio["all"] == 1.0
     assert (out / "figures" / "per_source.png").exists() and not (out / "index.html").exists()
-    assert "Varied one at a time, the sources of training randomness" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "Varied alone, the sources of training randomness give hybridsn" in text
+    assert "as a ratio with a 95% F interval (3 replicates each): init" in text
+    accuracy = pd.read_csv(out / "tables" / "accuracy.csv")
+    assert (accuracy["runs"] == 3).all()  # per-condition statistics from the `all` reference runs only
+
+
+def test_report_of_random_and_spatial_splits_side_by_side(tmp_path, store_uri):
+    spec = make_study("splits", True, replicates=2)
+    spec = dataclasses.replace(
+        spec,
+        dataset_options={**spec.dataset_options, "split": ["random", "spatial"], "block": 8},
+        dataset_axes=("split",),
+    )
+    with pytest.raises(UserError):  # block goes with split = "spatial" only: refused before any run
+        run_sweep(spec, tracking_uri=store_uri, progress=False)
+    spec = dataclasses.replace(spec, dataset_options={**spec.dataset_options, "block": None})
+    run_sweep(spec, tracking_uri=store_uri, progress=False)
+    client = mlflow.MlflowClient(store_uri)
+    exp = client.get_experiment_by_name("splits").experiment_id
+    leak: dict[str, list[float]] = {}
+    for r in client.search_runs([exp], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)):
+        leak.setdefault(r.data.tags[schema.TAG_VARIANT], []).append(float(r.data.params["data.leakage"]))
+    assert leak["split=spatial"] == [0.0, 0.0] and min(leak["split=random"]) > 0.5
+    out = write_report("splits", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
+    splits = pd.read_csv(out / "tables" / "splits.csv").set_index("condition")
+    assert list(splits.index) == ["hybridsn (split=random)", "hybridsn (split=spatial)"]
+    assert splits.loc["hybridsn (split=spatial)", "leakage_max"] == 0.0
+    assert splits.loc["hybridsn (split=random)", "leakage_min"] > 50
+    accuracy = pd.read_csv(out / "tables" / "accuracy.csv")
+    assert set(accuracy["condition"]) == set(splits.index)
+    text = (out / "report.md").read_text()
+    assert "hybridsn (split=spatial): 0.0% of test pixels have a training pixel" in text
+    assert text.count("hybridsn (split=") >= 4 and (out / "figures" / "classification_maps.png").exists()
 
 
 def free_port() -> int:

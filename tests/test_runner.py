@@ -67,7 +67,9 @@ def test_same_seeds_same_weights_and_each_source_moves_them():
     sha, _, _ = train_once(base)
     assert train_once(base)[0] == sha
     for source in ("split", "init", "order", "dropout"):
-        moved = expand(study(epochs=1, seeds={"vary": [source]}), "cpu")[0]
+        moved = next(
+            c for c in expand(study(epochs=1, seeds={"vary": [source]}), "cpu") if c.varied == source
+        )
         assert {s for s in moved.seeds if moved.seeds[s] != base.seeds[s]} == {source}
         assert train_once(moved)[0] != sha, source
 
@@ -82,16 +84,20 @@ def test_augment_seed_moves_the_weights_of_an_image_model():
     base = expand(spec, "cpu")[0]
     sha, _, _ = train_once(base)
     assert train_once(base)[0] == sha
-    augment = expand(
-        study(
-            dataset=TINY_CIFAR,
-            models=("mobilenet_v2",),
-            epochs=1,
-            model_options={"mobilenet_v2": {"width": 0.25}},
-            seeds={"vary": ["augment"]},
-        ),
-        "cpu",
-    )[0]
+    augment = next(
+        c
+        for c in expand(
+            study(
+                dataset=TINY_CIFAR,
+                models=("mobilenet_v2",),
+                epochs=1,
+                model_options={"mobilenet_v2": {"width": 0.25}},
+                seeds={"vary": ["augment"]},
+            ),
+            "cpu",
+        )
+        if c.varied == "augment"
+    )
     assert train_once(augment)[0] != sha
 
 
@@ -167,8 +173,14 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
         "seed.augment",
         "seed.dropout",
         "seed.test",
+        "data.split",
+        "data.leakage",
+        "data.n_test",
     ):
         assert f"params.{param}" in df.columns, param
+    assert (
+        set(df["params.data.split"]) == {"random"} and (df["params.data.leakage"].astype(float) > 0.5).all()
+    )
     for metric in (
         "train.loss",
         "train.acc",

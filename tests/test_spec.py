@@ -147,10 +147,18 @@ def test_expand_counts_names_and_hashes():
     assert expand(study, "cuda")[0].config_hash != runs[0].config_hash
     sources = parse_study(spec(seeds__vary=["init", "order"]))
     runs = expand(sources, "cpu")
-    assert len(runs) == 2 * 3 and {r.varied for r in runs} == {"init", "order"}
-    assert runs[0].run_name == "hybridsn-det-init-r01"
-    params = run_params(runs[0])
-    assert params["seed.init"] == str(runs[0].seeds["init"]) and params["train.epochs"] == "2"
+    assert sources.seeds.vary == ("all", "init", "order")  # the `all` reference comes with every list
+    assert [(r.varied, r.replicate) for r in runs] == [
+        *(("all", r) for r in range(3)),
+        *(("init", r) for r in (1, 2, 3)),
+        *(("order", r) for r in (1, 2, 3)),
+    ]
+    ordinary = expand(parse_study(spec()), "cpu")
+    assert [r.config_hash for r in runs[:3]] == [r.config_hash for r in ordinary]  # `all` = ordinary seeds
+    assert parse_study(spec(seeds__vary=["order", "all", "init"])).seeds.vary == ("all", "order", "init")
+    assert runs[3].run_name == "hybridsn-det-init-r01"
+    params = run_params(runs[3])
+    assert params["seed.init"] == str(runs[3].seeds["init"]) and params["train.epochs"] == "2"
     assert params["test.modes"] == "eval,train,mc_dropout"
 
 
@@ -184,3 +192,31 @@ def test_paper_spec_is_the_published_hybridsn_protocol():
     )
     assert paper.deterministic == (True, False)
     assert load_study(STUDIES / "lab.toml").deterministic == (True, False)
+
+
+def test_existing_specs_keep_their_config_hashes():
+    """New spec fields must not move the hash of a config written before them: a finished run would be
+    trained again (pinned: the quick study's first and last runs, and a sources-study run)."""
+    quick = expand(load_study(STUDIES / "quick.toml"), "cpu")
+    assert (quick[0].run_name, quick[0].config_hash) == ("hybridsn-det-r00", "e303164abd6a0aa7")
+    assert quick[-1].config_hash == "efbf3e7998484466"
+
+
+def test_listed_dataset_options_become_conditions():
+    study = parse_study(spec(dataset={"name": "synthetic_hsi", "split": ["random", "spatial"], "window": 9}))
+    runs = expand(study, "cpu")
+    assert study.dataset_axes == ("split",) and len(runs) == 2 * 3
+    assert [r.variant for r in runs] == ["split=random"] * 3 + ["split=spatial"] * 3
+    assert [r.dataset_options for r in runs[2:4]] == [
+        {"split": "random", "window": 9},
+        {"split": "spatial", "window": 9},
+    ]
+    assert runs[3].run_name == "hybridsn-det-spatial-r00"
+    assert runs[0].seeds == runs[3].seeds  # the same seeds under each variant: a paired comparison
+    single = expand(
+        parse_study(spec(dataset={"name": "synthetic_hsi", "split": "random", "window": 9})), "cpu"
+    )
+    assert runs[0].config_hash == single[0].config_hash and single[0].variant == ""
+    for bad in ([], ["random", "random"], [["a"]]):
+        with pytest.raises(UserError, match="dataset.split: a list of values"):
+            parse_study(spec(dataset={"name": "synthetic_hsi", "split": bad}))

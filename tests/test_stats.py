@@ -1,4 +1,5 @@
-"""The statistics (study.analysis: spread, components, flips, compare): textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
+"""The statistics (study.analysis: spread, components, flips, compare, testnoise, sources, modes,
+degenerate): textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from study.analysis.components import (
     _reml_oneway,
     variance_components,
 )
+from study.analysis.degenerate import at_chance, chance_level, flags, one_class
 from study.analysis.flips import churn, flip_rate, mean_churn
-from study.analysis.spread import Spread, per_source_spread, spread
+from study.analysis.modes import mode_gaps, parts_add_up
+from study.analysis.sources import ratios_to_reference, separated_pairs, variance_ratio
+from study.analysis.spread import Spread, spread
+from study.analysis.testnoise import correctness_matrix, halves, split_seed_variance
 
 # Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
 # fabric strength, 4 looms chosen at random x 4 observations each.
@@ -581,16 +586,158 @@ def test_replicates_needed_sanity():
         replicates_needed(1.0, 0.0)
 
 
-def test_per_source_spread():
-    rng = np.random.default_rng(6)
-    sources = np.repeat(["init", "data_order", "dropout_mask"], [10, 12, 8])
-    scale = {"init": 0.01, "data_order": 0.02, "dropout_mask": 0.005}
-    values = np.array([0.9 + rng.normal(0, scale[s]) for s in sources])
-    df = per_source_spread(values, sources, n_resamples=500)
-    assert list(df["source"]) == ["init", "data_order", "dropout_mask"]
-    assert df["share_of_sum"].sum() == pytest.approx(1.0)
+# ------------------------------------------------------------------------------------------------
+# test-set noise: simulated models with known distribution-level variance
+# ------------------------------------------------------------------------------------------------
+
+
+def _simulated_models(rng: np.random.Generator, m: int, n: int, spread_half: float = 0.1):
+    """Sample j is correct for model m with probability p_j + d_m (p_j: the sample's difficulty, d_m: the
+    model's skill, uniform on +-spread_half): distribution-level variance var(d) = spread_half² / 3."""
+    p = rng.uniform(0.2, 0.8, n)
+    d = rng.uniform(-spread_half, spread_half, m)
+    return (rng.random((m, n)) < p[None] + d[:, None]).astype(float), p
+
+
+def test_test_noise_recovers_the_model_and_test_set_variances():
+    rng = np.random.default_rng(0)
+    m, n, sigma2 = 10, 1000, 0.1**2 / 3
+    models, test_set, expected, covered = [], [], [], []
+    for _ in range(40):
+        x, p = _simulated_models(rng, m, n)
+        t = split_seed_variance(x, rng.integers(0, 5, n), halvings=50, n_resamples=199)
+        models.append(t.models)
+        test_set.append(t.test_set)
+        # var(acc) = sigma2 (N-1)/N + sum_j p_j(1-p_j)/N²: all but sigma2 is the test set's
+        expected.append((p * (1 - p)).mean() / n - sigma2 / n)
+        covered.append(t.models_ci[0] <= sigma2 <= t.models_ci[1])
+        assert t.total == pytest.approx(np.var(x.mean(1), ddof=1))
+        assert t.models + t.test_set == pytest.approx(t.total)
+        assert t.binomial_floor == pytest.approx(x.mean() * (1 - x.mean()) / n)
+    assert np.mean(models) == pytest.approx(sigma2, rel=0.1)
+    assert np.mean(test_set) == pytest.approx(np.mean(expected), rel=0.05)
+    assert np.mean(covered) >= 0.75  # a bootstrap over 10 models runs narrow, but not wildly
+
+
+def test_test_noise_without_model_differences_is_all_test_set():
+    rng = np.random.default_rng(1)
+    parts = []
+    for _ in range(30):
+        x, _ = _simulated_models(rng, 12, 800, spread_half=0.0)
+        t = split_seed_variance(x, np.zeros(800, int), halvings=40, n_resamples=99)
+        parts.append((t.total, t.models, t.test_set))
+    total, models, test_set = np.mean(parts, axis=0)
+    assert test_set == pytest.approx(total, rel=0.1) and abs(models) < 0.1 * total
+
+
+def test_models_tested_on_different_samples_are_matched_by_id():
+    rng = np.random.default_rng(2)
+    x, _ = _simulated_models(rng, 10, 1200)
+    labels = rng.integers(0, 3, 1200)
+    ids = rng.permutation(1200) + 5000
+    per_model = []
+    for i in range(10):
+        keep = np.sort(rng.permutation(1200)[:1000])  # each model tested on its own 1000 of 1200
+        order = rng.permutation(keep)  # in its own order
+        per_model.append(
+            (ids[order], labels[order], np.where(x[i, order] == 1, labels[order], labels[order] + 1))
+        )
+    got_ids, got_labels, correct = correctness_matrix(per_model)
+    assert np.array_equal(got_ids, np.sort(ids))
+    back = np.argsort(ids)
+    assert np.array_equal(got_labels, labels[back])
+    tested = ~np.isnan(correct)
+    assert tested.sum(1).tolist() == [1000] * 10
+    assert np.array_equal(correct[tested], x[:, back][tested])
+    t = split_seed_variance(correct, got_labels, halvings=20, n_resamples=199)
+    assert t.samples == 1000 and t.total == pytest.approx(np.var(np.nanmean(correct, 1), ddof=1))
+    with pytest.raises(ValueError, match="another label"):
+        correctness_matrix([(ids[:3], [0, 1, 2], [0, 1, 2]), (ids[:3], [1, 1, 2], [0, 1, 2])])
+
+
+def test_halvings_are_stratified_fixed_by_seed_and_differ_from_each_other():
+    labels = np.repeat([0, 1, 2], [100, 51, 7])
+    h = halves(labels, 5, seed=3)
+    assert np.array_equal(h, halves(labels, 5, seed=3)) and not np.array_equal(h, halves(labels, 5, seed=4))
+    for row in h:
+        for c, count in ((0, 100), (1, 51), (2, 7)):
+            assert abs(row[labels == c].sum() - count / 2) <= 0.5
+    assert len({row.tobytes() for row in h}) == 5
+
+
+# ------------------------------------------------------------------------------------------------
+# sources against all: F interval of a variance ratio
+# ------------------------------------------------------------------------------------------------
+
+
+def test_variance_ratio_is_the_f_interval_and_covers_the_truth():
+    rng = np.random.default_rng(3)
+    x, ref = rng.normal(0, 1, 10), rng.normal(0, 2, 12)
+    r = variance_ratio(x, ref)
+    ratio = np.var(x, ddof=1) / np.var(ref, ddof=1)
+    assert r.ratio == pytest.approx(ratio)
+    assert r.ratio_ci[0] == pytest.approx(ratio / stats.f.ppf(0.975, 9, 11))
+    assert r.ratio_ci[1] == pytest.approx(ratio / stats.f.ppf(0.025, 9, 11))
+    hits = [variance_ratio(rng.normal(0, 1, 10), rng.normal(0, 2, 10)).ratio_ci for _ in range(2000)]
+    coverage = np.mean([lo <= 0.25 <= hi for lo, hi in hits])
+    assert 0.93 <= coverage <= 0.97
+    assert np.isnan(variance_ratio(x, np.ones(5)).ratio)
+    assert variance_ratio(np.ones(4), ref).ratio_ci == (0.0, 0.0)
+
+
+def test_ratios_to_reference_and_which_intervals_overlap():
+    rng = np.random.default_rng(4)
+    sources = np.repeat(["split", "all", "init"], 10)
+    scale = {"all": 1.0, "split": 1.0, "init": 0.1}
+    values = np.array([90 + rng.normal(0, scale[s]) for s in sources])
+    df = ratios_to_reference(values, sources)
+    assert list(df["source"]) == ["all", "split", "init"]  # the reference first
+    row = df.set_index("source")
+    assert row.loc["all", "ratio_to_all"] == 1.0 and np.isnan(row.loc["all", "ratio_ci_low"])
+    split = variance_ratio(values[sources == "split"], values[sources == "all"])
+    assert row.loc["split", "ratio_to_all"] == pytest.approx(split.ratio)
+    assert row.loc["split", "ratio_ci_high"] == pytest.approx(split.ratio_ci[1])
     assert np.allclose(df["variance"], df["std"] ** 2)
-    for _, row in df.iterrows():
-        s = spread(values[sources == row["source"]], n_resamples=500)
-        assert row["mean"] == s.mean and row["ci_low"] == s.ci_low and row["n"] == s.n
-    assert df.set_index("source")["share_of_sum"].idxmax() == "data_order"
+    cis = {s: (row.loc[s, "ratio_ci_low"], row.loc[s, "ratio_ci_high"]) for s in ("split", "init")}
+    assert separated_pairs(cis) == [("split", "init")]
+    assert separated_pairs({"a": (0.2, 1.5), "b": (0.5, 3.0), "c": (1.2, 4.0)}) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# train mode = BatchNorm + dropout; degenerate conditions
+# ------------------------------------------------------------------------------------------------
+
+
+def test_mode_gaps_add_up_per_model_with_bootstrap_cis():
+    rng = np.random.default_rng(5)
+    ev = rng.normal(10, 0.5, 6)
+    mc = ev + rng.normal(1.0, 0.2, 6)
+    tr = mc + rng.normal(15.0, 1.0, 6)
+    g = mode_gaps({"eval": ev, "mc_dropout": mc, "train": tr}, n_resamples=999).set_index("part")
+    assert parts_add_up(g.reset_index())
+    assert g.loc["batchnorm", "mean"] == pytest.approx(np.mean(tr - mc))
+    assert g.loc["dropout", "mean"] == pytest.approx(np.mean(mc - ev))
+    s = spread(tr - ev, n_resamples=999)
+    assert (g.loc["total", "ci_low"], g.loc["total", "ci_high"]) == (s.ci_low, s.ci_high)
+    same = mode_gaps({"eval": ev, "mc_dropout": ev, "train": ev + 2}, n_resamples=99).set_index("part")
+    assert same.loc["dropout", "mean"] == 0 and same.loc["batchnorm", "ci_method"] == "degenerate"
+    with pytest.raises(ValueError, match="paired"):
+        mode_gaps({"eval": ev, "mc_dropout": mc[:3], "train": tr})
+
+
+def test_degenerate_flags():
+    labels = np.repeat(np.arange(10), [100, 100, 100, 100, 100, 100, 100, 100, 100, 109])
+    assert chance_level(labels) == pytest.approx(109 / 1009)
+    assert at_chance(100, 1009, 109 / 1009) and not at_chance(300, 1009, 109 / 1009)
+    assert one_class(np.zeros((3, 5))) and not one_class(np.array([[0, 0, 1]]))
+    collapsed = np.zeros((2, labels.size), int)  # every pass predicts class 0: 100 of 1009 right
+    f = flags([(collapsed, labels)] * 3)
+    assert (f.models, f.at_chance, f.one_class, f.zero_spread, f.degenerate) == (3, 3, 3, True, True)
+    rng = np.random.default_rng(6)
+    good = [
+        (np.where(rng.random((2, labels.size)) < 0.7, labels, (labels + 1) % 10), labels) for _ in range(3)
+    ]
+    g = flags(good)
+    assert (g.at_chance, g.one_class, g.zero_spread, g.degenerate, g.suspect) == (0, 0, False, False, False)
+    one_failed = flags([(collapsed, labels), *good[:2]])
+    assert (one_failed.at_chance, one_failed.degenerate, one_failed.suspect) == (1, False, True)

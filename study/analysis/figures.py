@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from study.analysis.tables import MapData  # noqa: E402
 
@@ -138,6 +139,7 @@ def training_curves(curves: pd.DataFrame) -> Figure:
     for ax, metric, label in ((axes[0], "loss", "training loss"), (axes[1], "acc", "training accuracy (%)")):
         sns.lineplot(data=curves, x="epoch", y=metric, hue="condition", errorbar="sd", ax=ax)
         ax.set(ylabel=label, title=f"{label}: mean ± 1 sd over replicates")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
     return fig
 
@@ -157,10 +159,19 @@ def comparison_matrix(diff: pd.DataFrame, pvals: pd.DataFrame) -> Figure:
     return fig
 
 
-def classification_maps(m: MapData) -> Figure:
-    """Ground truth, the eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
+def classification_maps(maps: list[MapData]) -> Figure:
+    """One row per condition: ground truth, the split (training blocks, test pixels, the gap), the
+    eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
+    columns = 6
+    fig, axes = plt.subplots(len(maps), columns, figsize=(3.3 * columns, 3.5 * len(maps)), squeeze=False)
+    for row, m in zip(axes, maps, strict=True):
+        _map_row(row, m)
+    fig.tight_layout()
+    return fig
+
+
+def _map_row(axes: np.ndarray, m: MapData) -> None:
     gt, coords, labels, pass_a, pass_b = m.gt, m.coords, m.labels, m.pass_a, m.pass_b
-    title = f"{m.run}: test pixels ({m.mode} mode passes 1 and 2)"
     classes = int(max(gt.max(), labels.max())) + 1
     cmap = ListedColormap(sns.color_palette("tab20", classes)).with_extremes(bad="white")
 
@@ -169,27 +180,35 @@ def classification_maps(m: MapData) -> Figure:
         img[coords[:, 0], coords[:, 1]] = values
         return img
 
+    # labelled pixels: training (0), test (1), or neither: the gap of a spatial split (2); runs that did
+    # not record their training pixels show every labelled non-test pixel as training
+    known = m.train_ids is not None
+    split = np.where(gt >= 0, 2.0 if known else 0.0, np.nan)
+    split[coords[:, 0], coords[:, 1]] = 1.0
+    if known:
+        split.flat[m.train_ids] = 0.0
     flipped = pass_a != pass_b
     panels = [
-        ("ground truth", np.where(gt >= 0, gt, np.nan), cmap),
-        ("eval mode", canvas(m.eval_pred), cmap),
-        ("train mode, pass 1", canvas(pass_a), cmap),
-        ("train mode, pass 2", canvas(pass_b), cmap),
+        ("ground truth", np.where(gt >= 0, gt, np.nan), cmap, classes - 1),
+        (
+            "split: train / test / gap" if known else "split: train / test",
+            split,
+            ListedColormap(["#1f3b73", "#9ecae1", "#f0a030"]),
+            2,
+        ),
+        ("eval mode", canvas(m.eval_pred), cmap, classes - 1),
+        (f"{m.mode} mode, pass 1", canvas(pass_a), cmap, classes - 1),
+        (f"{m.mode} mode, pass 2", canvas(pass_b), cmap, classes - 1),
+        (
+            f"flipped: {flipped.sum()} of {len(flipped)}",
+            canvas(flipped.astype(float)),
+            ListedColormap(["#dddddd", "#d62728"]),
+            1,
+        ),
     ]
-    fig, axes = plt.subplots(1, 5, figsize=(17, 4))
-    for ax, (name, img, cm) in zip(axes, panels, strict=False):
-        ax.imshow(img, cmap=cm, vmin=0, vmax=classes - 1, interpolation="nearest")
-        ax.set_title(name)
-    flips = np.full(gt.shape, np.nan)
-    flips[coords[:, 0], coords[:, 1]] = 0
-    flips[coords[flipped, 0], coords[flipped, 1]] = 1
-    axes[4].imshow(
-        flips, cmap=ListedColormap(["#dddddd", "#d62728"]), vmin=0, vmax=1, interpolation="nearest"
-    )
-    axes[4].set_title(f"flipped: {flipped.sum()} of {len(flipped)} pixels")
-    for ax in axes:
+    for ax, (name, img, cm, top) in zip(axes, panels, strict=True):
+        ax.imshow(img, cmap=cm, vmin=0, vmax=top, interpolation="nearest")
+        ax.set_title(name, fontsize="small")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    axes[0].set_ylabel(f"{m.condition}\n{m.run}", fontsize="small")

@@ -32,6 +32,7 @@ class LoadedRun:
     replicate: int
     config_hash: str
     failure: str = ""
+    variant: str = ""
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     start_time: int = 0
@@ -40,7 +41,7 @@ class LoadedRun:
 
     @property
     def condition(self) -> str:
-        return s.condition_name(self.model, self.deterministic)
+        return s.condition_name(self.model, self.deterministic, self.variant)
 
     @property
     def modes(self) -> list[str]:
@@ -97,6 +98,7 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
                     replicate=int(tags.get(s.TAG_REPLICATE, "0")),
                     config_hash=tags.get(s.TAG_CONFIG_HASH, r.info.run_id),
                     failure=tags.get(s.TAG_FAILURE, ""),
+                    variant=tags.get(s.TAG_VARIANT, ""),
                     params=dict(r.data.params),
                     metrics=dict(r.data.metrics),
                     start_time=r.info.start_time or 0,
@@ -119,6 +121,9 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
             path = store.download(run.run_id, s.ARTIFACT_PREDICTIONS, Path(tmp) / run.run_id)
             run.predictions = s.Predictions.load(path)
             run.curves = {c: store.metric_history(run.run_id, s.train_metric(c)) for c in CURVES}
-    finished = sorted(latest.values(), key=lambda r: (r.model, not r.deterministic, r.varied, r.replicate))
+    finished = sorted(
+        latest.values(),
+        key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != "all", r.varied, r.replicate),
+    )
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
     return StudyRuns(experiment, finished + unfinished, sweeps)

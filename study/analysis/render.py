@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -45,14 +47,77 @@ def write(out_dir: Path, title: str, sections: list[Section], formats: list[str]
         (out_dir / "index.html").write_text(render_html(title, sections, images))
 
 
-def _fmt(df: pd.DataFrame) -> pd.DataFrame:
-    return df.map(
-        lambda v: (
-            f"{v:.3g}"
-            if isinstance(v, float) and abs(v) < 0.01 and v != 0
-            else (f"{v:.2f}" if isinstance(v, float) else v)
-        )
-    )
+MAX_COLUMNS = 10  # wider tables are split (or transposed when short) so a page fits a screen
+DASH = "–"
+
+
+def _number(v: float, decimals: int) -> str:
+    if not np.isfinite(v):
+        return DASH
+    if decimals and v != 0 and abs(v) < 1:  # 0.88, 0.036, 0.0093: two significant digits
+        return f"{v:.2g}"
+    return f"{v:.{decimals}f}"
+
+
+def _column(values: pd.Series) -> pd.Series:
+    """One column, rounded for reading: integral floats as integers, others to 2 decimals (2 significant
+    digits below 1), booleans as yes/no, numbers held in strings (MLflow params) to 4 digits."""
+    if values.dtype == bool:
+        return values.map({True: "yes", False: "no"})
+    if pd.api.types.is_numeric_dtype(values):
+        finite = values[np.isfinite(values.astype(float))]
+        integral = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
+        return values.map(lambda v: DASH if pd.isna(v) else _number(float(v), 0 if integral else 2))
+    return values.map(_text_cell)
+
+
+def _text_cell(v: object) -> object:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return _number(v, 2)
+    if isinstance(v, str) and any(ch in v for ch in ".e"):  # "0.9801756259006866" or a list of them
+        parts = v.split(", ")
+        try:
+            return ", ".join(f"{float(p):.4g}" if len(p) > 7 else p for p in parts)
+        except ValueError:
+            return v
+    return v
+
+
+def display(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """A table as a reader sees it: no (low, high) tuples, each `x_ci_low`/`x_ci_high` pair as one
+    `x 95% CI` column, rounded, and split into tables of at most MAX_COLUMNS columns (the leading text
+    columns repeated in each) or transposed when it has few rows. The CSV keeps every digit."""
+    df = df[[c for c in df.columns if not df[c].map(lambda v: isinstance(v, tuple)).any()]]
+    out = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        if col.endswith("ci_high") and col.replace("ci_high", "ci_low") in df.columns:
+            continue
+        if col.endswith("ci_low") and (high := col.replace("ci_low", "ci_high")) in df.columns:
+            base = col[: -len("ci_low")].rstrip("_")
+            lo, hi = _column(df[col]), _column(df[high])
+            out[f"{base} 95% CI".strip()] = [
+                DASH if a == DASH or b == DASH else f"{a} to {b}" for a, b in zip(lo, hi, strict=True)
+            ]
+        else:
+            out[col] = _column(df[col])
+    if out.shape[1] <= MAX_COLUMNS:
+        return [out]
+    keys = []
+    for col in df.columns[:3]:
+        if not pd.api.types.is_numeric_dtype(df[col]) and df[col].dtype != bool:
+            keys.append(col)
+        else:
+            break
+    if len(out) <= 2 and keys:  # one row per condition: a column per condition reads better
+        t = out.set_index(keys).T
+        t.columns = [c if isinstance(c, str) else ", ".join(map(str, c)) for c in t.columns]
+        return [t.rename_axis("").reset_index()]
+    rest = [c for c in out.columns if c not in keys]
+    chunks = math.ceil(len(rest) / max(1, MAX_COLUMNS - len(keys)))
+    width = math.ceil(len(rest) / chunks)  # balanced: no table of one lonely column
+    return [out[keys + rest[i : i + width]] for i in range(0, len(rest), width)]
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:
@@ -67,7 +132,9 @@ def render_markdown(title: str, sections: list[Section]) -> str:
         for t in sec.text:
             lines += [t, ""]
         for name, df in sec.tables.items():
-            lines += [_fmt(df).to_markdown(index=False), "", f"(tables/{name}.csv)", ""]
+            for part in display(df):
+                lines += [part.to_markdown(index=False, disable_numparse=True), ""]
+            lines += [f"(tables/{name}.csv)", ""]
         for name in sec.figures:
             lines += [f"![{name}](figures/{name}.png)", ""]
     return "\n".join(lines)
@@ -89,9 +156,8 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
         for t in sec.text:
             out.append(f"<p{' class=answer' if i == 0 else ''}>{html.escape(t)}</p>")
         for name, df in sec.tables.items():
-            out.append(
-                f"<div class='table' id='table-{name}'>{_fmt(df).to_html(index=False, escape=True)}</div>"
-            )
+            parts = "".join(part.to_html(index=False, escape=True) for part in display(df))
+            out.append(f"<div class='table' id='table-{name}'>{parts}</div>")
         for name in sec.figures:
             data = base64.b64encode(images[name]).decode()
             out.append(

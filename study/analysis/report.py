@@ -63,7 +63,11 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
             tables={"accuracy": t.accuracy},
             figures={"accuracy_distribution": figures.accuracy_distribution(t.passes)},
         ),
+        *test_noise_section(t),
+        *mode_gap_section(t),
+        degenerate_section(t),
         variance_section(t),
+        *split_section(t),
         Section(
             "Prediction flips",
             text=[
@@ -78,11 +82,15 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
     if not t.per_source.empty:
         sections.append(
             Section(
-                "Sources of training randomness",
+                "Sources of training randomness against all of them",
                 text=[
-                    "Each row varies one source of randomness across replicates and holds every other at the "
-                    "base seed; `numerical` repeats identical seeds, so only nondeterministic kernels can move "
-                    "it. `share_of_sum` is each source's variance over the sum of the sources' variances."
+                    "Each source row varies one source of randomness across replicates and holds every other at "
+                    "the base seed; `all` varies every source together (the reference, ordinary seeds); "
+                    "`numerical` repeats identical seeds, so only nondeterministic kernels can move it. "
+                    "`ratio_to_all` is a source's variance of eval accuracy over the `all` variance; its 95% "
+                    "interval comes from the F distribution (scipy.stats.f) and assumes normal accuracies. "
+                    "Sources varied one at a time do not add up to `all`, so no shares of a sum are given; "
+                    "overlapping intervals rank nothing."
                 ],
                 tables={"per_source": t.per_source},
                 figures={"per_source": figures.per_source(t.source_values)},
@@ -93,20 +101,105 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
         sections.append(
             Section("Training curves", figures={"training_curves": figures.training_curves(t.curves)})
         )
-    if t.maps is not None:
-        m = t.maps
+    if t.maps:
         sections.append(
             Section(
                 "Classification maps",
                 text=[
-                    f"Model {m.run}: {m.flipped} of {len(m.pass_a)} test pixels change class between two "
-                    f"{m.mode}-mode passes of the same trained model; in eval mode none can."
+                    f"{m.condition}, model {m.run}: {m.flipped} of {len(m.pass_a)} test pixels change class "
+                    f"between two {m.mode}-mode passes of the same trained model; in eval mode none can."
+                    for m in t.maps
+                ]
+                + [
+                    "The split panel shows the training pixels (dark), the test pixels (light) and, for a "
+                    "spatial split, the labelled pixels left out as the gap (orange) so that no test window "
+                    "holds a training pixel."
                 ],
-                figures={"classification_maps": figures.classification_maps(m)},
+                figures={"classification_maps": figures.classification_maps(t.maps)},
             )
         )
     sections.append(failure_section(t))
     return sections
+
+
+def test_noise_section(t: tables.Tables) -> list[Section]:
+    if t.test_noise.empty:
+        return []
+    methods = list(dict.fromkeys(t.test_noise["ci_method"]))
+    return [
+        Section(
+            "Test-set noise: the finite test set against the models",
+            text=[
+                "Each test sample is a coin flip for a trained model, so eval accuracy on n samples varies across "
+                "models even at equal distribution-level accuracy (Jordan 2023). The test samples are split at "
+                "random into halves A and B (stratified by class, matched by sample id across models); across "
+                "models cov(acc_A, acc_B) estimates the variance of the models' distribution-level accuracy "
+                "(`models`), and the rest of var(acc) is test-set sampling noise (`test_set`, computed as "
+                "var(acc_A - acc_B) / 4, which equals var(acc) - cov(acc_A, acc_B) for equal halves). "
+                "Averaged over many random halvings; variances in points², stds in points. The binomial "
+                "floor sqrt(p(1-p)/n) is the test-set std if every sample were an independent coin flip at "
+                "the mean accuracy p.",
+                *(
+                    f"95% CIs: {m}; with 10 models such intervals run narrow (about 85% coverage)."
+                    for m in methods
+                ),
+            ],
+            tables={"test_noise": t.test_noise.drop(columns="ci_method")},
+        )
+    ]
+
+
+def mode_gap_section(t: tables.Tables) -> list[Section]:
+    if t.mode_gaps.empty:
+        return []
+    return [
+        Section(
+            "Train mode: BatchNorm batch statistics and dropout",
+            text=[
+                "Train mode turns on both BatchNorm batch statistics and dropout; MC dropout turns on dropout "
+                "only. So per trained model train - eval = (train - mc_dropout) + (mc_dropout - eval): the "
+                "first part is BatchNorm, the second dropout. Means over trained models in points, with a "
+                "bootstrap 95% CI over them (BCa; `degenerate` when every model gives the same difference)."
+            ],
+            tables={"mode_gaps": t.mode_gaps},
+        )
+    ]
+
+
+def degenerate_section(t: tables.Tables) -> Section:
+    text = [
+        "Per condition and mode: models whose accuracy is not significantly above chance (the share of the "
+        "most frequent test class; one-sided exact binomial test at 0.05), models that predict a single "
+        "class in every pass, and zero spread across seeds. `degenerate`: every model at chance or "
+        "predicting one class, or zero spread; `suspect`: some models are."
+    ]
+    bad = t.degenerate_conditions
+    if bad:
+        text.append(
+            f"Degenerate in eval mode: {', '.join(bad)}. No power analysis or comparison is drawn from "
+            "these conditions."
+        )
+    else:
+        text.append("No condition is degenerate in eval mode.")
+    return Section("Degenerate runs", text=text, tables={"degenerate": t.degenerate})
+
+
+def split_section(t: tables.Tables) -> list[Section]:
+    if t.splits.empty:
+        return []
+    return [
+        Section(
+            "Train/test split and leakage",
+            text=[
+                "`leakage`: the share of test pixels (%) whose window holds at least one training pixel, so "
+                "the model was trained on part of what it is tested on (Nalepa et al. 2019). A random pixel "
+                "split leaks nearly everywhere; a spatial split assigns whole blocks to train or test and "
+                "leaves out the test pixels within half a window of a training pixel (the gap), so none leaks. "
+                "Classes whose pixels could not land on both sides are named; they are kept, not dropped."
+            ],
+            tables={"splits": t.splits},
+        )
+    ]
 
 
 def variance_section(t: tables.Tables) -> Section:
@@ -134,6 +227,10 @@ def variance_section(t: tables.Tables) -> Section:
 def comparison_section(t: tables.Tables) -> Section:
     """Pairwise tests between conditions (eval accuracy, one value per trained model), and power."""
     sec = Section("Comparisons and power")
+    if t.degenerate_conditions:
+        sec.text.append(
+            f"Left out as degenerate: {', '.join(t.degenerate_conditions)} (see Degenerate runs)."
+        )
     if not t.power.empty:
         sec.text.append(
             "Replicates per model needed to detect a difference of 1 (or 0.5) accuracy points between two "

@@ -1,7 +1,9 @@
 """Step 3 of the report: the answer in plain words, written from the tables.
 
-One paragraph per condition (how much the accuracy varies, and how much of that is test-time dropout
-versus training randomness), and one sentence per condition of a one-source-at-a-time study.
+One paragraph per condition: whether it is degenerate, how much the accuracy varies, how much of that
+is test-time dropout versus training randomness, how train mode splits into BatchNorm and dropout, and
+how much of the seed-to-seed spread is the finite test set. Then the leakage of the splits, and for a
+one-source-at-a-time study each source against the `all` reference.
 """
 
 from __future__ import annotations
@@ -9,24 +11,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from study.analysis import sources
 from study.analysis.load import LoadedRun
-from study.analysis.tables import Tables, conditions
+from study.analysis.tables import Tables, conditions, reference_runs
 from study.record.schema import STOCHASTIC_MODES
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
 
 
 def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
-    """The opening paragraphs: one per condition, then the sources ranking when there is one."""
-    out = [
-        condition_paragraph(cond, [r for r in finished if r.condition == cond], tables)
-        for cond in conditions(finished)
-    ]
-    return out + source_sentences(tables.per_source)
+    """The opening paragraphs: one per condition, then leakage and the sources against `all`."""
+    ref = reference_runs(finished)
+    out = []
+    for cond in conditions(ref):
+        parts = [
+            degenerate_sentence(cond, tables),
+            condition_paragraph(cond, [r for r in ref if r.condition == cond], tables),
+            test_noise_sentence(cond, tables),
+        ]
+        out.append(" ".join(p for p in parts if p))
+    return out + split_sentences(tables.splits) + source_sentences(tables.per_source)
 
 
 def _by_mode(table: pd.DataFrame, cond: str) -> pd.DataFrame:
     return table[table["condition"] == cond].set_index("mode") if not table.empty else pd.DataFrame()
+
+
+def _gaps(table: pd.DataFrame, cond: str) -> pd.DataFrame:
+    return table[table["condition"] == cond] if not table.empty else pd.DataFrame()
 
 
 def train_equals_mc_dropout(group: list[LoadedRun]) -> bool:
@@ -46,10 +58,27 @@ def condition_paragraph(cond: str, group: list[LoadedRun], tables: Tables) -> st
     for mode in STOCHASTIC_MODES:
         if mode not in a.index or (mode == "mc_dropout" and same):
             continue
-        parts.append(_stochastic_mode(cond, mode, group, a, v, f, same))
+        parts.append(_stochastic_mode(cond, mode, group, a, v, f, same, _gaps(tables.mode_gaps, cond)))
     if "eval" in a.index:
         parts.append(_eval_mode(a.loc["eval"], f))
     return " ".join(parts)
+
+
+def _eval_mode(e: pd.Series, f: pd.DataFrame) -> str:
+    runs = int(e["runs"])
+    flip = f.loc["eval", "flip_rate"] if "eval" in f.index else float("nan")
+    if flip == 0 or np.isnan(flip):
+        who = f"the same {runs} models give" if runs > 1 else "the model gives"
+        text = f"In eval mode {who} identical results on every pass"
+    else:
+        text = (
+            f"In eval mode {flip:.3f}% of predictions still change between passes (nondeterministic kernels)"
+        )
+    if runs > 1:
+        text += f"; across seeds they vary by {e['seed_std']:.2f} points (std; mean {e['mean']:.2f}%)"
+    else:
+        text += f" (accuracy {e['mean']:.2f}%)"
+    return text + "."
 
 
 def _stochastic_mode(
@@ -60,6 +89,7 @@ def _stochastic_mode(
     v: pd.DataFrame,
     f: pd.DataFrame,
     same: bool,
+    gaps: pd.DataFrame | None = None,
 ) -> str:
     row = a.loc[mode]
     text = (
@@ -80,6 +110,7 @@ def _stochastic_mode(
                 f"{c['share_between']:.0f}% from training randomness"
             )
     text += "."
+    decompose = mode == "train" and not same and gaps is not None and not gaps.empty
     if mode in f.index and not np.isnan(f.loc[mode, "flip_rate"]) and f.loc[mode, "flip_rate"] > 0:
         within_sd = (
             np.sqrt(v.loc[mode, "within"])
@@ -90,10 +121,12 @@ def _stochastic_mode(
             f" Testing one trained model again moves its accuracy by {within_sd:.2f} points (std) and "
             f"changes the predicted class of {f.loc[mode, 'flip_rate']:.2f}% of test samples"
         )
-        if "eval" in a.index:
+        if "eval" in a.index and not decompose:
             gap = row["mean"] - a.loc["eval", "mean"]
             text += f"; on average it is {abs(gap):.2f} points {'lower' if gap < 0 else 'higher'} than in eval mode"
         text += "."
+    if decompose:
+        text += " " + decomposition_sentence(gaps)
     if mode == "train" and same:
         text += (
             " MC dropout gives exactly the same passes: the model has no BatchNorm, so train mode "
@@ -102,33 +135,129 @@ def _stochastic_mode(
     return text
 
 
-def _eval_mode(e: pd.Series, f: pd.DataFrame) -> str:
-    runs = int(e["runs"])
-    flip = f.loc["eval", "flip_rate"] if "eval" in f.index else float("nan")
-    if flip == 0 or np.isnan(flip):
-        who = f"the same {runs} models give" if runs > 1 else "the model gives"
-        text = f"In eval mode {who} identical results on every pass"
+def _ci(lo: float, hi: float, fmt: str = "+.2f") -> str:
+    return f"CI {lo:{fmt}} to {hi:{fmt}}" if np.isfinite(lo) and np.isfinite(hi) else "no CI"
+
+
+def decomposition_sentence(gaps: pd.DataFrame) -> str:
+    """train - eval = BatchNorm batch statistics + dropout, as means over trained models with CIs."""
+    g = gaps.set_index("part")
+    t, bn, do = g.loc["total"], g.loc["batchnorm"], g.loc["dropout"]
+    n = int(t["n"])
+    return (
+        f"Over its {n} trained model{'s' if n > 1 else ''}, train mode differs from eval mode by "
+        f"{t['mean']:+.2f} points on average ({_ci(t['ci_low'], t['ci_high'])}): BatchNorm batch statistics "
+        f"(train - mc_dropout) account for {bn['mean']:+.2f} ({_ci(bn['ci_low'], bn['ci_high'])}) and "
+        f"dropout (mc_dropout - eval) for {do['mean']:+.2f} ({_ci(do['ci_low'], do['ci_high'])})."
+    )
+
+
+def test_noise_sentence(cond: str, tables: Tables) -> str:
+    """Of the seed-to-seed std, how much is the finite test set and how much the models themselves."""
+    t = tables.test_noise
+    if t.empty or cond not in set(t["condition"]):
+        return ""
+    r = t.set_index("condition").loc[cond]
+    if not r["seed_var"] > 0:
+        return ""
+    text = (
+        f"Of the {r['seed_std']:.2f}-point seed-to-seed std in eval mode, the finite test set "
+        f"({r['test_samples']:,.0f} samples per model) accounts for {r['test_set_std']:.2f} points "
+        f"({r['test_set_share']:.0f}% of the variance, {_ci(r['test_set_share_ci_low'], r['test_set_share_ci_high'], '.0f')}%)"
+    )
+    if r["models_var"] > 0:
+        text += f" and the models themselves for {r['models_std']:.2f} points"
     else:
-        text = (
-            f"In eval mode {flip:.3f}% of predictions still change between passes (nondeterministic kernels)"
-        )
-    if runs > 1:
-        text += f"; across seeds they vary by {e['seed_std']:.2f} points (std; mean {e['mean']:.2f}%)"
-    else:
-        text += f" (accuracy {e['mean']:.2f}%)"
-    return text + "."
+        text += " and the models themselves for none that can be told apart from it"
+    return (
+        text + f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "
+        f"({int(r['halvings'])} random halvings, seed {int(r['halving_seed'])})."
+    )
+
+
+def degenerate_sentence(cond: str, tables: Tables) -> str:
+    """What is degenerate (or suspect) about a condition, first, so no number after it is read as a finding."""
+    d = tables.degenerate
+    if d.empty:
+        return ""
+    rows = d[(d["condition"] == cond) & d["suspect"]]
+    if rows.empty:
+        return ""
+    parts = []
+    for r in rows.itertuples():
+        what = []
+        if r.at_chance:
+            what.append(f"{r.at_chance} of {r.models} trained models are at chance level ({r.chance:.2f}%)")
+        if r.one_class:
+            what.append(f"{r.one_class} of {r.models} predict a single class")
+        if r.zero_spread:
+            what.append(f"all {r.models} give the same accuracy (zero spread across seeds)")
+        parts.append(f"in {r.mode} mode " + ", ".join(what))
+    bad = cond in tables.degenerate_conditions
+    text = f"{'Degenerate' if bad else 'Warning'}: {cond} " + "; ".join(parts) + "."
+    if bad:
+        text += " No power analysis or ranking is drawn from it."
+    return text
+
+
+def split_sentences(splits: pd.DataFrame) -> list[str]:
+    """How much the test windows of each condition see training pixels, and what a spatial split gave up."""
+    if splits.empty:
+        return []
+    parts = []
+    for r in splits.itertuples():
+        w = r.window
+        name = r.condition if "split=" in r.condition else f"{r.condition} ({r.split} split)"
+        text = f"{name}: {r.leakage_mean:.1f}% of test pixels have a training pixel in their {w}x{w} window"
+        if r.split == "spatial":
+            text += (
+                f" (blocks of {r.block}x{r.block} pixels; {r.gap_pixels:,.0f} pixels left out as the gap on "
+                f"average; classes on one side only: {r.one_sided_classes})"
+            )
+        parts.append(text)
+    return ["Leakage: " + "; ".join(parts) + "."]
 
 
 def source_sentences(per_source: pd.DataFrame) -> list[str]:
-    """One sentence per condition ranking the sources of training randomness by the spread each causes."""
+    """Per condition: each source's eval-accuracy variance as a ratio to `all`, and whether the F
+    intervals tell any sources apart (no ranking is claimed where they overlap)."""
     out = []
     if per_source.empty:
         return out
     for cond, g in per_source.groupby("condition", sort=False):
-        g = g.sort_values("std", ascending=False)
-        ranked = ", ".join(f"{r.source} {r.std:.2f} ({100 * r.share_of_sum:.0f}%)" for r in g.itertuples())
-        out.append(
-            f"Varied one at a time, the sources of training randomness move the eval accuracy of {cond} by "
-            f"(std in points, share of the summed variance): {ranked}."
+        ref = g[g["source"] == sources.REFERENCE]
+        rest = g[g["source"] != sources.REFERENCE]
+        if rest.empty:
+            continue
+        n = ", ".join(sorted({str(int(v)) for v in rest["n"]}))
+        listed = ", ".join(
+            f"{r.source} {r.ratio_to_all:.2f} ({r.ratio_ci_low:.2f}-{r.ratio_ci_high:.2f})"
+            if np.isfinite(r.ratio_ci_low)
+            else f"{r.source} {r.ratio_to_all:.2f}"
+            for r in rest.itertuples()
         )
+        text = f"Varied alone, the sources of training randomness give {cond} this much of the eval-accuracy variance it has with every source varied"
+        if not ref.empty and np.isfinite(ref["std"].iloc[0]):
+            text += f" (std {ref['std'].iloc[0]:.2f} points, {int(ref['n'].iloc[0])} replicates)"
+        text += f", as a ratio with a 95% F interval ({n} replicates each): {listed}."
+        cis = {
+            r.source: (r.ratio_ci_low, r.ratio_ci_high)
+            for r in rest.itertuples()
+            if np.isfinite(r.ratio_ci_low) and np.isfinite(r.ratio_ci_high)
+        }
+        apart = sources.separated_pairs(cis)
+        if len(cis) >= 2 and not apart:
+            text += " All intervals overlap, so these replicates do not rank the sources."
+        elif apart:
+            text += (
+                " Only these are told apart (intervals that do not overlap): "
+                + ", ".join(f"{hi} above {lo}" for hi, lo in apart)
+                + "; the other intervals overlap, so no further ranking is claimed."
+            )
+        whole = [k for k, (lo, hi) in cis.items() if lo <= 1.0 <= hi]
+        if whole:
+            text += (
+                f" Consistent with giving the whole variance alone (interval holds 1): {', '.join(whole)}."
+            )
+        out.append(text)
     return out

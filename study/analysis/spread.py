@@ -1,4 +1,4 @@
-"""Spread of a set of accuracies: mean, std, range and a bootstrap CI of the mean; per source of randomness.
+"""Spread of a set of accuracies: mean, std, range and a bootstrap CI of the mean.
 
 Also the helpers every statistics module here shares (input checks, scipy's bootstrap with quiet
 fallbacks, flat table rows). Accuracies may be fractions or percentage points: all are plain numbers.
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
@@ -128,33 +127,3 @@ def spread(values: ArrayLike, *, ci: float = 0.95, n_resamples: int = 9999, seed
     # a bootstrap mean cannot leave [min, max]; clip float noise so tables never show 0.9200000000000002
     lo, hi = min(max(lo, x_min), x_max), min(max(hi, x_min), x_max)
     return Spread(n, mean, float(np.std(x, ddof=1)), lo, hi, x_min, x_max, method)
-
-
-def per_source_spread(
-    values: ArrayLike,
-    sources: ArrayLike,
-    *,
-    ci: float = 0.95,
-    n_resamples: int = 9999,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per source of randomness (one-source-at-a-time study): Spread fields + variance share.
-
-    ``share_of_sum`` is each source's variance over the sum of the sources' variances: only a rough
-    attribution, since sources varied one at a time need not add up to the all-sources variance.
-    Rows follow the sources' first appearance; sources with n < 2 get nan variance and share.
-    """
-    y = as_1d_finite(values, "values")
-    src = np.asarray(sources).reshape(-1)
-    if src.size != y.size:
-        raise ValueError(f"values and sources differ in length ({y.size} vs {src.size})")
-    labels = pd.unique(pd.Series(src))
-    rows = []
-    for label in labels:
-        s = spread(y[src == label], ci=ci, n_resamples=n_resamples, seed=seed)
-        rows.append({"source": label, **s.as_dict(), "variance": s.std**2})
-    df = pd.DataFrame(rows)
-    var = df["variance"].to_numpy(dtype=float)
-    total = np.nansum(var)
-    df["share_of_sum"] = var / total if total > 0 else np.nan
-    return df

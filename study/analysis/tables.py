@@ -11,9 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from study.analysis import compare, components, flips, spread
+from study.analysis import compare, components, degenerate, flips, modes, sources, spread, testnoise
 from study.analysis.load import LoadedRun, StudyRuns
-from study.record.schema import PARAM_REPLICATE, PARAM_SEED_PREFIX, STOCHASTIC_MODES, PooledSummary
+from study.record.schema import (
+    PARAM_DATA_PREFIX,
+    PARAM_REPLICATE,
+    PARAM_SEED_PREFIX,
+    STOCHASTIC_MODES,
+    PooledSummary,
+)
 
 
 def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
@@ -26,8 +32,18 @@ def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
 
 
 def conditions(finished: list[LoadedRun]) -> list[str]:
-    """Conditions (model, determinism) in the order of the runs."""
+    """Conditions (model, determinism, dataset variant) in the order of the runs."""
     return list(dict.fromkeys(r.condition for r in finished))
+
+
+def reference_runs(finished: list[LoadedRun]) -> list[LoadedRun]:
+    """Per condition, its runs with every source varied (`all`), or all its runs when it has none.
+
+    In a one-source-at-a-time study only the `all` reference runs are draws of ordinary seeds: the
+    per-condition statistics (spread, components, test noise, power) come from them.
+    """
+    with_all = {r.condition for r in finished if r.varied == "all"}
+    return [r for r in finished if r.varied == "all" or r.condition not in with_all]
 
 
 def pass_table(finished: list[LoadedRun]) -> pd.DataFrame:
@@ -122,6 +138,127 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
+    """Per condition: the eval-mode seed-to-seed variance split into the finite test set and the models.
+
+    From each model's first eval pass, matched by test sample id (conditions with 3+ models; fewer
+    leave nothing to bootstrap). Variances in points², stds in points, shares in %.
+    """
+    rows = []
+    for cond in conditions(finished):
+        group = [r for r in finished if r.condition == cond and "eval" in r.modes]
+        if len(group) < 3:
+            continue
+        ids, labels, correct = testnoise.correctness_matrix(
+            [(r.preds.ids, r.preds.labels, r.preds.passes["eval"][0]) for r in group]
+        )
+        t = testnoise.split_seed_variance(correct, labels)
+        pts2 = 100.0**2
+        rows.append(
+            {
+                "condition": cond,
+                "models": t.models_n,
+                "test_samples": t.samples,
+                "seed_std": 100 * np.sqrt(t.total),
+                "test_set_std": 100 * np.sqrt(max(t.test_set, 0.0)),
+                "models_std": 100 * np.sqrt(max(t.models, 0.0)),
+                "binomial_floor_std": 100 * np.sqrt(t.binomial_floor),
+                "test_set_share": 100 * t.share_test_set,
+                "test_set_share_ci_low": 100 * t.share_test_set_ci[0],
+                "test_set_share_ci_high": 100 * t.share_test_set_ci[1],
+                "seed_var": pts2 * t.total,
+                "test_set_var": pts2 * t.test_set,
+                "test_set_var_ci_low": pts2 * t.test_set_ci[0],
+                "test_set_var_ci_high": pts2 * t.test_set_ci[1],
+                "models_var": pts2 * t.models,
+                "models_var_ci_low": pts2 * t.models_ci[0],
+                "models_var_ci_high": pts2 * t.models_ci[1],
+                "halvings": t.halvings,
+                "halving_seed": t.seed,
+                "ci_method": t.ci_method,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def mode_gap_table(finished: list[LoadedRun]) -> pd.DataFrame:
+    """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points)."""
+    tables = []
+    for cond in conditions(finished):
+        group = [
+            r for r in finished if r.condition == cond and {"eval", "train", "mc_dropout"} <= set(r.modes)
+        ]
+        if not group:
+            continue
+        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in ("eval", "train", "mc_dropout")}
+        t = modes.mode_gaps(acc)
+        t.insert(0, "condition", cond)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def degenerate_table(finished: list[LoadedRun]) -> pd.DataFrame:
+    """Per condition and mode: models at chance level, predicting one class, zero spread across seeds."""
+    rows = []
+    for (cond, mode), group in groups(finished).items():
+        f = degenerate.flags([(r.preds.passes[mode], r.preds.labels) for r in group])
+        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": 100 * f.chance})
+    return pd.DataFrame(rows)
+
+
+def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
+    """Conditions whose eval mode is degenerate: no power or ranking is drawn from them."""
+    if flags.empty:
+        return []
+    bad = flags[(flags["mode"] == "eval") & flags["degenerate"]]
+    return list(dict.fromkeys(bad["condition"]))
+
+
+def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
+    """Per condition of a scene: how train and test pixels were split and how much the test windows leak.
+
+    Empty for datasets that log no leakage (images).
+    """
+    key = PARAM_DATA_PREFIX
+    rows = []
+    for cond in conditions(finished):
+        group = [r for r in finished if r.condition == cond and f"{key}leakage" in r.params]
+        if not group:
+            continue
+
+        def nums(name: str, group: list[LoadedRun] = group) -> np.ndarray:
+            return np.array([float(r.params.get(f"{key}{name}", "nan")) for r in group])
+
+        one_sided = sorted(
+            {
+                c
+                for r in group
+                for c in r.params.get(f"{key}one_sided_classes", "none").split(", ")
+                if c and c != "none"
+            }
+        )
+        leak = nums("leakage")
+        rows.append(
+            {
+                "condition": cond,
+                "split": ", ".join(sorted({r.params.get(f"{key}split", "random") for r in group})),
+                "runs": len(group),
+                "window": group[0].params.get(f"{key}window", ""),
+                "block": group[0].params.get(f"{key}block", ""),
+                "train_pixels": nums("n_train").mean(),
+                "test_pixels": nums("n_test").mean(),
+                "gap_pixels": np.nanmean(nums("gap_pixels"))
+                if f"{key}gap_pixels" in group[0].params
+                else 0.0,
+                "leakage_mean": 100 * leak.mean(),
+                "leakage_min": 100 * leak.min(),
+                "leakage_max": 100 * leak.max(),
+                "one_sided_classes": ", ".join(one_sided) or "none",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def settings_table(study: StudyRuns) -> pd.DataFrame:
     """Parameters shared by every finished run (plus how many runs vary what)."""
     finished = study.finished
@@ -132,8 +269,16 @@ def settings_table(study: StudyRuns) -> pd.DataFrame:
     ]
     for key in keys:
         values = sorted({r.params.get(key, "") for r in finished})
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
         if key.startswith(PARAM_SEED_PREFIX) or key == PARAM_REPLICATE:
             rows.append({"setting": key, "value": f"{len(values)} distinct values"})
+        elif len(values) > 3 and numbers.notna().all():  # per-run facts (pixels, leakage): their range
+            rows.append(
+                {
+                    "setting": key,
+                    "value": f"{len(values)} distinct values, {numbers.min():.6g} to {numbers.max():.6g}",
+                }
+            )
         else:
             rows.append({"setting": key, "value": ", ".join(values)})
     seconds = [r.metrics.get("time.total_seconds", 0.0) for r in finished]
@@ -143,8 +288,11 @@ def settings_table(study: StudyRuns) -> pd.DataFrame:
 
 
 def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Eval accuracy of each trained model of a one-source-at-a-time study, by the source it varied."""
-    varied = [r for r in finished if r.varied != "all" and "eval" in r.modes]
+    """Eval accuracy of each trained model of a one-source-at-a-time study, by the source it varied
+    (`all`: the reference with every source varied)."""
+    if all(r.varied == "all" for r in finished):
+        return pd.DataFrame(columns=["condition", "source", "replicate", "accuracy"])
+    varied = [r for r in finished if "eval" in r.modes]
     return pd.DataFrame(
         [
             {
@@ -160,10 +308,15 @@ def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
 
 
 def source_table(values: pd.DataFrame) -> pd.DataFrame:
-    """Spread of eval accuracy per condition and source (empty when no source was varied alone)."""
+    """Per condition and source: spread of eval accuracy and its variance as a ratio to `all` (F CI).
+
+    Empty when no source was varied alone.
+    """
     tables = []
     for cond, g in values.groupby("condition", sort=False):
-        t = spread.per_source_spread(g["accuracy"].to_numpy(), g["source"].to_numpy())
+        if set(g["source"]) <= {sources.REFERENCE}:
+            continue
+        t = sources.ratios_to_reference(g["accuracy"].to_numpy(), g["source"].to_numpy())
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -205,7 +358,10 @@ def comparison_matrices(table: pd.DataFrame, names: list[str]) -> tuple[pd.DataF
 
 
 def spread_test_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Brown-Forsythe: is a stochastic mode's spread over passes different from eval's spread over seeds?"""
+    """Brown-Forsythe: is a stochastic mode's spread over passes different from eval's spread over seeds?
+
+    One row per condition and stochastic mode.
+    """
     rows = []
     for cond in conditions(finished):
         group = [r for r in finished if r.condition == cond]
@@ -217,9 +373,9 @@ def spread_test_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 rows.append(
                     {
                         "condition": cond,
-                        "eval_std": ev.std(ddof=1),
-                        f"{mode}_std": tr.std(ddof=1),
                         "mode": mode,
+                        "eval_seed_std": ev.std(ddof=1),
+                        "mode_pass_std": tr.std(ddof=1),
                         "brown_forsythe": stat,
                         "p": p,
                     }
@@ -269,8 +425,9 @@ def failure_table(runs: list[LoadedRun]) -> pd.DataFrame:
 
 @dataclass
 class MapData:
-    """One hyperspectral model's test pixels: eval-mode map and two stochastic passes."""
+    """One hyperspectral model's test pixels: eval-mode map, two stochastic passes and the split."""
 
+    condition: str
     run: str
     mode: str
     gt: np.ndarray
@@ -279,24 +436,39 @@ class MapData:
     eval_pred: np.ndarray
     pass_a: np.ndarray
     pass_b: np.ndarray
+    train_ids: np.ndarray | None = None  # row * width + col of the training pixels
 
     @property
     def flipped(self) -> int:
         return int((self.pass_a != self.pass_b).sum())
 
 
-def map_data(finished: list[LoadedRun]) -> MapData | None:
-    """The first hyperspectral run with an eval pass and two stochastic passes, if any."""
-    for r in finished:
-        p = r.preds
-        stochastic = [m for m in STOCHASTIC_MODES if m in p.passes]
-        if p.gt is None or p.coords is None or "eval" not in p.passes or not stochastic:
-            continue
-        mode = "train" if "train" in p.passes else "mc_dropout"
-        if len(p.passes[mode]) < 2:
-            continue
-        return MapData(r.name, mode, p.gt, p.coords, p.labels, p.passes["eval"][0], *p.passes[mode][:2])
-    return None
+def map_data(finished: list[LoadedRun]) -> list[MapData]:
+    """Per condition, its first hyperspectral run with an eval pass and two stochastic passes."""
+    out = []
+    for cond in conditions(finished):
+        for r in finished:
+            p = r.preds if r.condition == cond else None
+            if p is None or p.gt is None or p.coords is None or "eval" not in p.passes:
+                continue
+            mode = "train" if "train" in p.passes else "mc_dropout" if "mc_dropout" in p.passes else None
+            if mode is None or len(p.passes[mode]) < 2:
+                continue
+            out.append(
+                MapData(
+                    cond,
+                    r.name,
+                    mode,
+                    p.gt,
+                    p.coords,
+                    p.labels,
+                    p.passes["eval"][0],
+                    *p.passes[mode][:2],
+                    train_ids=p.train_ids,
+                )
+            )
+            break
+    return out
 
 
 @dataclass
@@ -306,6 +478,10 @@ class Tables:
     passes: pd.DataFrame
     accuracy: pd.DataFrame
     variance: pd.DataFrame
+    test_noise: pd.DataFrame
+    mode_gaps: pd.DataFrame
+    degenerate: pd.DataFrame
+    splits: pd.DataFrame
     flips: pd.DataFrame
     settings: pd.DataFrame
     source_values: pd.DataFrame
@@ -315,26 +491,38 @@ class Tables:
     spread_tests: pd.DataFrame
     curves: pd.DataFrame
     failures: pd.DataFrame
-    maps: MapData | None
+    maps: list[MapData]
+
+    @property
+    def degenerate_conditions(self) -> list[str]:
+        return degenerate_conditions(self.degenerate)
 
 
 def build(study: StudyRuns) -> Tables:
-    """All tables of the report."""
+    """All tables of the report; per-condition statistics from each condition's reference runs."""
     finished = study.finished
+    ref = reference_runs(finished)
     values = source_values(finished)
-    samples = eval_samples(finished)
+    flags = degenerate_table(ref)
+    bad = set(degenerate_conditions(flags))
+    samples = {k: v for k, v in eval_samples(ref).items() if k not in bad}
+    per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
     return Tables(
-        passes=pass_table(finished),
-        accuracy=accuracy_table(finished),
-        variance=variance_table(finished),
-        flips=flip_table(finished),
+        passes=pass_table(ref),
+        accuracy=accuracy_table(ref),
+        variance=variance_table(ref),
+        test_noise=test_noise_table(ref),
+        mode_gaps=mode_gap_table(ref),
+        degenerate=flags,
+        splits=split_table(ref),
+        flips=flip_table(ref),
         settings=settings_table(study),
         source_values=values,
-        per_source=source_table(values),
+        per_source=per_source,
         power=power_table(samples),
         comparisons=compare.compare_all(samples) if len(samples) >= 2 else pd.DataFrame(),
-        spread_tests=spread_test_table(finished),
+        spread_tests=spread_test_table(ref),
         curves=curve_table(finished),
         failures=failure_table(study.runs),
-        maps=map_data(finished),
+        maps=map_data(ref),
     )

@@ -127,6 +127,7 @@ def test(cfg: RunConfig, task: data.Task, model: nn.Module) -> tuple[Predictions
         class_names=list(task.class_names),
         coords=task.test_coords,
         gt=task.gt,
+        train_ids=None if task.train_ids is None else np.asarray(task.train_ids, np.int64),
     )
     return predictions, modes
 

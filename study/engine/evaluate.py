@@ -222,9 +222,11 @@ def pass_metrics(
     if per_class:
         classes = np.arange(num_classes)
         cms = [confusion_matrix(labels, p, labels=classes) for p in preds]
-        support = np.maximum(np.bincount(labels, minlength=num_classes), 1)
-        class_acc = np.stack([np.diag(cm) / support for cm in cms])  # (K, C)
-        metrics["aa"] = class_acc.mean(axis=1)
+        support = np.bincount(labels, minlength=num_classes)
+        tested = support > 0  # a spatial split can leave a class without test pixels: nan, not 0
+        class_acc = np.stack([np.diag(cm) / np.maximum(support, 1) for cm in cms])  # (K, C)
+        class_acc[:, ~tested] = np.nan
+        metrics["aa"] = class_acc.mean(axis=1) if tested.all() else class_acc[:, tested].mean(axis=1)
         metrics["kappa"] = np.array([cohen_kappa_score(labels, p, labels=classes) for p in preds])
         metrics["class_acc"] = class_acc
     return metrics

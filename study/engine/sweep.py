@@ -97,6 +97,7 @@ def print_plan(configs: list[RunConfig], status: dict[str, str], out: TextIO | N
             "run": c.run_name,
             "model": c.model,
             "deterministic": c.deterministic,
+            **({"variant": c.variant} if c.variant else {}),
             "varied": c.varied,
             "replicate": c.replicate,
             **{f"seed.{k}": v for k, v in c.seeds.items()},
@@ -231,23 +232,28 @@ def _sweep(
 
 
 def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None) -> None:
-    """Load the first run's data, build every model for it and run it once on zeros, before any run
-    exists: a missing file or a model that cannot take this input fails at once instead of as N failed runs."""
-    cfg = configs[0]
-    try:
-        task = compute.load_data(cfg, data_root=data_root, download=study.download)
-    except data.DataError as exc:
-        raise UserError(f"{study.source}: dataset: {exc}") from None
-    for model in study.models:
-        first = next(c for c in configs if c.model == model)
+    """Load the first run's data of every dataset variant, build every model for it and run it once on
+    zeros, before any run exists: a missing file, an impossible option or a model that cannot take this
+    input fails at once instead of as N failed runs."""
+    firsts: dict[str, RunConfig] = {}
+    for c in configs:
+        firsts.setdefault(c.variant, c)
+    for cfg in firsts.values():
         try:
-            built = compute.build_model(first, task)
-            nets.probe(model, built, task.num_classes, task.in_shape)
-        except nets.ModelError as exc:
-            reason = str(exc).removeprefix(f"{model}: ")
-            raise UserError(
-                f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {reason}"
-            ) from None
+            task = compute.load_data(cfg, data_root=data_root, download=study.download)
+        except data.DataError as exc:
+            where = f" ({cfg.variant})" if cfg.variant else ""
+            raise UserError(f"{study.source}: dataset{where}: {exc}") from None
+        for model in study.models:
+            first = next(c for c in configs if c.model == model and c.variant == cfg.variant)
+            try:
+                built = compute.build_model(first, task)
+                nets.probe(model, built, task.num_classes, task.in_shape)
+            except nets.ModelError as exc:
+                reason = str(exc).removeprefix(f"{model}: ")
+                raise UserError(
+                    f"{study.source}: {model} cannot train on {cfg.dataset} {task.in_shape}: {reason}"
+                ) from None
 
 
 def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.DataFrame:
@@ -257,13 +263,15 @@ def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.
     """
     keys = {c.config_hash for c in configs}
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    order = list(dict.fromkeys(s.condition_name(c.model, c.deterministic) for c in configs))
+    order = list(dict.fromkeys(s.condition_name(c.model, c.deterministic, c.variant) for c in configs))
     found: dict[tuple[str, str], list[s.PassSummary]] = {}
     for run in store.search(experiment_id, "attributes.status = 'FINISHED'"):
         tags = run.data.tags
         if tags.get(s.TAG_CONFIG_HASH) not in keys:
             continue
-        cond = s.condition_name(tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true")
+        cond = s.condition_name(
+            tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true", tags.get(s.TAG_VARIANT, "")
+        )
         for mode in modes:
             summary = s.PassSummary.from_metrics(mode, run.data.metrics)
             if summary is not None:

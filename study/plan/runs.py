@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ class RunConfig:
     # sha256 of the file defining a user's model (None for the built-in ones, whose code is seedvar's and
     # is identified by its version and git commit): editing the model then makes a new config, not a skip.
     model_source_sha256: str | None = None
+    # "split=spatial" when the spec lists several values of dataset options: derived from
+    # dataset_options, so left out of the hash (existing configs keep theirs).
+    variant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view, the one that is hashed and logged as the resolved config.
@@ -49,50 +53,69 @@ class RunConfig:
     @property
     def config_hash(self) -> str:
         """Stable across processes and sessions: sha256 of the canonical JSON, study name left out."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "study"}
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("study", "variant")}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def run_name(self) -> str:
-        """Readable in the MLflow UI: model, determinism, varied source, replicate."""
+        """Readable in the MLflow UI: model, determinism, variant values, varied source, replicate."""
         det = "det" if self.deterministic else "nondet"
+        variant = "".join(f"-{part.split('=', 1)[1]}" for part in self.variant.split(", ") if part)
         source = "" if self.varied == "all" else f"-{self.varied}"
-        return f"{self.model}-{det}{source}-r{self.replicate:02d}"
+        return f"{self.model}-{det}{variant}{source}-r{self.replicate:02d}"
+
+
+def variants(study: Study) -> list[tuple[str, dict[str, Any]]]:
+    """(label, dataset options) per combination of the listed dataset option values, in spec order;
+    one ("", options) when the spec lists none."""
+    axes = study.dataset_axes
+    out = []
+    for values in itertools.product(*(study.dataset_options[k] for k in axes)):
+        chosen = dict(zip(axes, values, strict=True))
+        label = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        out.append((label, {**study.dataset_options, **chosen}))
+    return out
 
 
 def expand(study: Study, device: str) -> list[RunConfig]:
-    """All runs of a study, in a stable order (model, determinism, source, replicate).
+    """All runs of a study, in a stable order (model, determinism, variant, source, replicate).
 
     A user's model is identified by its import path, its options and the sha256 of its source file.
+
+    `vary = "all"` draws replicates 0..R-1 of every source; each source varied alone takes replicates
+    1..R with the others at replicate 0, the base draw (the `all` reference of such a study is the
+    ordinary 0..R-1).
     """
     import nets
 
     sources = {model: nets.source_sha256(model) for model in study.models}
-    if study.seeds.vary == ("all",):
-        groups = [("all", range(study.seeds.replicates))]
-    else:  # one source at a time: the varied source takes replicates 1..R, the rest stay at 0
-        groups = [(s, range(1, study.seeds.replicates + 1)) for s in study.seeds.vary]
+    groups = [
+        (s, range(study.seeds.replicates) if s == "all" else range(1, study.seeds.replicates + 1))
+        for s in study.seeds.vary
+    ]
     runs = []
     for model in study.models:
         for det in study.deterministic:
-            for varied, replicates in groups:
-                for r in replicates:
-                    runs.append(
-                        RunConfig(
-                            study=study.name,
-                            dataset=study.dataset,
-                            dataset_options=dict(study.dataset_options),
-                            model=model,
-                            model_options=dict(study.model_options.get(model, {})),
-                            train=study.train,
-                            test=study.test,
-                            deterministic=det,
-                            device=device,
-                            replicate=r,
-                            varied=varied,
-                            seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
-                            model_source_sha256=sources[model],
+            for variant, options in variants(study):
+                for varied, replicates in groups:
+                    for r in replicates:
+                        runs.append(
+                            RunConfig(
+                                study=study.name,
+                                dataset=study.dataset,
+                                dataset_options=dict(options),
+                                model=model,
+                                model_options=dict(study.model_options.get(model, {})),
+                                train=study.train,
+                                test=study.test,
+                                deterministic=det,
+                                device=device,
+                                replicate=r,
+                                varied=varied,
+                                seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
+                                model_source_sha256=sources[model],
+                                variant=variant,
+                            )
                         )
-                    )
     return runs

@@ -38,7 +38,8 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class SeedSpec:
-    """Which seeds a sweep draws: `vary = "all"` or a list of training sources, one at a time."""
+    """Which seeds a sweep draws: `vary = "all"`, or a list of training sources varied one at a time,
+    which always runs `all` too (first), as the reference each source's variance is measured against."""
 
     base: int = 0
     replicates: int = 5
@@ -75,6 +76,8 @@ class Study:
     dataset: str
     dataset_options: dict[str, Any]
     models: tuple[str, ...]
+    # Dataset options given as a list of values in the spec: each value is a condition of its own.
+    dataset_axes: tuple[str, ...] = ()
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainSpec = TrainSpec()
     seeds: SeedSpec = SeedSpec()
@@ -145,6 +148,15 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
     if not isinstance(download, bool):
         raise fail("dataset.download", f"must be true or false, got {download!r}")
     _check_dataset(dataset["name"], dataset_options, fail)
+    axes = tuple(k for k, v in dataset_options.items() if isinstance(v, list))
+    for key in axes:
+        values = dataset_options[key]
+        scalar = all(isinstance(v, (str, int, float, bool)) for v in values)
+        if not values or not scalar or len({repr(v) for v in values}) != len(values):
+            raise fail(
+                f"dataset.{key}",
+                f"a list of values compares them as conditions and must hold distinct plain values, got {values!r}",
+            )
 
     models = raw.get("models")
     if isinstance(models, str):
@@ -188,6 +200,7 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
         source=source,
         dataset=dataset["name"],
         dataset_options=dataset_options,
+        dataset_axes=axes,
         models=tuple(models),
         model_options={m: dict(model_options.get(m, {})) for m in models},
         deterministic=deterministic,
@@ -263,13 +276,15 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
         raise fail("seeds.replicates", f"must be at least 1, got {seeds.replicates}")
     if not 0 <= seeds.base < 2**63:
         raise fail("seeds.base", f"must be a non-negative integer, got {seeds.base}")
-    if seeds.vary != ("all",):
-        bad = [v for v in seeds.vary if v not in VARIABLE_SOURCES]
-        if bad or not seeds.vary or len(set(seeds.vary)) != len(seeds.vary):
-            raise fail(
-                "seeds.vary",
-                f'must be "all" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)}, got {list(seeds.vary)}',
-            )
+    bad = [v for v in seeds.vary if v not in ("all", *VARIABLE_SOURCES)]
+    if bad or not seeds.vary or len(set(seeds.vary)) != len(seeds.vary):
+        raise fail(
+            "seeds.vary",
+            f'must be "all" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)} (a list also '
+            f'runs "all" as the reference), got {list(seeds.vary)}',
+        )
+    # one source at a time always runs the `all` reference too, first
+    s["seeds"] = dataclasses.replace(seeds, vary=("all", *(v for v in seeds.vary if v != "all")))
     for source, seed in seeds.fixed.items():
         if source not in SOURCES or not 0 <= seed < 2**32:
             raise fail(

@@ -79,6 +79,8 @@ class RunRecorder:
             s.TAG_DETERMINISTIC: str(cfg.deterministic).lower(),
             s.TAG_KIND: s.KIND_RUN,
         }
+        if cfg.variant:
+            tags[s.TAG_VARIANT] = cfg.variant
         run_id = store.start_run(experiment_id, cfg.run_name, tags, parent_id=parent_id)
         env = environment()
         env_tags = {f"{s.TAG_PREFIX}{k}": v for k, v in env.items()}
@@ -223,6 +225,7 @@ def _study_params(study: Study, device: str) -> dict[str, str]:
         "seeds.replicates": str(study.seeds.replicates),
         "seeds.vary": ",".join(study.seeds.vary),
         "seeds.fixed": ",".join(f"{k}={v}" for k, v in sorted(study.seeds.fixed.items())) or "none",
+        **({"dataset.compared": ",".join(study.dataset_axes)} if study.dataset_axes else {}),
         "train.epochs": str(study.train.epochs),
         "test.modes": ",".join(study.test.modes),
         "test.passes": str(study.test.passes),

@@ -26,6 +26,7 @@ TAG_CONFIG_HASH = "seedvar.config_hash"
 TAG_MODEL = "seedvar.model"
 TAG_REPLICATE = "seedvar.replicate"
 TAG_VARIED = "seedvar.varied_source"
+TAG_VARIANT = "seedvar.variant"  # "split=spatial" when a spec compares values of dataset options
 TAG_DETERMINISTIC = "seedvar.deterministic"
 TAG_WEIGHTS = "seedvar.weights_sha256"
 TAG_FAILURE = "seedvar.failure"
@@ -80,9 +81,11 @@ def tag_filter(tag: str, value: str) -> str:
     return f"tags.`{tag}` = '{value}'"
 
 
-def condition_name(model: str, deterministic: bool) -> str:
-    """How summaries and reports name a model trained with or without deterministic kernels."""
-    return model if deterministic else f"{model} (nondet)"
+def condition_name(model: str, deterministic: bool, variant: str = "") -> str:
+    """How summaries and reports name a model trained with or without deterministic kernels, on one
+    variant of the dataset options: `hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`."""
+    extras = ([] if deterministic else ["nondet"]) + ([variant] if variant else [])
+    return f"{model} ({', '.join(extras)})" if extras else model
 
 
 # -- what a run computes ---------------------------------------------------------------------------------
@@ -235,6 +238,7 @@ class Predictions:
     class_names: list[str]
     coords: np.ndarray | None = None  # (N, 2) pixel row, col (hyperspectral)
     gt: np.ndarray | None = None  # (H, W) ground truth, -1 unlabelled (hyperspectral)
+    train_ids: np.ndarray | None = None  # ids of the training samples, where the dataset knows them
 
     @property
     def modes(self) -> list[str]:
@@ -257,6 +261,8 @@ class Predictions:
             arrays["coords"] = np.asarray(self.coords, dtype=np.int32)
         if self.gt is not None:
             arrays["gt"] = np.asarray(self.gt, dtype=np.int16)
+        if self.train_ids is not None:
+            arrays["train_ids"] = np.asarray(self.train_ids, np.int64)
         arrays["class_names"] = np.array(self.class_names)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
@@ -275,6 +281,7 @@ class Predictions:
             class_names=[str(c) for c in a["class_names"]],
             coords=a.get("coords"),
             gt=a.get("gt"),
+            train_ids=a.get("train_ids"),
         )
 
 

@@ -1,0 +1,50 @@
+"""Why train mode differs from eval mode: BatchNorm batch statistics and dropout, per trained model.
+
+Train mode switches on both; MC dropout switches on dropout alone. So for every trained model
+
+    train - eval = (train - mc_dropout) + (mc_dropout - eval)
+                   BatchNorm batch statistics   dropout
+
+exactly, and seedvar already measures all three. Each part is reported as the mean over trained
+models with a bootstrap CI (scipy BCa) over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from study.analysis.spread import as_1d_finite, spread
+
+PARTS = (
+    ("total", "train", "eval", "train - eval"),
+    ("batchnorm", "train", "mc_dropout", "train - mc_dropout: BatchNorm batch statistics"),
+    ("dropout", "mc_dropout", "eval", "mc_dropout - eval: dropout"),
+)
+
+
+def mode_gaps(
+    accuracy: Mapping[str, ArrayLike], *, ci: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> pd.DataFrame:
+    """Rows total / batchnorm / dropout: the per-model differences' n, mean, std, CI, min, max.
+
+    ``accuracy`` maps eval, train and mc_dropout to each trained model's mean accuracy in that mode,
+    in the same model order (paired). The parts add up model by model, so their means add up too.
+    """
+    acc = {m: as_1d_finite(accuracy[m], m) for m in ("train", "mc_dropout", "eval")}
+    if len({a.size for a in acc.values()}) != 1:
+        raise ValueError("train, mc_dropout and eval need one accuracy per trained model each (paired)")
+    rows = []
+    for part, a, b, what in PARTS:
+        s = spread(acc[a] - acc[b], ci=ci, n_resamples=n_resamples, seed=seed)
+        rows.append({"part": part, "difference": what, **s.as_dict()})
+    return pd.DataFrame(rows)
+
+
+def parts_add_up(gaps: pd.DataFrame) -> bool:
+    """The decomposition's identity on the means (a check the report and the tests share)."""
+    g = gaps.set_index("part")["mean"]
+    return bool(np.isclose(g["total"], g["batchnorm"] + g["dropout"], rtol=0, atol=1e-9))

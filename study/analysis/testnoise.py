@@ -1,0 +1,218 @@
+"""How much of the seed-to-seed spread of test accuracy is the finite test set, and how much the models.
+
+Each test sample is a coin flip for a trained model, so accuracy on n samples varies across models even
+if their distribution-level accuracy were equal (Jordan 2023, "On the variance of neural network
+training with respect to test sets and distributions"). Split the test samples at random into halves
+A and B (stratified by class); across trained models, cov(acc_A, acc_B) estimates the variance of the
+models' distribution-level accuracy, because the two halves share the model but none of the samples.
+var(acc on all samples) minus that covariance is test-set sampling noise. Averaging over several random
+halvings removes the halving's own noise; a bootstrap over trained models gives the intervals.
+
+Models tested on different samples (a varied split) are matched by sample id: each model's accuracy
+on a half is over the samples of that half it was tested on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from study.analysis.spread import NAN, NAN_PAIR, bootstrap_ci, check_ci, flat_dict
+
+HALVING_SEED = 20230601  # fixed, so a report is reproducible; reported beside every estimate
+HALVINGS = 200  # the halving's own noise shrinks as 1/sqrt(halvings): ~3% of the test-set part
+
+
+@dataclass(frozen=True)
+class TestNoise:
+    """Variance of per-model accuracy (fractions squared) split into the models and the finite test set.
+
+    ``total`` = var(acc) over trained models (ddof=1); ``models`` = mean over halvings of
+    cov(acc_A, acc_B); ``test_set`` = total - models; ``share_test_set`` = test_set / total (nan when
+    total is 0). ``binomial_floor`` = p(1-p)/n: the test-set variance if every model had the same
+    accuracy p and samples were independent coin flips, at the mean number n of test samples per model.
+    """
+
+    __test__ = False  # not a pytest class
+
+    models_n: int
+    samples: float
+    accuracy: float
+    total: float
+    models: float
+    test_set: float
+    share_test_set: float
+    total_ci: tuple[float, float]
+    models_ci: tuple[float, float]
+    test_set_ci: tuple[float, float]
+    share_test_set_ci: tuple[float, float]
+    binomial_floor: float
+    halvings: int
+    seed: int
+    ci_method: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return flat_dict(self)
+
+
+def correctness_matrix(
+    models: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, labels, predictions) per trained model -> (sample ids, their labels, correctness (M, N)).
+
+    The columns are the union of the models' test samples, matched by id; a model not tested on a
+    sample has nan there.
+    """
+    if not models:
+        raise ValueError("no models")
+    ids = np.unique(np.concatenate([np.asarray(m[0]).reshape(-1) for m in models]))
+    labels = np.full(ids.size, -1, dtype=np.int64)
+    correct = np.full((len(models), ids.size), np.nan)
+    for i, (mid, lab, pred) in enumerate(models):
+        mid, lab, pred = (np.asarray(a).reshape(-1) for a in (mid, lab, pred))
+        if not (mid.size == lab.size == pred.size):
+            raise ValueError(f"model {i}: ids, labels and predictions differ in length")
+        col = np.searchsorted(ids, mid)
+        seen = labels[col] >= 0
+        if np.any(labels[col][seen] != lab[seen]):
+            raise ValueError(f"model {i}: a sample id carries another label than in an earlier model")
+        labels[col] = lab
+        correct[i, col] = pred == lab
+    return ids, labels, correct
+
+
+def halves(labels: ArrayLike, halvings: int = HALVINGS, seed: int = HALVING_SEED) -> np.ndarray:
+    """(halvings, N) bool: True for half A. Each row is a class-stratified random halving: every class
+    puts floor(n_c / 2) of its samples, or at random one more when n_c is odd, into A.
+
+    Vectorized over halvings (sorting random keys within classes): sklearn's StratifiedKFold gives the
+    same kind of halving one call at a time, ~100x slower for the hundreds a report draws.
+    """
+    y = np.asarray(labels).reshape(-1)
+    _, cls = np.unique(y, return_inverse=True)
+    counts = np.bincount(cls)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rng = np.random.default_rng(seed)
+    order = np.argsort(cls + rng.random((halvings, y.size)), axis=1)  # grouped by class, shuffled within
+    rank = np.arange(y.size)[None, :] - start[cls[order]]  # position within its class
+    size_a = counts // 2 + (rng.random((halvings, counts.size)) < 0.5) * (counts % 2)
+    out = np.zeros((halvings, y.size), dtype=bool)
+    rows = np.arange(halvings)[:, None]
+    out[rows, order] = rank < size_a[rows, cls[order]]
+    return out
+
+
+def _half_accuracies(correct: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy of each model on all its samples, and on its samples in halves A and B: (M,), (M, H) x 2."""
+    tested = ~np.isnan(correct)
+    x = np.where(tested, correct, 0.0)
+    t = tested.astype(float)
+    af = np.ascontiguousarray(a.T, dtype=float)  # (N, H)
+    bf = 1.0 - af
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = x.sum(1) / t.sum(1)
+        acc_a = (x @ af) / (t @ af)
+        acc_b = (x @ bf) / (t @ bf)
+    return acc, acc_a, acc_b
+
+
+def _parts(acc: np.ndarray, diff: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[total, models, test_set, share_test_set] for model resamples idx (..., M), stacked first.
+
+    ``diff`` is acc_A - acc_B, (M, H). test_set = mean over halvings of var(acc_A - acc_B) / 4 and
+    models = total - test_set. With halves of equal size this is exactly models = cov(acc_A, acc_B)
+    and test_set = var(acc) - cov(acc_A, acc_B); written this way, halves of unequal size (odd class
+    counts, models tested on different samples) cannot leak the large model variance into the small
+    test-set part. A resample enters as how often it holds each model, so no (resamples, M, H) array
+    is built.
+    """
+    batch, k = idx.shape[:-1], idx.shape[-1]  # k: models per resample (k < M for the BCa jackknife)
+    flat = idx.reshape(-1, k)
+    counts = np.zeros((flat.shape[0], acc.size))
+    np.add.at(counts, (np.arange(flat.shape[0])[:, None], flat), 1.0)
+    total = np.var(acc[flat], axis=-1, ddof=1)
+    s1, s2 = counts @ diff, counts @ diff**2  # (B, H)
+    test_set = np.mean((s2 - s1**2 / k) / (k - 1), axis=-1) / 4.0
+    models = total - test_set
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, test_set / total, np.nan)
+    return np.stack([total, models, test_set, share]).reshape(4, *batch)
+
+
+def split_seed_variance(
+    correct: ArrayLike,
+    labels: ArrayLike,
+    *,
+    halvings: int = HALVINGS,
+    seed: int = HALVING_SEED,
+    ci: float = 0.95,
+    n_resamples: int = 9999,
+    boot_seed: int = 0,
+) -> TestNoise:
+    """Split the variance of per-model accuracy into distribution-level (models) and test-set parts.
+
+    ``correct`` is (models, samples) of 0/1 with nan where a model was not tested on a sample (see
+    :func:`correctness_matrix`); ``labels`` (samples,) stratify the halvings. Intervals: bootstrap over
+    trained models (scipy BCa, percentile where BCa is undefined), the halvings held fixed.
+    """
+    ci = check_ci(ci)
+    c = np.asarray(correct, dtype=float)
+    if c.ndim != 2:
+        raise ValueError(f"correct must be 2-D (models, samples), got shape {c.shape}")
+    m = c.shape[0]
+    if m < 2:
+        raise ValueError("test_noise needs at least 2 trained models")
+    if halvings < 1:
+        raise ValueError(f"halvings must be at least 1, got {halvings}")
+    a = halves(labels, halvings, seed)
+    acc, acc_a, acc_b = _half_accuracies(c, a)
+    if np.isnan(acc).any() or np.isnan(acc_a).any() or np.isnan(acc_b).any():
+        raise ValueError("a model was tested on no sample of a half: too few test samples")
+    diff = acc_a - acc_b
+    point = _parts(acc, diff, np.arange(m))
+    intervals = []
+    methods = set()
+    for k in range(4):
+        if not math.isfinite(point[k]) or point[0] == 0.0:
+            intervals.append(NAN_PAIR if k == 3 else (float(point[k]), float(point[k])))
+            continue
+
+        def statistic(idx: np.ndarray, axis: int = -1, k: int = k) -> np.ndarray:
+            return _parts(acc, diff, np.moveaxis(idx, axis, -1).astype(int))[k]
+
+        lo, hi, method = bootstrap_ci(
+            (np.arange(m),), statistic, float(point[k]), ci=ci, n_resamples=n_resamples, seed=boot_seed
+        )
+        intervals.append((lo, hi))
+        methods.add(method)
+    tested = ~np.isnan(c)
+    n = float(tested.sum(1).mean())
+    p = float(acc.mean())
+    return TestNoise(
+        models_n=m,
+        samples=n,
+        accuracy=p,
+        total=float(point[0]),
+        models=float(point[1]),
+        test_set=float(point[2]),
+        share_test_set=float(point[3]),
+        total_ci=intervals[0],
+        models_ci=intervals[1],
+        test_set_ci=intervals[2],
+        share_test_set_ci=intervals[3],
+        binomial_floor=p * (1.0 - p) / n,
+        halvings=halvings,
+        seed=seed,
+        ci_method=(
+            f"bootstrap over trained models ({'/'.join(sorted(methods)) or 'none: no spread'}, "
+            f"{n_resamples} resamples); {halvings} stratified random halvings, seed {seed}"
+        ),
+    )
+
+
+EMPTY = TestNoise(0, NAN, NAN, NAN, NAN, NAN, NAN, NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN_PAIR, NAN, 0, 0, "")
