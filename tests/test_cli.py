@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,10 @@ def world(tmp_path_factory, _template_store):
         pickle.dump({"data": np.zeros((10, 100), np.uint8), "labels": list(range(10))}, f)
     (root / "a_file").write_text("not a folder")
     (root / "garbage.db").write_bytes(b"this is not sqlite" * 100)
-    return {"root": root, "uri": uri, "good": good, "data": data}
+    with socket.socket() as busy:  # a port some other program listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield {"root": root, "uri": uri, "good": good, "data": data, "busy_port": busy.getsockname()[1]}
 
 
 def snapshot(uri: str) -> list:
@@ -79,6 +83,7 @@ def snapshot(uri: str) -> list:
     Store(uri)  # the retrying, one-line-error way in: the store must still open
     out = []
     for exp in client.search_experiments():
+        out.append((exp.name, "experiment tags", "", [], [], sorted(exp.tags.items())))  # the UI's view
         for run in client.search_runs([exp.experiment_id]):
             out.append(
                 (
@@ -279,6 +284,11 @@ def cases(world) -> list[tuple[str, list[str], str]]:
             ["ui", "--tracking-uri", f"sqlite:///{root}/none/mlflow.db"],
             "no MLflow store",
         ),
+        ("ui of an unknown study", ["ui", *store, "--experiment", "nope"], "no study named 'nope'"),
+        ("ui on a busy port", ["ui", *store, "--port", str(world["busy_port"])], "in use"),
+        ("ui on port 0", ["ui", *store, "--port", "0"], "--port"),
+        ("ui of an unreachable server", ["ui", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach"),
+        ("ui of a file store", ["ui", "--tracking-uri", f"file://{root}/mlruns"], "neither a local sqlite"),
         ("models with a bad shape", ["models", "--input-shape", "three"], "--input-shape"),
         ("models with an unknown name", ["models", "alexnet"], "unknown model"),
     ]

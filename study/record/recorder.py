@@ -16,6 +16,7 @@ from typing import Any
 
 from study.plan import SOURCES, RunConfig, Study
 from study.record import schema as s
+from study.record import view
 from study.record.environment import device_name, environment, to_json
 from study.record.store import Store
 
@@ -97,9 +98,19 @@ class RunRecorder:
         store.log(run_id, tags={s.TAG_FAILURE: reason})
         store.end(run_id, "FAILED")
 
-    def log_data(self, info: Mapping[str, int | float | str]) -> None:
-        """Facts of the loaded data (pixels, PCA variance, ...), once per run."""
+    def log_data(self, cfg: RunConfig, info: Mapping[str, int | float | str], fingerprint: str) -> None:
+        """Facts of the loaded data (pixels, PCA variance, ...) as params, and the data as an MLflow
+        dataset input named after the dataset, its fingerprint as digest, its settings as profile."""
         self.store.log(self.run_id, params={f"{s.PARAM_DATA_PREFIX}{k}": v for k, v in info.items()})
+        profile = {"split_seed": cfg.seeds["split"], **cfg.dataset_options, **info}
+        self.store.log_dataset(
+            self.run_id,
+            name=cfg.dataset,
+            digest=s.dataset_digest(fingerprint),
+            source=str(info.get("source", cfg.dataset)),
+            profile=profile,
+            context=s.DATASET_CONTEXT,
+        )
 
     def log_epoch(self, stats: s.EpochStats) -> None:
         """An epoch's training metrics; epochs logged before an interruption are not logged twice."""
@@ -108,8 +119,15 @@ class RunRecorder:
             self.logged_epochs = stats.epoch
 
     def finish(self, result: s.RunResult) -> None:
-        """Weights hash, every test pass's metrics, the summaries and the predictions: FINISHED."""
-        self.store.log(self.run_id, tags={s.TAG_WEIGHTS: result.weights_sha256})
+        """Weights hash, every test pass's metrics, the summaries, a one-line description (the runs
+        table's Description column) and the predictions: FINISHED."""
+        self.store.log(
+            self.run_id,
+            tags={
+                s.TAG_WEIGHTS: result.weights_sha256,
+                s.TAG_NOTE: s.describe(result.summaries, s.DESCRIPTION_MODES),
+            },
+        )
         self.store.log(self.run_id, result.test_metrics())
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
@@ -144,11 +162,27 @@ class SweepRecorder:
             {s.TAG_KIND: s.KIND_SWEEP, s.TAG_SPEC: study.source, s.TAG_NOTE: study.description},
         )
         store.log(run_id, params=_study_params(study, device))
+        conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
+        modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
+        tags = store.experiment_tags(experiment_id)
+        store.set_experiment_tags(experiment_id, view.experiment_tags(conditions, modes, tags))
         spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
         store.log_files(
             run_id, {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])}
         )
         return cls(store, run_id)
+
+    def log_summary(self, found: Mapping[tuple[str, bool, str], list[s.PassSummary]]) -> None:
+        """The study's spread across seeds, per (model, deterministic, mode) over its finished runs, as
+        metrics of this parent run: mean, std, 95% CI and number of runs in the runs table itself."""
+        metrics = [
+            m
+            for (model, deterministic, mode), runs in found.items()
+            for m in s.SeedSpread.of([r.acc_mean for r in runs]).metrics(
+                s.condition_key(model, deterministic), mode
+            )
+        ]
+        self.store.log(self.run_id, metrics)
 
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""
