@@ -3,6 +3,7 @@ and `seedvar ui` serving the same store over its REST API."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -21,6 +22,7 @@ from study.engine.sweep import run_sweep
 from study.errors import UserError
 from study.plan import parse_study
 from study.record import schema
+from study.record.ui import serve_ui
 
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
@@ -213,6 +215,9 @@ def test_ui_serves_the_store_and_sigterm_stops_its_whole_tree(swept, capsys):
         capsys.readouterr()
         assert main(["ui", "--tracking-uri", base, "--experiment", "e2e"]) == 0
         assert capsys.readouterr().out.split() == ["e2e", url]
+        opened: list[str] = []  # --open: the study's runs table, in the user's browser
+        serve_ui(base, experiment="e2e", open_browser=True, out=io.StringIO(), opener=opened.append)
+        assert opened == [url]
     finally:
         server.stop(signal.SIGTERM, port)
 

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 
@@ -17,25 +16,13 @@ import mlflow
 import numpy as np
 import pytest
 from scipy import stats
-from ui_process import Server, alive, descendants, free_port
+from ui_process import Server, alive, descendants, free_port, headless_chromium
 
 from study.cli import main
 from study.engine.sweep import run_sweep
 from study.plan import parse_study
 from study.record import schema, view
 from study.record.serve import port_free
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1600,760",
-]
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +153,10 @@ def test_report_no_log_leaves_the_sweep_run_alone(study, tmp_path):
     assert (tmp_path / "index.html").exists()
 
 
-def chromium_or_skip() -> tuple[str, str]:
-    """Debian's chromium and its driver; nothing is ever downloaded."""
+@pytest.fixture(scope="module")
+def chromium() -> tuple[str, str]:
+    """Debian's chromium and its driver, else a skip that says how to get them; nothing is downloaded.
+    Module-scoped and listed first, so that a skip comes before the study is built."""
     pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
@@ -178,12 +167,10 @@ def chromium_or_skip() -> tuple[str, str]:
     return browser, driver
 
 
-def test_the_runs_table_in_a_real_browser(study, tmp_path, monkeypatch):
+def test_the_runs_table_in_a_real_browser(chromium, study, tmp_path, monkeypatch):
     """What a new user sees at the URL `seedvar ui` prints: every trained model's run with its
     description and dataset, without a click; then Ctrl-C (SIGINT) stops the whole tree."""
-    browser, driver_path = chromium_or_skip()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    browser, driver_path = chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -194,18 +181,14 @@ def test_the_runs_table_in_a_real_browser(study, tmp_path, monkeypatch):
     try:
         url = server.wait_for(r"^browse\s+(http\S+)").group(1)
         server.wait_for("MLflow UI ready")
-        options = webdriver.ChromeOptions()
-        options.binary_location = browser
-        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"]:
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+        driver = headless_chromium(browser, driver_path, tmp_path / "profile")
         driver.get(url)
         names = [r.info.run_name for r in study["children"]]
         descriptions = [r.data.tags[schema.TAG_NOTE] for r in study["children"]]
         digests = [r.inputs.dataset_inputs[0].dataset.digest for r in study["children"]]
         expected = [*names, *descriptions, *(f"synthetic_hsi ({d})" for d in digests)]
 
-        def page_text(d: webdriver.Chrome) -> str:
+        def page_text(d) -> str:
             return d.find_element(By.TAG_NAME, "body").text
 
         try:
@@ -217,8 +200,32 @@ def test_the_runs_table_in_a_real_browser(study, tmp_path, monkeypatch):
             raise AssertionError(f"not on the page: {missing}\n{page_text(driver)}") from None
         text = page_text(driver)
         assert study["parent"].info.run_name in text  # the sweep run and its summary: folded by no one
-        assert "Group: model: hybridsn, seedvar.deterministic: true" in text
-        assert "viewing a shared view" in text
+        assert "Group: model: hybridsn, seedvar.deterministic: true" in text  # the shared view's state
+        assert "Group by: model" in text and "Sort: Run Name" in text and "viewing a shared view" in text
+        header = {
+            name: driver.find_element(By.CSS_SELECTOR, f'.ag-header-cell[col-id="attributes.`{name}`"]').rect
+            for name in ("Run Name", "Description", "Dataset")
+        }
+        # the shared view's column order and widths (the grid places its cells, whatever their DOM order)
+        assert header["Run Name"]["x"] < header["Description"]["x"] < header["Dataset"]["x"], header
+        assert {k: round(v["width"]) for k, v in header.items()} == {
+            "Run Name": view.WIDTHS["Run Name"],
+            "Description": view.WIDTHS["Description"],
+            "Dataset": view.WIDTHS["Dataset"],
+        }
+        # far right, the sweep run's spread across seeds: the last condition and mode's mean, as MLflow has it
+        key = "summary.hybridsn-nondet.mc_dropout.acc_mean"
+        driver.execute_script(
+            "const e = document.querySelector('.ag-body-horizontal-scroll-viewport'); e.scrollLeft = e.scrollWidth;"
+        )
+        want = str(study["parent"].data.metrics[key])
+        WebDriverWait(driver, 30, poll_frequency=0.5).until(
+            lambda d: (
+                want
+                in [c.text for c in d.find_elements(By.CSS_SELECTOR, f'.ag-cell[col-id="metrics.`{key}`"]')]
+            )
+        )
+        driver.execute_script("document.querySelector('.ag-body-horizontal-scroll-viewport').scrollLeft = 0;")
         for close in driver.find_elements(
             By.CSS_SELECTOR, '[data-component-id="mlflow.assistant.chat_panel.close"]'
         ):

@@ -99,3 +99,28 @@ class Server:
         assert "MLflow UI stopped" in self.output
         assert not alive(tree), f"left running after the signal: {alive(tree)}"
         assert port_free("127.0.0.1", port)
+
+
+# Flags that let Debian's chromium run headless as root in a container, talking to nothing but the page.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def headless_chromium(browser: str, driver_path: str, profile: Path, size: str = "1600,900"):
+    """A selenium driver for the given chromium and chromedriver binaries, with a fresh profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*CHROMIUM_FLAGS, f"--window-size={size}", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(driver_path))

@@ -20,7 +20,7 @@ from study.engine.runner import RunContext, RunOutcome
 from study.errors import UserError
 from study.plan import RunConfig, Study, expand
 from study.record import schema as s
-from study.record.recorder import SweepRecorder
+from study.record.recorder import SweepRecorder, tag_experiment
 from study.record.store import Store
 
 
@@ -125,6 +125,7 @@ def run_sweep(
     _preflight(study, configs[0], data_root)  # before the store is touched: a bad input changes nothing
     store = Store(tracking_uri)
     exp_id = store.experiment_id(study.name)
+    tag_experiment(store, exp_id, configs)  # also for a study swept before seedvar wrote these tags
     status = plan_status(store, exp_id, configs)
     pending = [c for c in configs if status[c.config_hash] in ("pending", "resumable")]
     if not pending:

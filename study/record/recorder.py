@@ -146,6 +146,15 @@ class RunRecorder:
             self.store.end(self.run_id, "KILLED")
 
 
+def tag_experiment(store: Store, experiment_id: str, configs: list[RunConfig]) -> None:
+    """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
+    its runs table, with this plan's conditions and modes among its columns."""
+    conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
+    modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
+    tags = view.experiment_tags(conditions, modes, store.experiment_tags(experiment_id))
+    store.set_experiment_tags(experiment_id, tags)
+
+
 class SweepRecorder:
     """A sweep's parent run: the study's settings, spec and plan; its end status and failed runs."""
 
@@ -162,10 +171,6 @@ class SweepRecorder:
             {s.TAG_KIND: s.KIND_SWEEP, s.TAG_SPEC: study.source, s.TAG_NOTE: study.description},
         )
         store.log(run_id, params=_study_params(study, device))
-        conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
-        modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-        tags = store.experiment_tags(experiment_id)
-        store.set_experiment_tags(experiment_id, view.experiment_tags(conditions, modes, tags))
         spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
         store.log_files(
             run_id, {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])}

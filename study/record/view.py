@@ -25,7 +25,7 @@ _DEFLATE = "deflate;"  # the UI reads "deflate;" + base64(zlib) when a state is 
 
 RUN_NAME, DESCRIPTION, DATASET = "Run Name", "Description", "Dataset"
 GROUP_KEYS = (("param", s.PARAM_MODEL), ("tag", s.TAG_DETERMINISTIC))
-WIDTHS = {RUN_NAME: 340, DESCRIPTION: 250, DATASET: 270}
+WIDTHS = {RUN_NAME: 320, DESCRIPTION: 230, DATASET: 300}
 
 
 def column(kind: str, key: str) -> str:
