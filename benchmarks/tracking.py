@@ -66,6 +66,9 @@ class NullStore:
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
         pass
 
+    def log_dataset(self, run_id: str, **dataset: Any) -> None:
+        pass
+
     def end(self, run_id: str, status: str) -> None:
         pass
 
@@ -80,7 +83,7 @@ def logged_run(store: Any, cfg: Any, exp: str, parent: str, task: Any, model: nn
     t = [time.perf_counter()]
     store.search(exp, schema.tag_filter(schema.TAG_CONFIG_HASH, cfg.config_hash))
     recorder = RunRecorder.start(store, cfg, exp, parent)
-    recorder.log_data(task.info)
+    recorder.log_data(cfg, task.info, task.fingerprint)
     t.append(time.perf_counter())
     epochs = []
     for e in range(1, cfg.train.epochs + 1):

@@ -10,7 +10,7 @@ hyperspectral scenes (indian_pines, salinas, salinas_a, pavia_u, pavia_c, ksc, b
 dataset_options(name) lists each one's options and defaults. Problems raise DataError with one line.
 """
 
-from data.core import KNOWN_FINGERPRINTS, BatchLoader, DataError, Task, data_root, fingerprint
+from data.core import KNOWN_FINGERPRINTS, BatchLoader, DataError, Task, combine, data_root, fingerprint
 from data.registry import DatasetRow, available_datasets, dataset_options, list_datasets, load_task
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "DataError",
     "Task",
     "available_datasets",
+    "combine",
     "data_root",
     "dataset_options",
     "fingerprint",

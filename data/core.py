@@ -42,6 +42,15 @@ def fingerprint(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def combine(*parts: str | np.ndarray) -> str:
+    """One sha256 over fingerprints, settings and index arrays, in order: the id of data built from them."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update((part if isinstance(part, str) else fingerprint(part)).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def brief(e: BaseException) -> str:
     """An exception as one short line, for wrapping library errors into one-line DataErrors."""
     text = str(e).strip().splitlines()
@@ -133,4 +142,11 @@ class Task:
     train_ids: np.ndarray | None = None
     test_coords: np.ndarray | None = None
     gt: np.ndarray | None = None
+    # Facts to log, among them "content_sha256" (the source arrays) and "fingerprint" (what a run loads:
+    # that content, how it was prepared and the train/test split), which every builder fills in.
     info: dict[str, int | float | str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the data this task serves: equal fingerprints, equal training and test data."""
+        return str(self.info["fingerprint"])

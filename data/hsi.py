@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from data.core import (
     brief,
     check_bool,
     check_int,
+    combine,
     data_root,
     fingerprint,
 )
@@ -177,6 +179,16 @@ class Scene:
                 f"{self.source}: ground truth must hold non-negative integer class ids (0 = unlabelled)"
             )
 
+    @functools.cached_property
+    def part_sha256(self) -> dict[str, str]:
+        """Content fingerprints of cube and ground truth, computed once per (cached) scene."""
+        return {"cube": fingerprint(self.cube), "gt": fingerprint(self.gt)}
+
+    @property
+    def sha256(self) -> str:
+        """One fingerprint of the scene's content, whatever file it came from."""
+        return combine(self.part_sha256["cube"], self.part_sha256["gt"])
+
 
 def _integral(a: np.ndarray) -> bool:
     return a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (a == np.round(a)))))
@@ -279,8 +291,8 @@ def _published_scene(name: str, root: str | Path | None, download: bool) -> tupl
         )
     if f"{name}/cube" not in KNOWN_FINGERPRINTS:
         return scene, "shape-only"
-    for part, array in (("cube", scene.cube), ("gt", scene.gt)):
-        if fingerprint(array) != KNOWN_FINGERPRINTS[f"{name}/{part}"]:
+    for part, sha in scene.part_sha256.items():
+        if sha != KNOWN_FINGERPRINTS[f"{name}/{part}"]:
             raise DataError(
                 f"the {part} in {scene.source} differs from the published {name} {part}: not the expected scene"
             )
@@ -587,6 +599,9 @@ def _hsi_task(
         t = torch.from_numpy(idx).to(device)
         return PatchLoader(padded, coords[t], labels[t], window)
 
+    train_ids, test_ids = rows[train] * width + cols[train], rows[test] * width + cols[test]
+    preparation = json.dumps({"pca": pca, "pca_fit": pca_fit, "whiten": bool(whiten), "window": window})
+
     return Task(
         name=name,
         kind="hyperspectral",
@@ -598,8 +613,8 @@ def _hsi_task(
         test=loader(test),
         test_coords=np.stack([rows[test], cols[test]], 1),
         gt=gt,
-        test_ids=rows[test] * width + cols[test],
-        train_ids=rows[train] * width + cols[train],
+        test_ids=test_ids,
+        train_ids=train_ids,
         info={
             "n_train": len(train),
             "n_test": len(test),
@@ -614,6 +629,8 @@ def _hsi_task(
             "train_fraction": float(train_fraction),
             "source": scene.source,
             **split_info,
+            "content_sha256": scene.sha256,
+            "fingerprint": combine(scene.sha256, preparation, train_ids, test_ids),
             **info,
         },
     )

@@ -20,6 +20,7 @@ from data.core import (
     brief,
     check_bool,
     check_int,
+    combine,
     data_root,
     fingerprint,
 )
@@ -139,15 +140,16 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_pool(files: tuple[tuple[str, int, int], ...], known: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Concatenated batches and whether they match the published fingerprints; cached per file stamps."""
+def _read_pool(
+    files: tuple[tuple[str, int, int], ...], known: str
+) -> tuple[np.ndarray, np.ndarray, str, bool]:
+    """Concatenated batches, their content sha256 and whether they match the published fingerprints;
+    cached per file stamps."""
     parts = [read_batch(Path(p)) for p, _, _ in files]
     data, labels = np.concatenate([d for d, _ in parts]), np.concatenate([y for _, y in parts])
-    verified = (
-        fingerprint(data) == KNOWN_FINGERPRINTS[f"{known}/data"]
-        and fingerprint(labels) == KNOWN_FINGERPRINTS[f"{known}/labels"]
-    )
-    return data, labels, verified
+    shas = fingerprint(data), fingerprint(labels)
+    verified = shas == (KNOWN_FINGERPRINTS[f"{known}/data"], KNOWN_FINGERPRINTS[f"{known}/labels"])
+    return data, labels, combine(*shas), verified
 
 
 def _stamped(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -268,9 +270,11 @@ def cifar10_task(
             f"CIFAR-10 not found: expected {test_file}; get {CIFAR_URL} (download=True) or point --data-root at a root holding {CIFAR_DIR}"
         )
 
-    test_x, test_y, test_ok = _read_pool(_stamped([test_file]), "cifar10/test")
+    test_x, test_y, test_sha, test_ok = _read_pool(_stamped([test_file]), "cifar10/test")
+    content = test_sha
     if pool == "standard":
-        train_x, train_y, train_ok = _read_pool(_stamped(train_files), "cifar10/train")
+        train_x, train_y, train_sha, train_ok = _read_pool(_stamped(train_files), "cifar10/train")
+        content = combine(train_sha, test_sha)
         tr, _ = pick(train_y, train_size, split_seed)
         te, _ = pick(test_y, test_size, split_seed)
         train, test, verified = (train_x[tr], train_y[tr]), (test_x[te], test_y[te]), test_ok and train_ok
@@ -282,7 +286,13 @@ def cifar10_task(
         train, test, verified = (test_x[tr], test_y[tr]), (test_x[te], test_y[te]), test_ok
         test_ids = te
 
-    info = {"source": str(folder), "pool": pool, "verified": "sha256" if verified else "shape-only"}
+    info = {
+        "source": str(folder),
+        "pool": pool,
+        "verified": "sha256" if verified else "shape-only",
+        "content_sha256": content,
+        "fingerprint": combine(content, pool, tr, test_ids),
+    }
     return image_task("cifar10", train, test, _cifar_classes(folder), augment, device, info, test_ids)
 
 
@@ -336,7 +346,12 @@ def synthetic_cifar_task(
     train = (data[:n_train], labels[:n_train])
     test = (data[n_train:], labels[n_train:])
     names = [f"class_{i}" for i in range(num_classes)]
-    info = {"source": "synthetic", "data_seed": data_seed, "verified": "shape-only"}
-    return image_task(
-        "synthetic_cifar", train, test, names, augment, device, info, np.arange(n_train, n_train + n_test)
-    )
+    content, test_ids = combine(data, labels), np.arange(n_train, n_train + n_test)
+    info = {
+        "source": "synthetic",
+        "data_seed": data_seed,
+        "verified": "shape-only",
+        "content_sha256": content,
+        "fingerprint": combine(content, np.arange(n_train), test_ids),
+    }
+    return image_task("synthetic_cifar", train, test, names, augment, device, info, test_ids)

@@ -104,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     _store_options(r)
     r.add_argument("--out", help="output folder (default: reports/<experiment>)")
     r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
+    r.add_argument(
+        "--no-log",
+        action="store_true",
+        help="do not log the report as artifacts of the experiment's latest sweep run",
+    )
 
     v = sub.add_parser(
         "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
@@ -133,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
         help="listen beyond loopback without authentication (not recommended)",
     )
 
-    u = sub.add_parser("ui", help="serve the MLflow UI for the store")
-    _store_options(u)
+    u = sub.add_parser("ui", help="serve the MLflow UI for the store and print each study's runs-table URL")
+    _store_options(u)  # for an http(s) tracking server nothing is started, only its URLs are printed
+    u.add_argument("--experiment", help="only this study (default: every study in the store)")
+    u.add_argument("--open", action="store_true", help="open the study's runs table in a web browser")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     return p
@@ -184,7 +191,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from study.analysis.report import write_report
+        from study.analysis.report import log_report, write_report
 
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
         out = write_report(
@@ -195,11 +202,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             retry_for=args.retry_for,
         )
         print(f"report written to {out}")
+        if not args.no_log:
+            print(log_report(args.experiment, out, tracking_uri=args.tracking_uri))
         return 0
     if args.command == "server":
-        from study.record.server import serve as serve_server
+        from study.record.server import run_server
 
-        return serve_server(
+        return run_server(
             args.backend_store_uri,
             args.artifacts_destination,
             args.host,
@@ -210,9 +219,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.auth_db,
         )
     if args.command == "ui":
-        from study.record.ui import serve
+        from study.record.ui import serve_ui
 
-        return serve(args.tracking_uri, args.host, args.port)
+        if not 0 < args.port < 65536:
+            raise UserError(f"--port must be in 1..65535, got {args.port}")
+        return serve_ui(
+            args.tracking_uri, args.host, args.port, experiment=args.experiment, open_browser=args.open
+        )
     raise AssertionError(args.command)
 
 

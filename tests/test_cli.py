@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,10 @@ def world(tmp_path_factory, _template_store):
         "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
     )
     (root / "garbage.db").write_bytes(b"this is not sqlite" * 100)
-    return {"root": root, "uri": uri, "good": good, "data": data}
+    with socket.socket() as busy:  # a port some other program listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield {"root": root, "uri": uri, "good": good, "data": data, "busy_port": busy.getsockname()[1]}
 
 
 def snapshot(uri: str) -> list:
@@ -85,6 +89,7 @@ def snapshot(uri: str) -> list:
     Store(uri)  # the retrying, one-line-error way in: the store must still open
     out = []
     for exp in client.search_experiments():
+        out.append((exp.name, "experiment tags", "", [], [], sorted(exp.tags.items())))  # the UI's view
         for run in client.search_runs([exp.experiment_id]):
             out.append(
                 (
@@ -388,6 +393,11 @@ def cases(world) -> list[tuple[str, list[str], str]]:
             ],
             "is not a folder",
         ),
+        ("ui of an unknown study", ["ui", *store, "--experiment", "nope"], "no study named 'nope'"),
+        ("ui on a busy port", ["ui", *store, "--port", str(world["busy_port"])], "in use"),
+        ("ui on port 0", ["ui", *store, "--port", "0"], "--port"),
+        ("ui of an unreachable server", ["ui", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach"),
+        ("ui of a file store", ["ui", "--tracking-uri", f"file://{root}/mlruns"], "neither a local sqlite"),
         ("models with a bad shape", ["models", "--input-shape", "three"], "--input-shape"),
         ("models with zero classes", ["models", "--classes", "0"], "--classes"),
         ("models with a bad import path", ["models", "usernets:nothing"], "has no attribute 'nothing'"),

@@ -80,6 +80,8 @@ def test_indian_pines_from_tensorly_is_the_same_scene(tmp_path, ip):
     assert tl.info["source"] == "tensorly" and tl.info["verified"] == "sha256"
     assert np.array_equal(tl.gt, ip.gt) and np.array_equal(tl.test_coords, ip.test_coords)
     assert torch.equal(tl.train.padded, ip.train.padded)
+    # the same content from another file: the same fingerprints, whatever the source
+    assert tl.info["content_sha256"] == ip.info["content_sha256"] and tl.fingerprint == ip.fingerprint
 
 
 def test_patches_are_windows_of_the_pca_cube_with_zero_padding(shared_datasets, ip):
@@ -139,6 +141,12 @@ def test_cifar_test_batch_loads_with_its_fingerprint(shared_datasets):
         "cifar10", split_seed=0, root=shared_datasets, pool="test_batch", train_size=9000, test_size=1000
     )
     assert (len(task.train), len(task.test), task.info["verified"]) == (9000, 1000, "sha256")
+    other = load_task(
+        "cifar10", split_seed=1, root=shared_datasets, pool="test_batch", train_size=9000, test_size=1000
+    )
+    assert (
+        other.info["content_sha256"] == task.info["content_sha256"] and other.fingerprint != task.fingerprint
+    )
     assert task.class_names[0] == "airplane" and task.in_shape == (3, 32, 32)
     assert torch.bincount(task.train.labels).tolist() == [900] * 10
     assert torch.bincount(task.test.labels).tolist() == [100] * 10
@@ -262,6 +270,27 @@ def test_hsi_split_is_seeded_and_stratified():
 def test_test_per_class_caps_each_class():
     task = load_task("synthetic_hsi", split_seed=0, test_per_class=25)
     assert torch.bincount(task.test.labels).tolist() == [25] * task.num_classes
+
+
+def test_fingerprint_follows_content_preparation_and_split_only():
+    """The dataset digest MLflow shows: equal exactly when a run trains and tests on the same data."""
+    base = load_task("synthetic_hsi", split_seed=0)
+    assert load_task("synthetic_hsi", split_seed=0).fingerprint == base.fingerprint
+    assert load_task("synthetic_hsi", split_seed=0, device="cpu").fingerprint == base.fingerprint
+    changed = [
+        load_task("synthetic_hsi", split_seed=1),  # another split
+        load_task("synthetic_hsi", split_seed=0, pca=12),  # another preparation
+        load_task("synthetic_hsi", split_seed=0, window=7),
+        load_task("synthetic_hsi", split_seed=0, data_seed=1),  # other content
+    ]
+    assert len({base.fingerprint, *(t.fingerprint for t in changed)}) == 5
+    assert changed[0].info["content_sha256"] == base.info["content_sha256"]
+    assert changed[3].info["content_sha256"] != base.info["content_sha256"]
+    images = [load_task("synthetic_cifar", split_seed=s, n_train=40, n_test=20) for s in (0, 1)]
+    assert images[0].fingerprint == images[1].fingerprint  # split_seed draws nothing here
+    assert (
+        load_task("synthetic_cifar", split_seed=0, n_train=41, n_test=19).fingerprint != images[0].fingerprint
+    )
 
 
 def test_pca_fit_train_differs_from_all():

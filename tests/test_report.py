@@ -4,14 +4,10 @@ and `seedvar ui` serving the same store over its REST API."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from html.parser import HTMLParser
 
@@ -19,6 +15,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from ui_process import Server, free_port
 
 from study.analysis.report import write_report
 from study.cli import main
@@ -26,6 +23,7 @@ from study.engine.sweep import run_sweep
 from study.errors import UserError
 from study.plan import parse_study
 from study.record import schema
+from study.record.ui import serve_ui
 
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
@@ -118,9 +116,21 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
     assert embedded == figures  # every figure is inside the page, none is a link
     assert (out / "report.md").read_text().count("## ") >= 7
 
+    # the same folder, logged to the latest sweep run: it opens from the MLflow UI's artifact view
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("e2e")
+    sweep = client.search_runs(
+        [exp.experiment_id],
+        schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP),
+        order_by=["attributes.start_time DESC"],
+    )[0]
+    logged = {a.path for a in client.list_artifacts(sweep.info.run_id, schema.ARTIFACT_REPORT)}
+    assert {"report/index.html", "report/report.md", "report/tables", "report/figures"} <= logged
+    figures_logged = client.list_artifacts(sweep.info.run_id, "report/figures")
+    assert {f"report/figures/{f}.png" for f in figures} == {a.path for a in figures_logged}
+
     # the numbers, recomputed from mlflow.search_runs and the metric histories directly
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
     df = mlflow.search_runs(
         experiment_names=["e2e"], filter_string=schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)
     )
@@ -212,50 +222,41 @@ def test_report_of_random_and_spatial_splits_side_by_side(tmp_path, store_uri):
     assert text.count("hybridsn (split=") >= 4 and (out / "figures" / "classification_maps.png").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_ui_serves_the_store_and_stops_on_ctrl_c(swept):
+def test_ui_serves_the_store_and_sigterm_stops_its_whole_tree(swept, capsys):
+    """SIGTERM (kill, systemd, a container stop) used to end `seedvar ui` alone, leaving its mlflow
+    server and uvicorn holding the port."""
     uri, _ = swept
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "study", "ui", "--tracking-uri", uri, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    server = Server("--tracking-uri", uri, "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"{base}/experiments/get-by-name?experiment_name=e2e", timeout=5
-                ) as r:
-                    experiment = json.load(r)["experiment"]
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "the UI did not come up"
-                time.sleep(0.5)
-        body = json.dumps({"experiment_ids": [experiment["experiment_id"]], "max_results": 1000}).encode()
+        url = server.wait_for(r"^e2e\s+(http\S+)").group(1)
+        server.wait_for("MLflow UI ready")
+        api = f"{base}/api/2.0/mlflow"
+        with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=e2e", timeout=10) as r:
+            experiment = json.load(r)["experiment"]
+        exp_id = experiment["experiment_id"]
+        assert url == (
+            f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning&viewStateShareKey=seedvar"
+        )
+        body = json.dumps({"experiment_ids": [exp_id], "max_results": 1000}).encode()
         request = urllib.request.Request(
-            f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"}
+            f"{api}/runs/search", data=body, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             runs = json.load(r)["runs"]
         names = {r["info"]["run_name"] for r in runs}
         assert {"hybridsn-det-r00", "hybridsn-nondet-r02"} <= names
+
+        # pointed at a tracking server, `seedvar ui` starts nothing and prints the same page on it
+        capsys.readouterr()
+        assert main(["ui", "--tracking-uri", base, "--experiment", "e2e"]) == 0
+        assert capsys.readouterr().out.split() == ["e2e", url]
+        opened: list[str] = []  # --open: the study's runs table, in the user's browser
+        serve_ui(base, experiment="e2e", open_browser=True, out=io.StringIO(), opener=opened.append)
+        assert opened == [url]
     finally:
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, output
-    assert f"http://127.0.0.1:{port}" in output and "stopped" in output
+        server.stop(signal.SIGTERM, port)
 
 
 def test_report_of_one_model_per_condition(tmp_path, store_uri):

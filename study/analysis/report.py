@@ -11,6 +11,7 @@ from pathlib import Path
 from study.analysis import figures, load, render, sentences, tables
 from study.analysis.render import Section
 from study.errors import UserError
+from study.record import schema as s
 from study.record.store import Store
 
 FORMATS = ("html", "md")
@@ -33,6 +34,18 @@ def write_report(
     _writable(out_dir)
     render.write(out_dir, f"seedvar report: {experiment}", build_sections(study), formats)
     return out_dir
+
+
+def log_report(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = None) -> str:
+    """Log a written report folder as artifacts (`report/`) of the experiment's latest sweep run, so it
+    opens from the MLflow UI's artifact view; returns the line to print."""
+    store = Store(tracking_uri, create=False)
+    exp_id = store.experiment_id(experiment, create=False)
+    sweep = store.latest_run(exp_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)) if exp_id else None
+    if sweep is None:
+        return f"report not logged to MLflow: {experiment!r} has no sweep run"
+    store.log_folder(sweep.info.run_id, out_dir, s.ARTIFACT_REPORT)
+    return f"report logged to MLflow run {sweep.info.run_name} ({sweep.info.run_id}), artifacts {s.ARTIFACT_REPORT}/"
 
 
 def _writable(out_dir: Path) -> None:

@@ -8,14 +8,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from study.engine.runner import RunOutcome
+from study.record.schema import describe
 
 
 def outcome_line(o: RunOutcome) -> str:
     """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
     if o.status != "FINISHED":
         return f"{o.status:8s} {o.run_name}: {o.reason}"
-    parts = [f"{mode} {summary.line()}" for mode, summary in o.summaries.items()]
-    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): " + ", ".join(parts) + " % acc"
+    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): {describe(o.summaries)} % acc"
 
 
 class Progress:

@@ -84,7 +84,7 @@ class _Hooks(compute.Hooks):
 
     def started(self, task: data.Task, epoch: int) -> None:
         if epoch == 0:
-            self.recorder.log_data(task.info)
+            self.recorder.log_data(self.cfg, task.info, task.fingerprint)
         self.emit("start", {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
         self.last_checkpoint = time.monotonic()
 

@@ -22,7 +22,7 @@ from study.errors import UserError
 from study.plan import RunConfig, Study, expand
 from study.record import schema as s
 from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
-from study.record.recorder import SweepRecorder
+from study.record.recorder import SweepRecorder, tag_experiment
 from study.record.store import Store, resolve_uri
 
 
@@ -180,11 +180,12 @@ def _sweep(
 ) -> SweepResult:
     store = Store(tracking_uri, retry_for=retry_for)
     exp_id = store.experiment_id(study.name)
+    tag_experiment(store, exp_id, configs)  # also for a study swept before seedvar wrote these tags
     status = plan_status(store, exp_id, configs, claim_timeout)
     pending = [c for c in configs if status[c.config_hash] in ("pending", "resumable")]
     if not pending:
         print(f"nothing to do: all {len(configs)} runs of {study.name!r} are finished or running", file=out)
-        summary = summarize(store, exp_id, configs)
+        summary = summarize(finished_summaries(store, exp_id, configs))
         print_summary(summary, out)
         return SweepResult(exp_id, None, [], summary)
 
@@ -214,9 +215,12 @@ def _sweep(
     outcomes: list[RunOutcome] = []
     status_final = "FINISHED"
     bars = Progress(len(pending), progress)
+    found: Found = {}
     try:
         with sweep.alive():
             outcomes = executor.run(pending, ctx, bars)
+        found = finished_summaries(store, exp_id, configs)
+        sweep.log_summary(found)
     except KeyboardInterrupt:
         status_final = "KILLED"
         raise
@@ -226,7 +230,7 @@ def _sweep(
     for o in outcomes:
         if o.status == "FAILED":
             print(f"FAILED {o.run_name}: {o.reason}", file=out)
-    summary = summarize(store, exp_id, configs)
+    summary = summarize(found)
     print_summary(summary, out)
     return SweepResult(exp_id, sweep.run_id, outcomes, summary)
 
@@ -256,31 +260,34 @@ def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | N
                 ) from None
 
 
-def summarize(store: Store, experiment_id: str, configs: list[RunConfig]) -> pd.DataFrame:
-    """Per model and mode over the finished runs of this plan: runs, passes, mean, std, min, max accuracy.
+# (model, deterministic, dataset variant, mode) -> each finished run's summary
+Found = dict[tuple[str, bool, str, str], list[s.PassSummary]]
 
-    Pooled from each run's logged per-mode summaries, so it needs one query.
-    """
+
+def finished_summaries(store: Store, experiment_id: str, configs: list[RunConfig]) -> Found:
+    """Each finished run of this plan's logged per-mode summaries, per condition and mode, in plan
+    order: what the sweep's table and its parent run's summary metrics are computed from (one query)."""
     keys = {c.config_hash for c in configs}
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    order = list(dict.fromkeys(s.condition_name(c.model, c.deterministic, c.variant) for c in configs))
-    found: dict[tuple[str, str], list[s.PassSummary]] = {}
+    found: Found = {(c.model, c.deterministic, c.variant, m): [] for c in configs for m in modes}
     for run in store.search(experiment_id, "attributes.status = 'FINISHED'"):
         tags = run.data.tags
         if tags.get(s.TAG_CONFIG_HASH) not in keys:
             continue
-        cond = s.condition_name(
-            tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true", tags.get(s.TAG_VARIANT, "")
-        )
+        model, det = tags.get(s.TAG_MODEL, "?"), tags.get(s.TAG_DETERMINISTIC) == "true"
+        variant = tags.get(s.TAG_VARIANT, "")
         for mode in modes:
             summary = s.PassSummary.from_metrics(mode, run.data.metrics)
-            if summary is not None:
-                found.setdefault((cond, mode), []).append(summary)
+            if summary is not None and (model, det, variant, mode) in found:
+                found[model, det, variant, mode].append(summary)
+    return {key: runs for key, runs in found.items() if runs}
+
+
+def summarize(found: Found) -> pd.DataFrame:
+    """Per model and mode: runs, passes, mean, std, min, max accuracy over every pass of every run."""
     table = [
-        {"model": cond, "mode": mode, **asdict(s.pool(found[cond, mode]))}
-        for cond in order
-        for mode in modes
-        if (cond, mode) in found
+        {"model": s.condition_name(model, det, variant), "mode": mode, **asdict(s.pool(runs))}
+        for (model, det, variant, mode), runs in found.items()
     ]
     return pd.DataFrame(table, columns=["model", "mode", "runs", "passes", "mean", "std", "min", "max"])
 

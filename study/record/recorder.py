@@ -16,6 +16,7 @@ from typing import Any
 
 from study.plan import SOURCES, RunConfig, Study
 from study.record import schema as s
+from study.record import view
 from study.record.claims import beating, heartbeat_of, is_live
 from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from study.record.environment import device_name, environment, to_json
@@ -108,9 +109,19 @@ class RunRecorder:
         store.log(run_id, tags={s.TAG_FAILURE: reason})
         store.end(run_id, "FAILED")
 
-    def log_data(self, info: Mapping[str, int | float | str]) -> None:
-        """Facts of the loaded data (pixels, PCA variance, ...), once per run."""
+    def log_data(self, cfg: RunConfig, info: Mapping[str, int | float | str], fingerprint: str) -> None:
+        """Facts of the loaded data (pixels, PCA variance, ...) as params, and the data as an MLflow
+        dataset input named after the dataset, its fingerprint as digest, its settings as profile."""
         self.store.log(self.run_id, params={f"{s.PARAM_DATA_PREFIX}{k}": v for k, v in info.items()})
+        profile = {"split_seed": cfg.seeds["split"], **cfg.dataset_options, **info}
+        self.store.log_dataset(
+            self.run_id,
+            name=cfg.dataset,
+            digest=s.dataset_digest(fingerprint),
+            source=str(info.get("source", cfg.dataset)),
+            profile=profile,
+            context=s.DATASET_CONTEXT,
+        )
 
     def log_epoch(self, stats: s.EpochStats) -> bool:
         """An epoch's training metrics; True when every epoch so far is in the store.
@@ -136,13 +147,21 @@ class RunRecorder:
         return True
 
     def finish(self, result: s.RunResult) -> None:
-        """Weights hash, every test pass's metrics, the summaries and the predictions: FINISHED."""
+        """Weights hash, every test pass's metrics, the summaries, a one-line description (the runs
+        table's Description column) and the predictions: FINISHED."""
         if not self.flush():
             raise StoreUnavailable(
                 f"the store {self.store.uri} did not take epochs {[e.epoch for e in self.pending]} of run "
                 f"{self.run_id}; rerun the sweep to resume"
             )
-        self.store.log(self.run_id, params=result.test_params(), tags={s.TAG_WEIGHTS: result.weights_sha256})
+        self.store.log(
+            self.run_id,
+            params=result.test_params(),
+            tags={
+                s.TAG_WEIGHTS: result.weights_sha256,
+                s.TAG_NOTE: s.describe(result.summaries, s.DESCRIPTION_MODES),
+            },
+        )
         self.store.log(self.run_id, result.test_metrics())
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
@@ -164,6 +183,15 @@ class RunRecorder:
         with ignoring_interrupts(), contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
             self.store.end(self.run_id, "KILLED")
+
+
+def tag_experiment(store: Store, experiment_id: str, configs: list[RunConfig]) -> None:
+    """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
+    its runs table, with this plan's conditions and modes among its columns."""
+    conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
+    modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
+    tags = view.experiment_tags(conditions, modes, store.experiment_tags(experiment_id))
+    store.set_experiment_tags(experiment_id, tags)
 
 
 class SweepRecorder:
@@ -206,6 +234,18 @@ class SweepRecorder:
     def alive(self) -> contextlib.AbstractContextManager[None]:
         """Heartbeats while the sweep runs, so a later sweep can tell a dead one from a live one."""
         return beating(self.store, self.run_id, self.timeout / 4)
+
+    def log_summary(self, found: Mapping[tuple[str, bool, str, str], list[s.PassSummary]]) -> None:
+        """The study's spread across seeds, per (model, deterministic, mode) over its finished runs, as
+        metrics of this parent run: mean, std, 95% CI and number of runs in the runs table itself."""
+        metrics = [
+            m
+            for (model, deterministic, variant, mode), runs in found.items()
+            for m in s.SeedSpread.of([r.acc_mean for r in runs]).metrics(
+                s.condition_key(model, deterministic, variant), mode
+            )
+        ]
+        self.store.log(self.run_id, metrics)
 
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""

@@ -42,6 +42,15 @@ TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
 TAG_CHECKPOINT = "seedvar.checkpoint"
 TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)  # artifact path of the run's current epoch checkpoint
 
+# -- experiment tags and the MLflow UI ---------------------------------------------------------------------
+# MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# The UI keeps shareable views of the runs table as experiment tags, opened by ?viewStateShareKey=<key>.
+TAG_VIEW_STATE_PREFIX = "mlflow.sharedViewState."
+VIEW_STATE_KEY = "seedvar"
+TAG_VIEW_STATE = TAG_VIEW_STATE_PREFIX + VIEW_STATE_KEY
+
 # -- params ----------------------------------------------------------------------------------------------
 PARAM_MODEL = "model"
 PARAM_REPLICATE = "replicate"
@@ -68,12 +77,42 @@ def test_metric(mode: str, name: str) -> str:
     return f"test.{mode}.{name}"
 
 
+# The sweep's parent run: per condition and mode, the spread of per-run mean accuracy across trained models.
+SUMMARY_PREFIX = "summary."
+SEED_STATS = ("acc_mean", "acc_std", "acc_ci_low", "acc_ci_high", "runs")
+
+
+def condition_key(model: str, deterministic: bool, variant: str = "") -> str:
+    """A condition as MLflow names allow it (no spaces, brackets or '='): `hybridsn`, `hybridsn-nondet`,
+    `hybridsn-split-spatial`."""
+    key = model if deterministic else f"{model}-nondet"
+    return f"{key}-{variant.replace('=', '-').replace(', ', '-')}" if variant else key
+
+
+def summary_metric(condition: str, mode: str, stat: str) -> str:
+    """`summary.hybridsn.eval.acc_mean` and friends, on a sweep's parent run."""
+    return f"{SUMMARY_PREFIX}{condition}.{mode}.{stat}"
+
+
+# -- dataset inputs --------------------------------------------------------------------------------------
+# Each run logs its data as an MLflow dataset input named after the dataset (`indian_pines`); its digest
+# is the start of the loaded data's fingerprint (MLflow keeps digests short), its profile the settings.
+DATASET_CONTEXT = "train+test"
+DIGEST_LENGTH = 12
+
+
+def dataset_digest(fingerprint: str) -> str:
+    """The digest MLflow shows for a dataset: the first hex digits of its sha256 fingerprint."""
+    return fingerprint[:DIGEST_LENGTH]
+
+
 # -- artifacts -------------------------------------------------------------------------------------------
 ARTIFACT_PREDICTIONS = "predictions.npz"
 ARTIFACT_CONFIG = "config.json"
 ARTIFACT_ENVIRONMENT = "environment.json"
 ARTIFACT_STUDY = "study.toml"
 ARTIFACT_PLAN = "plan.json"
+ARTIFACT_REPORT = "report"  # the folder `seedvar report` logs to the latest sweep run
 
 
 def tag_filter(tag: str, value: str) -> str:
@@ -175,6 +214,50 @@ class PassSummary:
         """`96.16±0.09` in points: the form of a run's result line."""
         std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and self.acc_std > 0 else ""
         return f"{100 * self.acc_mean:.2f}{std}"
+
+
+# A run's description in the MLflow runs table: what the lab compared. The table shows 50 characters.
+DESCRIPTION_MODES = ("eval", "train")
+
+
+def describe(summaries: Mapping[str, PassSummary], modes: Sequence[str] | None = None) -> str:
+    """A run's accuracy in the given modes (default all; those it has, else all it has) in one line,
+    `eval 96.61, train 96.13±0.10`: its result line, and its description in the runs table."""
+    chosen = [m for m in (modes or summaries) if m in summaries] or list(summaries)
+    return ", ".join(f"{mode} {summaries[mode].line()}" for mode in chosen)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One condition and mode across trained models: mean, std and t-based 95% CI of the per-run mean
+    accuracy (fractions, like the runs' `test.<mode>.acc_mean`): the spread across seeds."""
+
+    runs: int
+    acc_mean: float
+    acc_std: float | None  # None below two runs: no spread to speak of
+    acc_ci_low: float | None
+    acc_ci_high: float | None
+
+    @classmethod
+    def of(cls, run_means: Sequence[float]) -> SeedSpread:
+        from scipy import stats  # lazily: the schema is imported where scipy is not needed
+
+        x = np.asarray(run_means, dtype=float)
+        if len(x) < 2:
+            return cls(len(x), float(x.mean()), None, None, None)
+        std = float(x.std(ddof=1))
+        if std == 0:  # identical runs: the interval is the point (scipy would give nan)
+            low = high = float(x.mean())
+        else:
+            low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=std / np.sqrt(len(x)))
+        return cls(len(x), float(x.mean()), std, float(low), float(high))
+
+    def metrics(self, condition: str, mode: str) -> list[tuple[str, float, int]]:
+        return [
+            (summary_metric(condition, mode, stat), float(getattr(self, stat)), 0)
+            for stat in SEED_STATS
+            if getattr(self, stat) is not None
+        ]
 
 
 @dataclass(frozen=True)

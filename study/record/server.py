@@ -14,11 +14,10 @@ import ipaddress
 import os
 import secrets
 import socket
-import sys
 from pathlib import Path
 
 from study.errors import UserError
-from study.record.serve import supervise
+from study.record import serve
 from study.record.store import DEFAULT_URI, local_db
 
 ENV_ADMIN_PASSWORD = "SEEDVAR_ADMIN_PASSWORD"
@@ -61,9 +60,7 @@ def server_command(
     backend_store_uri: str, artifacts_destination: str, host: str, port: int, workers: int, auth: bool
 ) -> list[str]:
     """The `mlflow server` command line."""
-    cmd = [
-        sys.executable,
-        "-m",
+    cmd = serve.python_module(
         "mlflow",
         "server",
         "--backend-store-uri",
@@ -77,7 +74,7 @@ def server_command(
         str(port),
         "--workers",
         str(workers),
-    ]
+    )
     return [*cmd, "--app-name", "basic-auth"] if auth else cmd
 
 
@@ -97,7 +94,7 @@ def _auth_config(folder: Path, database_uri: str) -> Path:
     return path
 
 
-def serve(
+def run_server(
     backend_store_uri: str | None = None,
     artifacts_destination: str | None = None,
     host: str = "127.0.0.1",
@@ -154,9 +151,12 @@ def serve(
             flush=True,
         )
 
-    return supervise(
-        cmd, env=env, health=f"{local}/health", on_ready=ready, name="the MLflow server", port=port
-    )
+    serve.require_port(host, port)
+    code = serve.supervise(cmd, env=env, ready=lambda: serve.answers(f"{local}/health"), on_ready=ready)
+    if code != 0:
+        raise UserError(f"the MLflow server exited with status {code}; its output above says why")
+    print("the MLflow server stopped", flush=True)
+    return 0
 
 
 def _secret_key(folder: Path) -> str:

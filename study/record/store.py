@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import random
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from study.errors import UserError
+from study.record import schema as s
 from study.record.checkpoints import ArtifactCheckpoints, LocalCheckpoints
 from study.record.claims import LocalClaims, RunClaims
 from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
@@ -160,7 +163,8 @@ class Store:
 
     # -- experiments and runs ----------------------------------------------------------------------
     def experiment_id(self, name: str, *, create: bool = True) -> str | None:
-        """The experiment of a study, created (with artifacts beside the store) when missing."""
+        """The experiment of a study, created when missing: artifacts beside the store, and tagged as a
+        model-training experiment so that MLflow's UI opens it on its runs table."""
         exp = self.call(self._client.get_experiment_by_name, name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
@@ -172,12 +176,35 @@ class Store:
             return None
         location = (self.dir / "artifacts").as_uri() if self.dir is not None else None
         try:
-            return self.call(self._client.create_experiment, name, artifact_location=location)
+            return self.call(
+                self._client.create_experiment,
+                name,
+                artifact_location=location,
+                tags={s.TAG_EXPERIMENT_KIND: s.EXPERIMENT_KIND},
+            )
         except Exception:  # another sweep created it between our two calls
             exp = self.call(self._client.get_experiment_by_name, name)
             if exp is None:
                 raise
             return exp.experiment_id
+
+    def experiment_tags(self, experiment_id: str) -> dict[str, str]:
+        return dict(self.call(self._client.get_experiment, experiment_id).tags)
+
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.call(self._client.set_experiment_tag, experiment_id, key, value)
+
+    def latest_run(self, experiment_id: str, filter_string: str = "") -> Run | None:
+        """The most recently started run matching a filter, if any."""
+        runs = self.call(
+            self._client.search_runs,
+            [experiment_id],
+            filter_string,
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        return runs[0] if runs else None
 
     def search(self, experiment_id: str, filter_string: str = "") -> list[Run]:
         """All runs of an experiment matching a filter, every page."""
@@ -197,7 +224,7 @@ class Store:
         """A new run (a child of `parent_id` when given); returns its id."""
         tags = dict(tags)
         if parent_id:
-            tags["mlflow.parentRunId"] = parent_id
+            tags[s.TAG_PARENT] = parent_id
         run = self.call(self._client.create_run, experiment_id, run_name=name, tags=tags)
         return run.info.run_id
 
@@ -233,6 +260,41 @@ class Store:
                 (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(tmp) / name).write_bytes(blob)
             self.call(self._client.log_artifacts, run_id, tmp)
+
+    def log_folder(self, run_id: str, folder: str | Path, artifact_path: str) -> None:
+        """Copy a local folder into a run's artifacts under `artifact_path` (a report, for instance)."""
+        self.call(self._client.log_artifacts, run_id, str(folder), artifact_path)
+
+    def log_dataset(
+        self,
+        run_id: str,
+        name: str,
+        digest: str,
+        source: str,
+        profile: Mapping[str, Any],
+        context: str,
+    ) -> None:
+        """A run's data as an MLflow dataset input: the runs table's Dataset column and filter show it.
+
+        MLflow keeps one dataset per (name, digest) in an experiment, so the digest must change whenever
+        the profile does. `source` is a local path (a file or folder) or a word such as `synthetic`.
+        """
+        from mlflow.data.sources import CodeDatasetSource, LocalArtifactDatasetSource
+
+        where = (
+            LocalArtifactDatasetSource(source)
+            if os.path.isabs(source)
+            else CodeDatasetSource(tags={"source": source})
+        )
+        dataset = Dataset(
+            name=name,
+            digest=digest,
+            source_type=where._get_source_type(),
+            source=where.to_json(),
+            profile=json.dumps(dict(profile), sort_keys=True, default=str),
+        )
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        self.call(self._client.log_inputs, run_id, datasets=[DatasetInput(dataset, tags)])
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
         """Fetch one artifact of a run to a local folder (through MLflow, wherever it is stored)."""
