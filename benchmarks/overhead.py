@@ -67,7 +67,7 @@ def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[flo
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        store.put("bench", checkpoint.to_bytes("bench", trainer.state_dict()))
+        store.put("bench", "bench", checkpoint.to_bytes("bench", trainer.state_dict()))
         times.append(time.perf_counter() - start)
     return c.median(times), (folder / "bench.pt").stat().st_size / 2**20
 

@@ -60,7 +60,9 @@ class NullStore:
     ) -> str:
         return "null"
 
-    def log(self, run_id: str, metrics: Any = (), params: Any = None, tags: Any = None) -> None:
+    def log(
+        self, run_id: str, metrics: Any = (), params: Any = None, tags: Any = None, budget: Any = None
+    ) -> None:
         list(metrics)  # the runner builds these lists either way
 
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:

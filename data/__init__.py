@@ -12,9 +12,11 @@ dataset_options(name) lists each one's options and defaults. Problems raise Data
 
 from data.core import KNOWN_FINGERPRINTS, BatchLoader, DataError, Task, combine, data_root, fingerprint
 from data.registry import DatasetRow, available_datasets, dataset_options, list_datasets, load_task
+from data.vision import SEQUENCE_OPTIONS
 
 __all__ = [
     "KNOWN_FINGERPRINTS",
+    "SEQUENCE_OPTIONS",
     "BatchLoader",
     "DatasetRow",
     "DataError",

@@ -54,6 +54,8 @@ IMAGE_FOLDER_OPTIONS: dict[str, object] = {
     "mode": "RGB",
     **POOL_OPTIONS,
 }
+# options whose value is itself a list ([H, W]): a spec cannot mean them as a list of conditions
+SEQUENCE_OPTIONS = frozenset({"resize"})
 
 # Constructor arguments seedvar supplies itself (or that cannot come from a TOML spec).
 MANAGED = {

@@ -147,8 +147,18 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
     download = dataset.get("download", False)
     if not isinstance(download, bool):
         raise fail("dataset.download", f"must be true or false, got {download!r}")
-    _check_dataset(dataset["name"], dataset_options, fail)
-    axes = tuple(k for k, v in dataset_options.items() if isinstance(v, list))
+    defaults = _check_dataset(dataset["name"], dataset_options, fail)
+    import data
+
+    # A list compares its values as conditions, except for an option whose own value is a sequence
+    # (a default that is one, such as FakeData's image_size, or a known one such as resize).
+    axes = tuple(
+        k
+        for k, v in dataset_options.items()
+        if isinstance(v, list)
+        and not isinstance(defaults[k], (tuple, list))
+        and k not in data.SEQUENCE_OPTIONS
+    )
     for key in axes:
         values = dataset_options[key]
         scalar = all(isinstance(v, (str, int, float, bool)) for v in values)
@@ -305,7 +315,8 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
         raise fail("test.batch_size", f"must be at least 1, got {test.batch_size}")
 
 
-def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
+def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> dict[str, object]:
+    """The dataset's option defaults, after checking that every given option is one of them."""
     import data
 
     try:
@@ -313,6 +324,7 @@ def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> None:
     except data.DataError as exc:
         raise fail("dataset.name", str(exc)) from None
     _check_options("dataset", name, options, defaults, fail)
+    return defaults
 
 
 def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:

@@ -116,6 +116,8 @@ def run_server(
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         artifacts = str(Path(artifacts).resolve())
     env = dict(os.environ)
+    # MLflow's job runner (GenAI jobs, a pool of huey consumers) is nothing seedvar uses
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     auth = not is_loopback(host)
     if auth:
         password = admin_password(admin_password_file)
