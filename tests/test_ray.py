@@ -1,6 +1,7 @@
-"""`--executor ray` on CPUs: the same weights as the local executor, a sweep across two Ray nodes, a
+"""`--executor ray` on CPUs: the same weights as the local executor, a
 worker killed mid-run retried by Ray and resumed, Ctrl-C that cancels the tasks, and a local sqlite
-store refused on a cluster of several hosts before anything is written."""
+store refused on a cluster of several hosts before anything is written. (A sweep across two Ray
+nodes, which needs a tracking server, is in test_server.py.)"""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def shas(result) -> dict[str, str]:
 def test_quick_study_slice_through_ray_gives_the_local_executors_weights(tmp_path, store_uri):
     overrides = {
         "seeds.replicates": 2,
-        "train.epochs": 2,
+        "train.epochs": 1,
         "dataset.test_per_class": 10,
         "device": "cpu",
     }
@@ -76,24 +77,6 @@ def test_quick_study_slice_through_ray_gives_the_local_executors_weights(tmp_pat
     assert {o.status for o in through_ray.outcomes} == {"FINISHED"} and len(through_ray.outcomes) == 2
     assert shas(through_ray) == shas(local)
     assert not ray.is_initialized()  # the local instance it started is gone
-
-
-def test_sweep_across_two_ray_nodes(tmp_path, store_uri):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    try:
-        study = load_study(
-            spec(tmp_path, "two-nodes", epochs=4, replicates=4), {"execution.ray_address": cluster.address}
-        )
-        result = run_sweep(study, tracking_uri=store_uri, progress=False)
-        assert [o.status for o in result.outcomes] == ["FINISHED"] * 4
-        client = MlflowClient(store_uri)
-        exp = client.get_experiment_by_name("two-nodes")
-        runs = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
-        assert len({r.data.tags[schema.TAG_RAY_NODE] for r in runs}) == 2  # both nodes trained runs
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path):
@@ -129,7 +112,7 @@ def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:
 def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, store_uri, _template_store):
     import shutil
 
-    path = spec(tmp_path, "killed", epochs=30, replicates=2)
+    path = spec(tmp_path, "killed", epochs=15, replicates=2)
     folder = Path(store_uri[len("sqlite:///") :]).parent
     proc = start(path, store_uri, "--checkpoint-every", "0")
     ckpt = wait_for_checkpoint(folder, proc)
@@ -144,7 +127,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
     resumed = [r for r in runs if r.data.tags.get(schema.TAG_RESUMED)]
     assert len(resumed) == 1
     steps = [m.step for m in client.get_metric_history(resumed[0].info.run_id, "train.loss")]
-    assert sorted(steps) == list(range(1, 31))
+    assert sorted(steps) == list(range(1, 16))
     reference_store = tmp_path / "reference"
     reference_store.mkdir()
     shutil.copy(_template_store, reference_store / "mlflow.db")
@@ -160,7 +143,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
 
 
 def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
-    path = spec(tmp_path, "cancelled", epochs=200, replicates=1)
+    path = spec(tmp_path, "cancelled", epochs=60, replicates=1)
     folder = Path(store_uri[len("sqlite:///") :]).parent
     proc = start(path, store_uri, "--checkpoint-every", "0")
     wait_for_checkpoint(folder, proc)
@@ -173,5 +156,8 @@ def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
     assert run.info.status == "KILLED"
     (parent,) = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP))
     assert parent.info.status == "KILLED"
-    again = run_sweep(load_study(path, {"train.epochs": 200}), tracking_uri=store_uri, progress=False)
+    # resumed by the local executor: where a run runs is not part of its config
+    again = run_sweep(
+        load_study(path, {"execution.executor": "local"}), tracking_uri=store_uri, progress=False
+    )
     assert [(o.status, o.run_id) for o in again.outcomes] == [("FINISHED", run.info.run_id)]

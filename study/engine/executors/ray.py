@@ -9,6 +9,7 @@ tracking URI as the driver, so on several hosts that must be a tracking server, 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import ray
@@ -63,7 +64,9 @@ class Executor:
     def prepare(self, tracking_uri: str) -> None:
         """Start a local Ray instance (no address) or join a cluster; refuse a local sqlite store on a
         cluster of several hosts, before the store is touched."""
-        address = self.options.ray_address or None
+        # "local" starts a fresh instance: without it ray.init() would join whatever cluster this
+        # machine last started (`ray start`, another sweep's test cluster) and die with it
+        address = self.options.ray_address or os.environ.get("RAY_ADDRESS") or "local"
         if not ray.is_initialized():
             try:
                 ray.init(
