@@ -93,6 +93,25 @@ def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path):
         cluster.shutdown()
 
 
+def test_without_an_address_a_fresh_local_instance_not_the_machines_last_cluster(tmp_path, store_uri):
+    # a cluster started on this machine (as `ray start` would) records itself where ray.init() looks
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        result = run_sweep(
+            load_study(spec(tmp_path, "fresh", epochs=1, replicates=1)),
+            tracking_uri=store_uri,
+            progress=False,
+        )
+        (outcome,) = result.outcomes
+        run = MlflowClient(store_uri).get_run(outcome.run_id)
+        assert outcome.status == "FINISHED"
+        assert run.data.tags[schema.TAG_RAY_NODE] != cluster.head_node.node_id
+        assert cluster.head_node.remaining_processes_alive()  # the sweep's own instance stopped, not this one
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
 def start(spec_path: Path, uri: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "study", "sweep", str(spec_path), "--tracking-uri", uri, "--no-progress"]

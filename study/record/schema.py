@@ -39,8 +39,8 @@ TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_OWNER = "seedvar.claim_owner"  # which sweep holds a config's claim (tracking servers)
 TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
-TAG_CHECKPOINT = "seedvar.checkpoint"
-TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)  # artifact path of the run's current epoch checkpoint
+TAG_CHECKPOINT = "seedvar.checkpoint"  # artifact path of the run's current epoch checkpoint
+TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)
 
 # -- experiment tags and the MLflow UI ---------------------------------------------------------------------
 # MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.
