@@ -256,3 +256,17 @@ def test_tables_render_rounded_merged_and_narrow_while_csvs_keep_every_digit(tmp
         "1",
         "2",
     ]
+
+
+def test_settings_table_shows_shared_values_and_counts_per_run_ones():
+    rng = np.random.default_rng(5)
+    runs = [dropout_model(rng, r) for r in range(5)]
+    for r in runs:  # per run: a text fingerprint and a numeric pixel count; shared: the window
+        r.params.update({"data.fingerprint": f"ab{r.replicate:062x}", "data.n_train": str(100 + r.replicate)})
+        r.params["data.window"] = "11"
+    settings = tables.settings_table(study(*runs)).set_index("setting")["value"]
+    assert settings["data.window"] == "11"
+    assert settings["data.fingerprint"] == "5 distinct values"  # not five hashes in one cell
+    assert settings["data.n_train"] == "5 distinct values, 100 to 104"
+    assert settings["seed.init"] == "5 distinct values"
+    assert settings["finished runs"] == "5"

@@ -260,7 +260,7 @@ def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
 
 
 def settings_table(study: StudyRuns) -> pd.DataFrame:
-    """Parameters shared by every finished run (plus how many runs vary what)."""
+    """Parameters shared by every finished run; per-run values (seeds, fingerprints) as a count or range."""
     finished = study.finished
     keys = sorted(set().union(*(r.params for r in finished)))
     rows = [
@@ -270,7 +270,12 @@ def settings_table(study: StudyRuns) -> pd.DataFrame:
     for key in keys:
         values = sorted({r.params.get(key, "") for r in finished})
         numbers = pd.to_numeric(pd.Series(values), errors="coerce")
-        if key.startswith(PARAM_SEED_PREFIX) or key == PARAM_REPLICATE:
+        if (
+            key.startswith(PARAM_SEED_PREFIX)
+            or key == PARAM_REPLICATE
+            or len(values) > 3
+            and numbers.isna().all()
+        ):
             rows.append({"setting": key, "value": f"{len(values)} distinct values"})
         elif len(values) > 3 and numbers.notna().all():  # per-run facts (pixels, leakage): their range
             rows.append(
