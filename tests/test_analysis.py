@@ -270,3 +270,24 @@ def test_settings_table_shows_shared_values_and_counts_per_run_ones():
     assert settings["data.n_train"] == "5 distinct values, 100 to 104"
     assert settings["seed.init"] == "5 distinct values"
     assert settings["finished runs"] == "5"
+
+
+@pytest.mark.parametrize("seed", [0, 1])  # 0: the test set's estimate exceeds the spread; 1: it does not
+def test_test_noise_sentence_when_models_differ_only_by_the_test_set(seed):
+    rng = np.random.default_rng(seed)
+    runs = []
+    for r in range(6):  # every model wrong on a fresh 10% of the samples: no distribution-level spread
+        ev, tr = noisy(rng, 0.1, 1), noisy(rng, 0.12, 4)
+        runs.append(
+            run(f"net-r{r}", {"eval": np.repeat(ev, 2, 0), "train": tr, "mc_dropout": tr.copy()}, replicate=r)
+        )
+    t = tables.build(study(*runs))
+    (text,) = sentences.answer(runs, t)
+    share = t.test_noise.iloc[0]["test_set_share"]
+    assert (share >= 100) == (seed == 0)
+    if share >= 100:
+        assert "the models' own differences cannot be told apart from test-set noise" in text
+    else:
+        assert "of the variance, CI" in text
+    percents = [float(p) for p in re.findall(r"(?<!\d)(-?\d+(?:\.\d+)?)%", text)]
+    assert percents and all(0 <= p <= 100 for p in percents)  # no share outside 0-100% is ever written

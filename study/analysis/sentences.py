@@ -158,21 +158,29 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
     if t.empty or cond not in set(t["condition"]):
         return ""
     r = t.set_index("condition").loc[cond]
-    if not r["seed_var"] > 0:
+    if not r["seed_var"] > 1e-9:  # no spread across seeds (float noise aside): nothing to split
         return ""
+    floor = (
+        f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "
+        f"({int(r['halvings'])} random halvings, seed {int(r['halving_seed'])})."
+    )
+    if r["test_set_share"] >= 100:  # the estimate of the test set's part exceeds the whole spread
+        return (
+            f"The {r['seed_std']:.2f}-point seed-to-seed std in eval mode is no larger than what the finite "
+            f"test set ({r['test_samples']:,.0f} samples per model) gives alone ({r['test_set_std']:.2f} points): "
+            "the models' own differences cannot be told apart from test-set noise" + floor
+        )
+    lo, hi = (np.clip(r[k], 0, 100) for k in ("test_set_share_ci_low", "test_set_share_ci_high"))
     text = (
         f"Of the {r['seed_std']:.2f}-point seed-to-seed std in eval mode, the finite test set "
         f"({r['test_samples']:,.0f} samples per model) accounts for {r['test_set_std']:.2f} points "
-        f"({r['test_set_share']:.0f}% of the variance, {_ci(r['test_set_share_ci_low'], r['test_set_share_ci_high'], '.0f')}%)"
+        f"({r['test_set_share']:.0f}% of the variance, {_ci(lo, hi, '.0f')}%)"
     )
     if r["models_var"] > 0:
         text += f" and the models themselves for {r['models_std']:.2f} points"
     else:
         text += " and the models themselves for none that can be told apart from it"
-    return (
-        text + f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "
-        f"({int(r['halvings'])} random halvings, seed {int(r['halving_seed'])})."
-    )
+    return text + floor
 
 
 def degenerate_sentence(cond: str, tables: Tables) -> str:
