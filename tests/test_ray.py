@@ -162,7 +162,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
 
 
 def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
-    path = spec(tmp_path, "cancelled", epochs=60, replicates=1)
+    path = spec(tmp_path, "cancelled", epochs=200, replicates=1)  # long enough that Ctrl-C lands mid-training
     folder = Path(store_uri[len("sqlite:///") :]).parent
     proc = start(path, store_uri, "--checkpoint-every", "0")
     wait_for_checkpoint(folder, proc)

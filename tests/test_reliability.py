@@ -116,7 +116,8 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)  # once: a second Ctrl-C must never be needed
     output, _ = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 10, "stopping took too long"
+    # well before the run's end (its KILLED status below says it did not finish), with room for a busy CI
+    assert time.monotonic() - sent < 20, "stopping took too long"
     assert proc.returncode == 130, output
     assert "Traceback" not in output and "rerun the same command to resume" in output
     store = Store(store_uri)
