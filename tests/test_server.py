@@ -273,6 +273,44 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     assert "hybridsn" in (out / "tables" / "accuracy.csv").read_text()
 
 
+def test_many_concurrent_writers_to_one_server_worker_never_deadlock(server, tmp_path, monkeypatch):
+    """MLflow's log_batch holds a pooled database connection while it opens a second one: with
+    SQLAlchemy's default pool (5 + 10) 16 requests at once in one worker wait for each other until the
+    pool times out. `seedvar server` sizes the pool so that cannot happen."""
+    import threading
+
+    from mlflow.entities import Metric
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a stuck or failed call is an error here
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "25")  # below the pool's own 30 s timeout
+    single = Server(tmp_path, server.backend, postgres_module().free_port(), "--workers", "1")
+    try:
+        client = MlflowClient(single.uri)
+        exp = client.create_experiment("concurrent-writers")
+        writers = 32
+        run_ids = [client.create_run(exp).info.run_id for _ in range(writers)]
+        barrier, errors = threading.Barrier(writers), []
+
+        def write(run_id: str) -> None:
+            barrier.wait()
+            try:
+                for step in range(10):
+                    metrics = [Metric(f"m{i}", float(i), 0, step) for i in range(50)]
+                    client.log_batch(run_id, metrics=metrics)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported below
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+        threads = [threading.Thread(target=write, args=(r,)) for r in run_ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors[:3]
+        assert all(len(client.get_metric_history(r, "m7")) == 10 for r in run_ids)
+    finally:
+        assert single.stop() == 0
+
+
 def test_server_beyond_loopback_requires_credentials(postgres, server, tmp_path, monkeypatch):
     pg = postgres_module()
     port = pg.free_port()

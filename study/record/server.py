@@ -56,6 +56,10 @@ def _default_backend() -> tuple[str, Path]:
     return f"sqlite:///{db}", db.parent / "artifacts"
 
 
+POOL_SIZE = 5  # database connections a server worker keeps open
+REQUEST_THREADS = 40  # requests a server worker handles at once (anyio's default thread limit)
+
+
 def server_command(
     backend_store_uri: str, artifacts_destination: str, host: str, port: int, workers: int, auth: bool
 ) -> list[str]:
@@ -118,6 +122,11 @@ def run_server(
     env = dict(os.environ)
     # MLflow's job runner (GenAI jobs, a pool of huey consumers) is nothing seedvar uses
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    # Each log_batch holds one pooled database connection and opens a second inside it; with SQLAlchemy's
+    # default pool (5 + 10 overflow) 16 concurrent writers to one worker deadlock until the pool times
+    # out, again and again. Room for two connections per request thread (anyio's 40) prevents it.
+    env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(POOL_SIZE))
+    env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(2 * REQUEST_THREADS - POOL_SIZE))
     auth = not is_loopback(host)
     if auth:
         password = admin_password(admin_password_file)
