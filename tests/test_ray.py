@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from sweeps import start_sweep, write_spec
 
 from study.engine.sweep import run_sweep
 from study.errors import UserError
@@ -26,33 +26,11 @@ from ray.cluster_utils import Cluster  # noqa: E402
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
-SPEC = """
-name = "{name}"
-device = "cpu"
-models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = 24
-width = 24
-bands = 20
-pca = 13
-window = 9
-[train]
-epochs = {epochs}
-batch_size = 16
-[seeds]
-replicates = {replicates}
-[test]
-passes = 3
-[execution]
-executor = "ray"
-"""
+RAY = '[execution]\nexecutor = "ray"\n'
 
 
 def spec(folder: Path, name: str, epochs: int = 2, replicates: int = 2) -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(SPEC.format(name=name, epochs=epochs, replicates=replicates))
-    return path
+    return write_spec(folder / f"{name}.toml", name, epochs=epochs, replicates=replicates, extra=RAY)
 
 
 def shas(result) -> dict[str, str]:
@@ -112,20 +90,6 @@ def test_without_an_address_a_fresh_local_instance_not_the_machines_last_cluster
         cluster.shutdown()
 
 
-def start(spec_path: Path, uri: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "study", "sweep", str(spec_path), "--tracking-uri", uri, "--no-progress"]
-    return subprocess.Popen(
-        [*cmd, *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # Ctrl-C must raise in the sweep even where pytest runs in a background job (SIGINT ignored)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
 def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:
     deadline = time.monotonic() + 300
     while not (found := list(folder.glob("checkpoints/*/*.pt"))):
@@ -139,7 +103,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
 
     path = spec(tmp_path, "killed", epochs=15, replicates=2)
     folder = Path(store_uri[len("sqlite:///") :]).parent
-    proc = start(path, store_uri, "--checkpoint-every", "0")
+    proc = start_sweep(path, store_uri, "--checkpoint-every", "0")
     ckpt = wait_for_checkpoint(folder, proc)
     pid = int(ckpt.with_suffix(".lock").read_text().split()[1])  # the Ray worker that claimed the run
     os.kill(pid, signal.SIGKILL)
@@ -170,7 +134,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
 def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
     path = spec(tmp_path, "cancelled", epochs=200, replicates=1)  # long enough that Ctrl-C lands mid-training
     folder = Path(store_uri[len("sqlite:///") :]).parent
-    proc = start(path, store_uri, "--checkpoint-every", "0")
+    proc = start_sweep(path, store_uri, "--checkpoint-every", "0")
     wait_for_checkpoint(folder, proc)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)

@@ -2,63 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from sweeps import start_sweep, write_spec
 
 from study.engine.sweep import run_sweep
 from study.plan import expand, load_study
 from study.record import schema
 from study.record.store import Store
 
-SPEC = """
-name = "{name}"
-device = "cpu"
-models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = {size}
-width = {size}
-bands = 20
-pca = 13
-window = 9
-[train]
-epochs = {epochs}
-batch_size = 16
-[seeds]
-base = {base}
-replicates = {replicates}
-[test]
-passes = 3
-"""
 
-
-def write_spec(
+def study_spec(
     folder: Path, name: str, *, epochs: int = 6, replicates: int = 1, size: int = 40, base: int = 0
 ) -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(SPEC.format(name=name, epochs=epochs, replicates=replicates, size=size, base=base))
-    return path
-
-
-def start_sweep(spec: Path, uri: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "study", "sweep", str(spec), "--tracking-uri", uri, "--no-progress", *extra]
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=ctrl_c_on
+    return write_spec(
+        folder / f"{name}.toml", name, epochs=epochs, replicates=replicates, size=size, base=base
     )
-
-
-def ctrl_c_on() -> None:
-    """SIGINT raises KeyboardInterrupt in the child even where pytest itself runs in a background job
-    (a shell starts those with SIGINT ignored, and Python keeps an inherited SIG_IGN)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
@@ -87,7 +50,7 @@ def reference_sha(tmp_path: Path, spec: Path, _template_store: Path) -> str:
 
 
 def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_uri, _template_store):
-    spec = write_spec(tmp_path, "killed", epochs=8)
+    spec = study_spec(tmp_path, "killed", epochs=8)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
     try:
@@ -117,7 +80,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
 
 
 def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _template_store):
-    spec = write_spec(tmp_path, "interrupted", epochs=40)
+    spec = study_spec(tmp_path, "interrupted", epochs=40)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
     wait_for(lambda: any(checkpoints.glob("*/*.pt")), what="the first checkpoint")
@@ -144,7 +107,7 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
 
 def test_three_studies_write_one_store_at_once(tmp_path, store_uri):
     specs = [
-        write_spec(tmp_path, f"concurrent{i}", epochs=2, replicates=2, size=24, base=i) for i in range(3)
+        study_spec(tmp_path, f"concurrent{i}", epochs=2, replicates=2, size=24, base=i) for i in range(3)
     ]
     procs = [start_sweep(s, store_uri, "--jobs", "1") for s in specs]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
@@ -167,7 +130,7 @@ def test_three_studies_write_one_store_at_once(tmp_path, store_uri):
 
 
 def test_two_sweeps_of_one_study_never_finish_a_config_twice(tmp_path, store_uri):
-    spec = write_spec(tmp_path, "race", epochs=2, replicates=3, size=24)
+    spec = study_spec(tmp_path, "race", epochs=2, replicates=3, size=24)
     procs = [start_sweep(spec, store_uri, "--jobs", "1") for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
@@ -180,7 +143,7 @@ def test_two_sweeps_of_one_study_never_finish_a_config_twice(tmp_path, store_uri
 def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_uri, _template_store, jobs):
     import shutil
 
-    spec = write_spec(tmp_path, "jobs", epochs=2, replicates=3, size=24)
+    spec = study_spec(tmp_path, "jobs", epochs=2, replicates=3, size=24)
     serial = run_sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
     folder = tmp_path / "parallel"
     folder.mkdir()

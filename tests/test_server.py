@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from sweeps import start_sweep, write_spec
 
 from study.analysis.report import write_report
 from study.engine.sweep import run_sweep
@@ -26,27 +27,6 @@ from study.record.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
-
-SPEC = """
-name = "{name}"
-device = "cpu"
-models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = 24
-width = 24
-bands = 20
-pca = 13
-window = 9
-[train]
-epochs = {epochs}
-batch_size = 16
-[seeds]
-base = {base}
-replicates = {replicates}
-[test]
-passes = 3
-"""
 
 
 def postgres_module():
@@ -147,29 +127,11 @@ def server(postgres, tmp_path_factory):
 
 def spec_in(folder: Path, name: str, *, epochs: int = 2, replicates: int = 2, base: int = 0) -> Path:
     """A study spec in its own working folder: a stand-in for another host."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "study.toml"
-    path.write_text(SPEC.format(name=name, epochs=epochs, replicates=replicates, base=base))
-    return path
+    return write_spec(folder / "study.toml", name, epochs=epochs, replicates=replicates, base=base)
 
 
 def sweep(spec: Path, uri: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "study",
-        "sweep",
-        str(spec),
-        "--tracking-uri",
-        uri,
-        "--no-progress",
-        "--jobs",
-        "1",
-    ]
-    return subprocess.Popen(
-        [*cmd, *extra], cwd=spec.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    return start_sweep(spec, uri, "--jobs", "1", *extra, cwd=spec.parent)
 
 
 def runs_of(uri: str, name: str, kind: str = schema.KIND_RUN) -> list:
@@ -360,7 +322,6 @@ def test_server_beyond_loopback_requires_credentials(postgres, server, tmp_path,
         wrong = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
         assert wrong.returncode == 2 and "refused the credentials" in wrong.stderr
         assert len(wrong.stderr.strip().splitlines()) == 1
-        env["MLFLOW_TRACKING_PASSWORD"] = "correct horse battery"
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "correct horse battery")
         store = Store(f"http://127.0.0.1:{port}")  # the right password: in
