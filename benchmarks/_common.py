@@ -39,7 +39,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 def device_or_exit(name: str) -> Any:
     """torch.device(name); CUDA asked for on a machine without it ends the script with one line, exit 2."""
-    from study.engine.determinism import prepare_cuda_env
+    from seedvar.engine.determinism import prepare_cuda_env
 
     prepare_cuda_env()  # cuBLAS reads its workspace setting when CUDA starts
     import torch
@@ -69,14 +69,14 @@ def timed(fn: Callable[[], T], device: Any) -> tuple[float, T]:
 
 def study_spec(name: str, overrides: dict[str, Any] | None = None) -> Any:
     """A ready study from studies/ (quick, lab), with dotted overrides: the settings users actually run."""
-    from study.plan import load_study
+    from seedvar.plan import load_study
 
     return load_study(STUDIES / f"{name}.toml", overrides)
 
 
 def hsi_task(data_root: str | None, device: Any, options: dict[str, Any], split_seed: int = 0) -> Any:
     """Indian Pines with these options; a synthetic scene of the same size when the files are absent."""
-    import data
+    import seedvar.data as data
 
     try:
         return data.load_task("indian_pines", split_seed=split_seed, root=data_root, device=device, **options)
@@ -89,7 +89,7 @@ def hsi_task(data_root: str | None, device: Any, options: dict[str, Any], split_
 
 def hsi_dataset(data_root: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """A study's [dataset] table: indian_pines when it loads from data_root, else synthetic_hsi."""
-    import data
+    import seedvar.data as data
 
     try:
         data.load_task("indian_pines", split_seed=0, root=data_root, **options)
@@ -105,7 +105,7 @@ _TEMPLATE: list[Path] = []
 def new_store_uri(folder: Path) -> str:
     """An empty MLflow sqlite store in folder. Migrations take seconds, so they run once per process
     into a template that later stores copy (the test suite's conftest does the same)."""
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
     if not _TEMPLATE:
         folder_ = tempfile.mkdtemp(prefix="seedvar-bench-template-")
@@ -188,14 +188,14 @@ def timed_sweep(
     spec: Any, uri: str, data_root: str | None, jobs: int | None = None
 ) -> tuple[float, dict[str, str], float]:
     """(seconds, weights sha256 by config hash, mean seconds of a run inside its worker) of one whole
-    sweep through run_sweep, as a user waits for it; every run must finish."""
+    sweep through seedvar.sweep, as a user waits for it; every run must finish."""
     import io
 
-    from study.engine.sweep import run_sweep
+    import seedvar
 
     out = io.StringIO()
     start = time.perf_counter()
-    res = run_sweep(spec, tracking_uri=uri, data_root=data_root, jobs=jobs, out=out, progress=False)
+    res = seedvar.sweep(spec, tracking_uri=uri, data_root=data_root, jobs=jobs, out=out, progress=False)
     seconds = time.perf_counter() - start
     if res.failed or len(res.outcomes) != len(spec.models) * spec.seeds.replicates * len(spec.deterministic):
         raise RuntimeError(f"sweep {spec.name} did not finish every run:\n{out.getvalue()}")

@@ -27,14 +27,14 @@ EPOCH_IMAGES = 50_000  # CIFAR-10's training set: what an epoch means in the pri
 
 def image_models() -> list[str]:
     """Every registered model that takes (3, H, W) images: all but HybridSN."""
-    import nets
+    import seedvar.nets as nets
 
     return [m for m in nets.list_models() if len(nets.model_info(m).default_in_shape) == 3]
 
 
 def cifar_train(data_root: str, device: Any, n_synthetic: int) -> tuple[Any, str]:
     """The CIFAR-10 training set on the device, or synthetic images of the same shape."""
-    import data
+    import seedvar.data as data
 
     try:
         task = data.load_task("cifar10", split_seed=0, root=data_root, device=device, pool="standard")
@@ -63,7 +63,7 @@ def time_model(
     import torch
     import torch.nn.functional as F
 
-    import nets
+    import seedvar.nets as nets
 
     bf16 = variant.startswith("bf16")
     channels_last = variant.endswith("channels_last")
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, help="untimed batches first (CUDA 10, CPU 1)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.engine.determinism import set_deterministic
+    from seedvar.engine.determinism import set_deterministic
 
     overrides: dict[str, Any] = {"device": device.type}
     if args.quick:

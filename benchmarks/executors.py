@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, help="epochs per run (default 3; 1 with --quick)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.engine.executors import names
+    from seedvar.engine.executors import names
 
     if device.type == "cpu" and "ray" not in names():
         print("executors: ray is not installed (pip install -e '.[ray]')", file=sys.stderr)

@@ -2,10 +2,10 @@
 
 For each model, trains the same config `--repeats` times with `deterministic = true` and again with
 `false` (cuDNN picks its fastest, possibly nondeterministic kernels), through the engine's own
-composition of a run (study.engine.compute: seeding, Trainer, weights_sha256, test passes), and reports whether the weight sha256 and the eval /
+composition of a run (seedvar.engine.compute: seeding, Trainer, weights_sha256, test passes), and reports whether the weight sha256 and the eval /
 train-mode predictions agree across repeats. Writes a Markdown table and JSON to --out.
 
-    PYTHONPATH=. python benchmarks/gpu_check.py --device cuda --data-root ../shared/datasets --out results
+    python benchmarks/gpu_check.py --device cuda --data-root ../shared/datasets --out results
 """
 
 from __future__ import annotations
@@ -16,18 +16,24 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import seedvar  # noqa: F401  installed (a venv), or on PYTHONPATH
+except ImportError:  # a bare source tree, as on the lent GPU machine: lay out the namespace and use it
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import source_tree  # noqa: E402
 
-from study.engine.determinism import prepare_cuda_env  # noqa: E402
+    sys.path.insert(0, str(source_tree.build(Path("/tmp/seedvar-src"))))
+
+from seedvar.engine.determinism import prepare_cuda_env  # noqa: E402
 
 prepare_cuda_env()  # before CUDA starts
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from study.engine import compute  # noqa: E402
-from study.engine.train import weights_sha256  # noqa: E402
-from study.plan import RunConfig, TestSpec, TrainSpec, run_seeds  # noqa: E402
+from seedvar.engine import compute  # noqa: E402
+from seedvar.engine.train import weights_sha256  # noqa: E402
+from seedvar.plan import RunConfig, TestSpec, TrainSpec, run_seeds  # noqa: E402
 
 CASES = {
     # model: (dataset, options, epochs, batch size)

@@ -27,7 +27,8 @@ if ! "$PY" -c "import mlflow, tensorly" 2>/dev/null; then
   /tmp/seedvar-venv/bin/pip install -q --no-index --find-links .gpu-wheels "mlflow==3.17.2" tensorly || exit 1
   PY=/tmp/seedvar-venv/bin/python
 fi
-export PY PYTHONPATH=$PWD OMP_NUM_THREADS=4
+PYTHONPATH=$("$PY" benchmarks/source_tree.py /tmp/seedvar-src) || exit 1  # seedvar without installing it
+export PY PYTHONPATH OMP_NUM_THREADS=4
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 store=${STORE:-/tmp/seedvar-store}
@@ -36,9 +37,9 @@ study() {  # study NAME: sweep (bounded by the time left), then its report, pack
   local name=$1 t; t=$(left)
   echo "== $name: $t s left"
   [ "$t" -gt 60 ] || { echo "skipped $name: not enough time"; return; }
-  timeout --signal=INT $(( t - 45 )) "$PY" -m study sweep "studies/$name.toml" --device "$device" \
+  timeout --signal=INT $(( t - 45 )) "$PY" -m seedvar sweep "studies/$name.toml" --device "$device" \
     --tracking-uri "sqlite:///$store/mlflow.db" --runs-per-gpu 4 --no-progress $extra | tee "$out/$name-sweep.txt"
-  "$PY" -m study report --experiment "$name" --tracking-uri "sqlite:///$store/mlflow.db" --out "/tmp/report-$name" \
+  "$PY" -m seedvar report --experiment "$name" --tracking-uri "sqlite:///$store/mlflow.db" --out "/tmp/report-$name" \
     && tar -C /tmp -czf "$out/$name-report.tar.gz" "report-$name"
 }
 study paper

@@ -28,8 +28,8 @@ vary = ["numerical"]
 [test]
 passes = 30
 EOF
-sweep() { ${PY:-python3} -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
-sweep_exec() { exec ${PY:-python3} -m study sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
+sweep() { ${PY:-python3} -m seedvar sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
+sweep_exec() { exec ${PY:-python3} -m seedvar sweep "$work/gpu.toml" --data-root "$root" --no-progress $extra "$@"; }
 
 echo "== sweep: 3 identical-seed runs with deterministic kernels, 3 without, --jobs 2 on one device"
 sweep --tracking-uri "sqlite:///$work/a/mlflow.db" --jobs 2 | tee "$out/sweep.txt"
@@ -63,4 +63,4 @@ print(f"killed and resumed run: {resumed.info.status}, resumed from epoch "
       f"{resumed.data.tags.get('seedvar.resumed_from_epoch', 'none')}, "
       f"same weights as the uninterrupted runs: {resumed.data.tags['seedvar.weights_sha256'] in det}")
 EOF
-${PY:-python3} -m study report --experiment gpu --tracking-uri "sqlite:///$work/a/mlflow.db" --out "$out/report"
+${PY:-python3} -m seedvar report --experiment gpu --tracking-uri "sqlite:///$work/a/mlflow.db" --out "$out/report"

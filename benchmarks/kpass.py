@@ -1,6 +1,6 @@
 """K-pass test: K = 30 train-mode passes of HybridSN, trunk once per batch (fused) against 30 full passes.
 
-Both sides call study.engine.evaluate.predict_passes on the same freshly initialised model (fixed init seed,
+Both sides call seedvar.engine.evaluate.predict_passes on the same freshly initialised model (fixed init seed,
 train mode, so dropout is active) with the same pass seeds; only `fused` differs, and the predictions
 must be identical. CPU: the quick study's data (Indian Pines, PCA 15, 11x11 windows, all test
 patches), plus the lab's data (PCA 30, 25x25) on a small subset of test patches, with 1 thread as a
@@ -26,10 +26,10 @@ def measure(name: str, task: Any, passes: int, batch_size: int, device: Any) -> 
     import numpy as np
     import torch
 
-    import nets
-    from study.engine.determinism import seeded
-    from study.engine.evaluate import predict_passes
-    from study.plan import pass_seeds, source_seed
+    import seedvar.nets as nets
+    from seedvar.engine.determinism import seeded
+    from seedvar.engine.evaluate import predict_passes
+    from seedvar.plan import pass_seeds, source_seed
 
     with seeded(source_seed(0, "init", 0), device):
         model = nets.build("hybridsn", task.num_classes, task.in_shape).to(device)
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from study.engine.determinism import set_deterministic
+    from seedvar.engine.determinism import set_deterministic
 
     set_deterministic(True)  # as the studies run; also keeps cuDNN from picking other kernels per call
     quick, lab = c.study_spec("quick"), c.study_spec("lab")

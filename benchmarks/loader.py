@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-import data
+import seedvar.data as data
 
 BATCH = 128
 

@@ -1,4 +1,4 @@
-"""Runner overhead: one epoch of HybridSN through study.engine.runner.run_one (MLflow on) against a plain loop.
+"""Runner overhead: one epoch of HybridSN through seedvar.engine.runner.run_one (MLflow on) against a plain loop.
 
 seedvar: a 1-epoch study run by run_one into a temporary sqlite store; its epoch is timed from the
 runner's "start" event to its "epoch" event, so it includes the Trainer, the epoch's metrics going to
@@ -30,9 +30,9 @@ def plain_epoch(cfg: Any, task: Any, device: Any) -> tuple[float, str]:
     import torch
     import torch.nn.functional as F
 
-    from study.engine import compute
-    from study.engine.determinism import default_generator
-    from study.engine.train import weights_sha256
+    from seedvar.engine import compute
+    from seedvar.engine.determinism import default_generator
+    from seedvar.engine.train import weights_sha256
 
     with compute.run_settings(cfg):
         model = compute.build_model(cfg, task, device).train()
@@ -56,9 +56,9 @@ def plain_epoch(cfg: Any, task: Any, device: Any) -> tuple[float, str]:
 def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[float, float]:
     """(median seconds, MB) of writing a Trainer's checkpoint as the runner does: part of the timed epoch
     of a 1-epoch run, since the runner always checkpoints the last epoch (and then every 60 s)."""
-    from study.engine import checkpoint, compute
-    from study.engine.train import Trainer
-    from study.record.checkpoints import LocalCheckpoints
+    from seedvar.engine import checkpoint, compute
+    from seedvar.engine.train import Trainer
+    from seedvar.record.checkpoints import LocalCheckpoints
 
     model = compute.build_model(cfg, task, device)
     trainer = Trainer(model, task, cfg.train, cfg.seeds, device)
@@ -74,8 +74,8 @@ def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[flo
 
 def seedvar_run(cfg: Any, store: Any, data_root: str, name: str) -> tuple[float, float, Any]:
     """run_one in a fresh experiment; returns (epoch seconds, whole-run seconds, outcome)."""
-    from study.engine.runner import RunContext, run_one
-    from study.record import schema
+    from seedvar.engine.runner import RunContext, run_one
+    from seedvar.record import schema
 
     exp = store.experiment_id(name)
     parent = store.start_run(exp, "bench", {schema.TAG_KIND: schema.KIND_SWEEP})
@@ -101,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.engine import compute
-    from study.plan import expand
-    from study.record.store import Store
+    from seedvar.engine import compute
+    from seedvar.plan import expand
+    from seedvar.record.store import Store
 
     repeats = args.repeats or (1 if args.quick else 5)
     spec_name = "lab" if device.type == "cuda" else "quick"

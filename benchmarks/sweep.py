@@ -1,4 +1,4 @@
-"""Seeds per hour: the same 4 HybridSN runs through study.engine.sweep.run_sweep with jobs=2 and with jobs=1.
+"""Seeds per hour: the same 4 HybridSN runs through seedvar.sweep with jobs=2 and with jobs=1.
 
 Each sweep goes into its own experiment of one temporary sqlite store and is timed whole (plan, data
 check, parent run, the runs, summary), as a user waits for it. The weights sha256 of every run must be
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--runs", type=int, help="runs (seeds) per sweep (default 4; 2 with --quick)")
     args = p.parse_args(argv)
     device = c.device_or_exit(args.device)
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
     runs = args.runs or (2 if args.quick else 4)
     epochs = args.epochs or (1 if args.quick else 5)

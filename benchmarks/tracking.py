@@ -77,10 +77,11 @@ class NullStore:
 
 def logged_run(store: Any, cfg: Any, exp: str, parent: str, task: Any, model: nn.Module) -> dict[str, float]:
     """What runner.run_one records, in its order, with the training replaced by synthetic epoch stats."""
-    from study.engine import compute
-    from study.engine.train import weights_sha256
-    from study.record import schema
-    from study.record.recorder import RunRecorder
+    from seedvar.engine import compute
+    from seedvar.engine.train import weights_sha256
+    from seedvar.record import schema
+    from seedvar.record.recorder import RunRecorder
+    from seedvar.results import EpochStats, RunResult
 
     t = [time.perf_counter()]
     store.search(exp, schema.tag_filter(schema.TAG_CONFIG_HASH, cfg.config_hash))
@@ -90,14 +91,14 @@ def logged_run(store: Any, cfg: Any, exp: str, parent: str, task: Any, model: nn
     epochs = []
     for e in range(1, cfg.train.epochs + 1):
         epochs.append(
-            schema.EpochStats(
+            EpochStats(
                 e, loss=2.0 / e, acc=1 - 1 / (e + 1), seconds=0.7, samples_per_s=2200.0, lr=cfg.train.lr
             )
         )
         recorder.log_epoch(epochs[-1])
     t.append(time.perf_counter())
     predictions, modes = compute.test(cfg, task, model)
-    result = schema.RunResult(weights_sha256(model), epochs, predictions, modes, dict(task.info), 60.0)
+    result = RunResult(weights_sha256(model), epochs, predictions, modes, dict(task.info), 60.0)
     t.append(time.perf_counter())
     recorder.finish(result)
     t.append(time.perf_counter())
@@ -113,10 +114,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.device_or_exit(args.device)  # logging happens on the CPU whatever the device: the test runs on CPU
     from mlflow import MlflowClient
 
-    from study.engine.determinism import seeded
-    from study.plan import expand
-    from study.record import schema
-    from study.record.store import Store
+    from seedvar.engine.determinism import seeded
+    from seedvar.plan import expand
+    from seedvar.record import schema
+    from seedvar.record.store import Store
 
     repeats = args.repeats or (1 if args.quick else 3)
     lab = c.study_spec("lab")

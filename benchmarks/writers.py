@@ -31,8 +31,9 @@ import _postgres  # noqa: E402
 
 def writer(uri: str, experiment_id: str, epochs: int, start: float, out: multiprocessing.Queue) -> None:
     """One process: a run, one batched call per epoch, the end; (latencies, errors, finished) back."""
-    from study.record import schema
-    from study.record.store import Store
+    from seedvar.record import schema
+    from seedvar.record.store import Store
+    from seedvar.results import EpochStats
 
     latencies, errors = [], 0
     try:
@@ -41,10 +42,10 @@ def writer(uri: str, experiment_id: str, epochs: int, start: float, out: multipr
             time.sleep(0.005)
         run_id = store.start_run(experiment_id, f"writer-{os.getpid()}", {schema.TAG_KIND: schema.KIND_RUN})
         for e in range(1, epochs + 1):
-            stats = schema.EpochStats(e, 1.0 / e, 1 - 1 / (e + 1), 0.5, 1000.0, 1e-3)
+            stats = EpochStats(e, 1.0 / e, 1 - 1 / (e + 1), 0.5, 1000.0, 1e-3)
             t = time.perf_counter()
             try:
-                store.log(run_id, stats.metrics())
+                store.log(run_id, schema.epoch_metrics(stats))
             except Exception:
                 errors += 1
             latencies.append(time.perf_counter() - t)
@@ -57,7 +58,7 @@ def writer(uri: str, experiment_id: str, epochs: int, start: float, out: multipr
 
 def round_of(uri: str, n: int, epochs: int) -> dict[str, float]:
     """N writers against one store: wall time, runs/s, latency percentiles (ms), errors, runs finished."""
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
     store = Store(uri)
     exp = store.experiment_id(f"writers-{n}-{time.time_ns()}")
@@ -87,7 +88,7 @@ def round_of(uri: str, n: int, epochs: int) -> dict[str, float]:
 def start_server(backend: str, folder: Path, workers: int) -> tuple[subprocess.Popen, str]:
     port = _postgres.free_port()
     log = (folder / "server.log").open("w")
-    cmd = [sys.executable, "-m", "study", "server", "--backend-store-uri", backend, "--port", str(port)]
+    cmd = [sys.executable, "-m", "seedvar", "server", "--backend-store-uri", backend, "--port", str(port)]
     cmd += ["--artifacts-destination", str(folder / "artifacts"), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180

@@ -10,9 +10,24 @@ hyperspectral scenes (indian_pines, salinas, salinas_a, pavia_u, pavia_c, ksc, b
 dataset_options(name) lists each one's options and defaults. Problems raise DataError with one line.
 """
 
-from data.core import KNOWN_FINGERPRINTS, BatchLoader, DataError, Task, combine, data_root, fingerprint
-from data.registry import DatasetRow, available_datasets, dataset_options, list_datasets, load_task
-from data.vision import SEQUENCE_OPTIONS
+from seedvar.data.core import (
+    KNOWN_FINGERPRINTS,
+    BatchLoader,
+    DataError,
+    Task,
+    combine,
+    data_root,
+    fingerprint,
+)
+from seedvar.data.registry import (
+    DatasetRow,
+    available_datasets,
+    check_options,
+    dataset_options,
+    list_datasets,
+    load_task,
+)
+from seedvar.data.vision import SEQUENCE_OPTIONS
 
 __all__ = [
     "KNOWN_FINGERPRINTS",
@@ -22,6 +37,7 @@ __all__ = [
     "DataError",
     "Task",
     "available_datasets",
+    "check_options",
     "combine",
     "data_root",
     "dataset_options",

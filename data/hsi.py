@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from torchvision.datasets.utils import download_url
 
-from data.core import (
+from seedvar.data.core import (
     KNOWN_FINGERPRINTS,
     BatchLoader,
     DataError,
@@ -523,6 +523,37 @@ def _check_hsi_options(
             raise DataError("option block sets the block side of split = 'spatial'; remove it or set split")
 
 
+def check_scene_shape(
+    shape: tuple[int, ...], *, pca: object, window: object, split: object, block: object, **_: object
+) -> None:
+    """The options that a scene of this (height, width, bands) shape refuses, known before any pixel is read."""
+    height, width, bands = shape
+    if pca > bands:  # type: ignore[operator]
+        raise DataError(f"option pca={pca} exceeds the {bands} bands of the cube: use pca <= {bands}")
+    if window > min(height, width):  # type: ignore[operator]
+        raise DataError(
+            f"option window={window} is larger than the {height}x{width} scene: use an odd window of at "
+            f"most {min(height, width) - 1 + min(height, width) % 2}"
+        )
+    if split == "spatial" and block is not None and block >= max(height, width):  # type: ignore[operator]
+        raise DataError(
+            f"option block={block} makes the {height}x{width} scene a single block, which would put every labelled "
+            f"pixel on one side of a spatial split: use a block below {max(height, width)}"
+        )
+
+
+def check_options(name: str, options: dict[str, object]) -> None:
+    """Every option of a hyperspectral dataset that can be judged without reading its files (all options
+    given, defaults filled in): what a dry run refuses, as a real sweep would."""
+    hsi = {k: options[k] for k in HSI_OPTIONS}
+    _check_hsi_options(**hsi)
+    if name in SCENES:
+        check_scene_shape(SCENES[name].shape, **hsi)
+    elif name == "synthetic_hsi":
+        sizes = [check_int(k, options[k], lo, 4096) for k, lo in (("height", 8), ("width", 8), ("bands", 2))]
+        check_scene_shape(tuple(sizes), **hsi)
+
+
 def _hsi_task(
     name: str,
     scene: Scene,
@@ -542,13 +573,7 @@ def _hsi_task(
 ) -> Task:
     """The pipeline shared by every scene: label mapping, split, PCA, padding, loaders."""
     height, width, bands = scene.cube.shape
-    if pca > bands:
-        raise DataError(f"option pca={pca} exceeds the {bands} bands of the cube: use pca <= {bands}")
-    if window > min(height, width):
-        raise DataError(
-            f"option window={window} is larger than the {height}x{width} scene: use an odd window of at "
-            f"most {min(height, width) - 1 + min(height, width) % 2}"
-        )
+    check_scene_shape(scene.cube.shape, pca=pca, window=window, split=split, block=block)
     ids = np.unique(scene.gt)
     ids = ids[ids != 0].astype(np.int64)
     if len(ids) < 2:

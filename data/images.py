@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torchvision.datasets.utils import download_and_extract_archive
 
-from data.core import (
+from seedvar.data.core import (
     KNOWN_FINGERPRINTS,
     BatchLoader,
     DataError,
@@ -222,6 +222,24 @@ def image_task(
     )
 
 
+def check_cifar10_options(*, pool: object, train_size: object, test_size: object, augment: object) -> None:
+    """Reject bad CIFAR-10 options before any file is read."""
+    check_bool("augment", augment)
+    if pool not in ("standard", "test_batch"):
+        raise DataError(f"option pool must be 'standard' or 'test_batch', got {pool!r}")
+    if pool == "test_batch" and (train_size is None or test_size is None):
+        raise DataError(
+            "pool='test_batch' needs both train_size and test_size (they split the 10,000 test images)"
+        )
+    for opt, value in (("train_size", train_size), ("test_size", test_size)):
+        if value is not None:
+            check_int(opt, value, 10, 50_000 if opt == "train_size" and pool == "standard" else 10_000)
+    if pool == "test_batch" and train_size + test_size > 10_000:  # type: ignore[operator]
+        raise DataError(
+            f"train_size + test_size = {train_size + test_size} exceeds the 10,000 images of the test batch"  # type: ignore[operator]
+        )
+
+
 def cifar10_task(
     *,
     split_seed: int,
@@ -234,20 +252,8 @@ def cifar10_task(
     augment: bool,
 ) -> Task:
     """CIFAR-10 from the python-version batches; pool='test_batch' splits the test batch alone."""
-    augment = check_bool("augment", augment)
-    if pool not in ("standard", "test_batch"):
-        raise DataError(f"option pool must be 'standard' or 'test_batch', got {pool!r}")
-    if pool == "test_batch" and (train_size is None or test_size is None):
-        raise DataError(
-            "pool='test_batch' needs both train_size and test_size (they split the 10,000 test images)"
-        )
-    for opt, value in (("train_size", train_size), ("test_size", test_size)):
-        if value is not None:
-            check_int(opt, value, 10, 50_000 if opt == "train_size" and pool == "standard" else 10_000)
-    if pool == "test_batch" and train_size + test_size > 10_000:
-        raise DataError(
-            f"train_size + test_size = {train_size + test_size} exceeds the 10,000 images of the test batch"
-        )
+    check_cifar10_options(pool=pool, train_size=train_size, test_size=test_size, augment=augment)
+    augment = bool(augment)
 
     folder = data_root(root) / CIFAR_DIR
     test_file = folder / "test_batch"

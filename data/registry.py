@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from data.core import DataError, Task, as_device, check_int
-from data.hsi import (
+from seedvar.data.core import DataError, Task, as_device, check_int
+from seedvar.data.hsi import (
     HSI_MAT_OPTIONS,
     HSI_OPTIONS,
     SCENES,
@@ -19,8 +19,17 @@ from data.hsi import (
     scene_task,
     synthetic_hsi_task,
 )
-from data.images import CIFAR10_OPTIONS, SYNTHETIC_CIFAR_OPTIONS, cifar10_task, synthetic_cifar_task
-from data.vision import (
+from seedvar.data.hsi import (
+    check_options as check_hsi_options,
+)
+from seedvar.data.images import (
+    CIFAR10_OPTIONS,
+    SYNTHETIC_CIFAR_OPTIONS,
+    check_cifar10_options,
+    cifar10_task,
+    synthetic_cifar_task,
+)
+from seedvar.data.vision import (
     COMMON_OPTIONS,
     IMAGE_FOLDER_OPTIONS,
     PREFIX,
@@ -72,6 +81,22 @@ def dataset_options(name: str) -> dict[str, object]:
     if name not in DATASETS:
         raise _unknown(name)
     return dict(DATASETS[name][1])
+
+
+def check_options(name: str, options: dict[str, object]) -> None:
+    """Check a dataset's options without reading any file: names, and the values that can be judged
+    before loading (a dry run refuses what the sweep itself would). Raises DataError with one line."""
+    defaults = dataset_options(name)
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise DataError(
+            f"unknown option {unknown[0]!r} for dataset {name!r}; valid options: {', '.join(defaults) or 'none'}"
+        )
+    merged = {**defaults, **options}
+    if name in SCENES or name in ("hsi_mat", "synthetic_hsi"):
+        check_hsi_options(name, merged)
+    elif name == "cifar10":
+        check_cifar10_options(**{k: merged[k] for k in CIFAR10_OPTIONS})
 
 
 @dataclass(frozen=True)

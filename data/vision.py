@@ -29,8 +29,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from torchvision.transforms import functional as TF
 
-from data.core import DataError, Task, brief, check_bool, check_int, data_root
-from data.images import channel_stats, image_task, pick
+from seedvar.data.core import DataError, Task, brief, check_bool, check_int, data_root
+from seedvar.data.images import channel_stats, image_task, pick
 
 PREFIX = "torchvision:"
 # Bump when decoding changes, so caches written by an older seedvar are not reused.

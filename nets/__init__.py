@@ -4,7 +4,7 @@ Beside the built-in models, `build` takes a user's own: an import path `module:c
 installed package registers under the entry-point group `seedvar.models`.
 """
 
-from nets import (  # noqa: F401 - imported to register the models
+from seedvar.nets import (  # noqa: F401 - imported to register the models
     cbam_resnet,
     hybridsn,
     mobilenet_v1,
@@ -14,7 +14,7 @@ from nets import (  # noqa: F401 - imported to register the models
     shufflenet_v1,
     shufflenet_v2,
 )
-from nets.registry import (
+from seedvar.nets.registry import (
     ENTRY_POINT_GROUP,
     ModelError,
     ModelInfo,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nets.blocks import CBAM, ConvNormAct, ResNet, SpatialAttention, cifar_layout
-from nets.registry import register
+from seedvar.nets.blocks import CBAM, ConvNormAct, ResNet, SpatialAttention, cifar_layout
+from seedvar.nets.registry import register
 
 
 class CBAMBasicBlock(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nets.blocks import ConvNormAct, Net, cifar_layout, cifar_strides, classifier, make_divisible
-from nets.registry import register
+from seedvar.nets.blocks import ConvNormAct, Net, cifar_layout, cifar_strides, classifier, make_divisible
+from seedvar.nets.registry import register
 
 STEM = 32
 # (out channels, stride) of each depthwise-separable block.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nets.blocks import (
+from seedvar.nets.blocks import (
     ConvNormAct,
     InvertedResidual,
     Net,
@@ -14,7 +14,7 @@ from nets.blocks import (
     init_mobilenet_,
     make_divisible,
 )
-from nets.registry import register
+from seedvar.nets.registry import register
 
 STEM, LAST = 32, 1280
 # t (expansion), c (out channels), n (repeats), s (stride of the first repeat): paper Table 2.

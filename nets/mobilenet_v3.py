@@ -6,7 +6,7 @@ from functools import partial
 
 from torch import Tensor, nn
 
-from nets.blocks import (
+from seedvar.nets.blocks import (
     ConvNormAct,
     HSigmoid,
     HSwish,
@@ -19,7 +19,7 @@ from nets.blocks import (
     init_mobilenet_,
     make_divisible,
 )
-from nets.registry import register
+from seedvar.nets.registry import register
 
 # kernel, expanded, out, SE, activation (RE: ReLU, HS: h-swish), stride: paper Tables 1 and 2.
 LARGE = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nets.blocks import ResNet, SqueezeExcitation, cifar_layout
-from nets.registry import register
+from seedvar.nets.blocks import ResNet, SqueezeExcitation, cifar_layout
+from seedvar.nets.registry import register
 
 
 class PreActSEBlock(nn.Module):

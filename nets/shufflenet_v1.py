@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nets.blocks import (
+from seedvar.nets.blocks import (
     ConvNormAct,
     Net,
     channel_shuffle,
@@ -16,7 +16,7 @@ from nets.blocks import (
     make_stages,
     pooled_stem,
 )
-from nets.registry import ModelError, register
+from seedvar.nets.registry import ModelError, register
 
 STEM, REPEATS = 24, (4, 8, 4)
 # groups -> output channels of stages 2-4 at width 1.0; bottlenecks are a quarter of a unit's output.

@@ -5,8 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nets.blocks import ConvNormAct, Net, channel_shuffle, cifar_layout, classifier, make_stages, pooled_stem
-from nets.registry import register
+from seedvar.nets.blocks import (
+    ConvNormAct,
+    Net,
+    channel_shuffle,
+    cifar_layout,
+    classifier,
+    make_stages,
+    pooled_stem,
+)
+from seedvar.nets.registry import register
 
 STEM, REPEATS = 24, (4, 8, 4)
 # width -> output channels of stages 2-4 and of the final 1x1 conv (paper Table 5).

@@ -1,7 +1,7 @@
-"""`python -m study` is the same as the `seedvar` command."""
+"""`python -m seedvar` is the same as the `seedvar` command."""
 
 import sys
 
-from study.cli import main
+from seedvar.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The `seedvar` command: models, sweep, report, ui.
+"""The `seedvar` command: studies, models, datasets, sweep, report, ui, server (on top of seedvar.api).
 
 Every user error ends as one line on stderr and exit status 2 (a traceback only with --debug).
 """
@@ -10,9 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from study.engine import executors
-from study.errors import UserError
-from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
+from seedvar import __version__
+from seedvar.engine import executors
+from seedvar.engine.execution import DEFAULT_CHECKPOINT_EVERY
+from seedvar.errors import UserError
+from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
 
 EXIT_USER_ERROR = 2
 
@@ -23,7 +25,10 @@ def _parser() -> argparse.ArgumentParser:
         description="How much does a deep-learning result vary, and why: seed sweeps, test modes, variance reports.",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    p.add_argument("--version", action="version", version=f"seedvar {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("studies", help="list the ready studies (`seedvar sweep NAME` runs one from any folder)")
 
     m = sub.add_parser(
         "models", help="list every model (built in and installed plugins) with its parameters and MACs"
@@ -41,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("sweep", help="train and test a study's models across seeds, logging to MLflow")
-    s.add_argument("spec", help="study spec (TOML), e.g. studies/quick.toml")
+    s.add_argument(
+        "spec",
+        help="a study spec (TOML path, e.g. my_study.toml) or a ready study's name (`seedvar studies`)",
+    )
     s.add_argument("--models", help="comma-separated models instead of the spec's")
     s.add_argument("--replicates", type=int, help="number of replicates (seeds) per model")
     s.add_argument("--epochs", type=int, help="training epochs")
@@ -50,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--jobs",
         type=int,
-        help="runs at once in worker processes (default: on a CPU, cores / train.threads; on a GPU, 1)",
+        help="runs at once: local worker processes (default: on a CPU, cores / train.threads; on GPUs, "
+        "--runs-per-gpu per GPU) or Ray tasks in flight (default: all)",
     )
     s.add_argument(
         "--set",
@@ -72,13 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         "--runs-per-gpu",
         type=int,
         metavar="N",
-        help="small runs sharing one GPU (local workers or Ray tasks)",
+        help="at most N small runs share one GPU (local workers or Ray tasks; default 1); composes with --jobs",
     )
     _store_options(s)
     s.add_argument(
         "--claim-timeout",
         type=float,
-        default=DEFAULT_CLAIM_TIMEOUT,
         metavar="SECONDS",
         help="tracking servers: a run whose heartbeat is older is taken over by another sweep "
         f"(default {DEFAULT_CLAIM_TIMEOUT:.0f})",
@@ -86,9 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--checkpoint-every",
         type=float,
-        default=60.0,
         metavar="SECONDS",
-        help="seconds between epoch checkpoints of a run (default 60; 0 = every epoch)",
+        help=f"seconds between epoch checkpoints of a run (default {DEFAULT_CHECKPOINT_EVERY:.0f}; 0 = every epoch)",
     )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
     s.add_argument(
@@ -162,7 +169,7 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and `python -m study`."""
+    """Entry point of the console script and `python -m seedvar`."""
     args = _parser().parse_args(argv)
     try:
         return int(_dispatch(args) or 0)
@@ -177,8 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    import data
-    import nets
+    import seedvar.data as data
+    import seedvar.nets as nets
 
     return isinstance(exc, (UserError, data.DataError, nets.ModelError))
 
@@ -188,25 +195,30 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _models(args)
     if args.command == "datasets":
         return _datasets()
+    if args.command == "studies":
+        return _studies()
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from study.analysis.report import log_report, write_report
+        from pathlib import Path
+
+        from seedvar.api import report
 
         formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        out = write_report(
+        built = report(
             args.experiment,
+            Path(args.out) if args.out else Path("reports") / args.experiment,
             tracking_uri=args.tracking_uri,
-            out=args.out,
             formats=formats,
+            log=not args.no_log,
             retry_for=args.retry_for,
         )
-        print(f"report written to {out}")
-        if not args.no_log:
-            print(log_report(args.experiment, out, tracking_uri=args.tracking_uri))
+        print(f"report written to {built.folder}")
+        if built.logged:
+            print(built.logged)
         return 0
     if args.command == "server":
-        from study.record.server import run_server
+        from seedvar.record.server import run_server
 
         return run_server(
             args.backend_store_uri,
@@ -219,7 +231,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.auth_db,
         )
     if args.command == "ui":
-        from study.record.ui import serve_ui
+        from seedvar.record.ui import serve_ui
 
         if not 0 < args.port < 65536:
             raise UserError(f"--port must be in 1..65535, got {args.port}")
@@ -230,11 +242,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from study.engine.determinism import prepare_cuda_env
-    from study.engine.sweep import run_sweep
-    from study.plan import load_study, parse_value
-
-    prepare_cuda_env()  # before anything can start CUDA
+    from seedvar.api import sweep
+    from seedvar.plan import parse_value
 
     overrides: dict[str, Any] = {}
     for item in args.set:
@@ -244,42 +253,41 @@ def _sweep(args: argparse.Namespace) -> int:
         overrides[key.strip()] = parse_value(value.strip())
     if args.models:
         overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.replicates is not None:
-        overrides["seeds.replicates"] = args.replicates
-    if args.epochs is not None:
-        overrides["train.epochs"] = args.epochs
     if args.deterministic is not None:
         overrides["deterministic"] = {"true": True, "false": False}.get(args.deterministic, "both")
-    if args.device is not None:
-        overrides["device"] = args.device
-    for key in ("executor", "ray_address", "runs_per_gpu"):
-        if getattr(args, key) is not None:
-            overrides[f"execution.{key}"] = getattr(args, key)
-    if args.download:
-        overrides["dataset.download"] = True
-    if args.checkpoint_every < 0:
-        raise UserError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every}")
-    if args.claim_timeout <= 0 or (args.retry_for is not None and args.retry_for < 0):
-        raise UserError("--claim-timeout must be > 0 and --retry-for >= 0 seconds")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-    study = load_study(args.spec, overrides)
-    result = run_sweep(
-        study,
+    result = sweep(
+        args.spec,
         tracking_uri=args.tracking_uri,
         data_root=args.data_root,
         dry_run=args.dry_run,
+        progress=not args.no_progress,
+        replicates=args.replicates,
+        epochs=args.epochs,
+        device=args.device,
+        download=True if args.download else None,
+        executor=args.executor,
         jobs=args.jobs,
+        runs_per_gpu=args.runs_per_gpu,
+        ray_address=args.ray_address,
         checkpoint_every=args.checkpoint_every,
         claim_timeout=args.claim_timeout,
         retry_for=args.retry_for,
-        progress=not args.no_progress,
+        **overrides,
     )
     return 1 if result.failed else 0
 
 
+def _studies() -> int:
+    from seedvar.plan import ready_studies
+
+    rows = [(r.name, r.runs_on or "-", r.description) for r in ready_studies()]
+    print_table([("study", "runs on", "what"), *rows], right_from=99)
+    print("\nrun one from any folder: seedvar sweep NAME (a path to your own spec works the same way)")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
-    import nets
+    import seedvar.nets as nets
 
     shape = None
     if args.input_shape:
@@ -345,7 +353,7 @@ def print_table(cells: list[tuple[str, ...]], right_from: int) -> None:
 def _datasets() -> int:
     import torchvision
 
-    import data
+    import seedvar.data as data
 
     rows = data.available_datasets()
     builtin = [(r.name, r.about, r.options) for r in rows if r.kind == "built in"]

@@ -25,7 +25,7 @@ def shared_datasets() -> Path:
 @pytest.fixture(scope="session")
 def _template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow sqlite store, created once: copying it is far cheaper than running migrations."""
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
     folder = tmp_path_factory.mktemp("template") / "mlruns"
     Store(f"sqlite:///{folder}/mlflow.db")

@@ -51,7 +51,17 @@ def _ctrl_c_on() -> None:
 def start_sweep(spec: Path, uri: str, *extra: str, cwd: Path | None = None) -> subprocess.Popen:
     """`seedvar sweep SPEC` on one thread per run, output unbuffered into one text pipe."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "study", "sweep", str(spec), "--tracking-uri", uri, "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seedvar",
+        "sweep",
+        str(spec),
+        "--tracking-uri",
+        uri,
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.Popen(
         cmd,
         cwd=cwd,

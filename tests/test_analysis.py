@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis import render, sentences, tables
-from study.analysis.load import LoadedRun, StudyRuns
-from study.analysis.report import build_sections
-from study.record.schema import Predictions
+from seedvar.analysis import render, sentences, tables
+from seedvar.analysis.load import LoadedRun, StudyRuns
+from seedvar.analysis.report import build_sections
+from seedvar.results import Predictions
 
 N, CLASSES = 400, 4
 LABELS = np.random.default_rng(0).integers(0, CLASSES, N)

@@ -16,10 +16,10 @@ import scipy.io
 import torch
 from mlflow import MlflowClient
 
-import nets
-from study.cli import main
-from study.errors import UserError
-from study.record.store import Store
+import seedvar.nets as nets
+from seedvar.cli import main
+from seedvar.errors import UserError
+from seedvar.record.store import Store
 
 GOOD = """
 name = "{name}"
@@ -77,10 +77,19 @@ def world(tmp_path_factory, _template_store):
         "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
     )
     (root / "garbage.db").write_bytes(b"this is not sqlite" * 100)
-    with socket.socket() as busy:  # a port some other program listens on
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        yield {"root": root, "uri": uri, "good": good, "data": data, "busy_port": busy.getsockname()[1]}
+    with socket.socket() as closed:  # a port nothing listens on (bound, never listening: refused)
+        closed.bind(("127.0.0.1", 0))
+        with socket.socket() as busy:  # a port some other program listens on
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            yield {
+                "root": root,
+                "uri": uri,
+                "good": good,
+                "data": data,
+                "busy_port": busy.getsockname()[1],
+                "closed_port": closed.getsockname()[1],
+            }
 
 
 def snapshot(uri: str) -> list:
@@ -398,6 +407,59 @@ def cases(world) -> list[tuple[str, list[str], str]]:
         ("ui on port 0", ["ui", *store, "--port", "0"], "--port"),
         ("ui of an unreachable server", ["ui", "--tracking-uri", "http://127.0.0.1:9"], "cannot reach"),
         ("ui of a file store", ["ui", "--tracking-uri", f"file://{root}/mlruns"], "neither a local sqlite"),
+        (
+            "dry run of an unknown split",
+            [
+                "sweep",
+                variant(world, "dr1", "window = 9", 'window = 9\nsplit = "bogus"'),
+                *store,
+                "--dry-run",
+            ],
+            "option split must be",
+        ),
+        (
+            "dry run of a block as large as the scene",
+            [
+                "sweep",
+                variant(world, "dr2", "window = 9", 'window = 9\nsplit = "spatial"\nblock = 500'),
+                *store,
+                "--dry-run",
+            ],
+            "option block=500 makes the 24x24 scene a single block",
+        ),
+        (
+            "dry run of an unknown executor",
+            [
+                "sweep",
+                variant(world, "dr3", "[seeds]", '[execution]\nexecutor = "slurm"\n[seeds]'),
+                *store,
+                "--dry-run",
+            ],
+            "execution.executor (--executor): must be one of local, ray, got 'slurm'",
+        ),
+        (
+            "unknown execution key",
+            [
+                "sweep",
+                variant(world, "ex1", "[seeds]", "[execution]\njobz = 2\n[seeds]"),
+                *store,
+                "--dry-run",
+            ],
+            "execution.jobz: unknown key",
+        ),
+        ("--runs-per-gpu 0", [*sweep, "--runs-per-gpu", "0"], "execution.runs_per_gpu (--runs-per-gpu)"),
+        ("--claim-timeout 0", [*sweep, "--claim-timeout", "0"], "execution.claim_timeout (--claim-timeout)"),
+        ("--ray-address without ray", [*sweep, "--ray-address", "auto"], "only applies to the ray executor"),
+        (
+            "ray cluster address where nothing listens",
+            [*sweep, "--executor", "ray", "--ray-address", f"127.0.0.1:{world['closed_port']}"],
+            f"cannot reach a Ray cluster at 127.0.0.1:{world['closed_port']}",
+        ),
+        (
+            "server on a database that is not there",
+            ["server", "--backend-store-uri", f"postgresql://nouser@127.0.0.1:{world['closed_port']}/db"],
+            "cannot connect to the database postgresql://nouser@127.0.0.1",
+        ),
         ("models with a bad shape", ["models", "--input-shape", "three"], "--input-shape"),
         ("models with zero classes", ["models", "--classes", "0"], "--classes"),
         ("models with a bad import path", ["models", "usernets:nothing"], "has no attribute 'nothing'"),
@@ -437,7 +499,7 @@ def test_console_script_prints_no_traceback(world):
         [
             sys.executable,
             "-m",
-            "study",
+            "seedvar",
             "sweep",
             str(world["good"]),
             "--tracking-uri",
@@ -476,9 +538,18 @@ def test_dry_run_prints_the_plan_without_touching_a_new_store(world, capsys, tmp
     assert "1 runs: 1 done" in capsys.readouterr().out
 
 
-def test_python_dash_m_study_is_the_same_command():
+def test_a_batch_larger_than_the_training_set_is_said_and_the_sweep_goes_on(world, capsys, tmp_path):
+    spec = variant(world, "huge", "epochs = 1", "epochs = 1\nbatch_size = 100000")
+    assert main(["sweep", spec, "--tracking-uri", f"sqlite:///{tmp_path}/m/mlflow.db", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "train.batch_size = 100,000 exceeds the" in warning[0]
+    assert "every epoch is a single step" in warning[0] and "[1/1] FINISHED" in out
+
+
+def test_python_dash_m_seedvar_is_the_same_command():
     proc = subprocess.run(
-        [sys.executable, "-m", "study", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "seedvar", "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "sweep" in proc.stdout and "report" in proc.stdout and "ui" in proc.stdout
 

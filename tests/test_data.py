@@ -13,9 +13,9 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-import data
-from data import KNOWN_FINGERPRINTS, DataError, fingerprint, load_task
-from data.images import CIFAR_URL, MEAN, STD, read_batch
+import seedvar.data as data
+from seedvar.data import KNOWN_FINGERPRINTS, DataError, fingerprint, load_task
+from seedvar.data.images import CIFAR_URL, MEAN, STD, read_batch
 
 IP_COUNTS = [46, 1428, 830, 237, 483, 730, 28, 478, 20, 972, 2455, 593, 205, 1265, 386, 93]
 

@@ -10,8 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
-import nets
-from nets.blocks import channel_shuffle
+import seedvar.nets as nets
+from seedvar.nets.blocks import channel_shuffle
 
 IMAGENET, CIFAR = (3, 224, 224), (3, 32, 32)
 IMAGE_MODELS = [n for n in nets.list_models() if n != "hybridsn"]

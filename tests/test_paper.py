@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from study.engine import compute
-from study.plan import expand, load_study
+from seedvar.engine import compute
+from seedvar.plan import expand, load_study
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 

@@ -15,10 +15,10 @@ import pytest
 from mlflow import MlflowClient
 from sweeps import start_sweep, write_spec
 
-from study.engine.sweep import run_sweep
-from study.errors import UserError
-from study.plan import load_study
-from study.record import schema
+import seedvar
+from seedvar.errors import UserError
+from seedvar.plan import load_study
+from seedvar.record import schema
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -44,10 +44,10 @@ def test_quick_study_slice_through_ray_gives_the_local_executors_weights(tmp_pat
         "dataset.test_per_class": 10,
         "device": "cpu",
     }
-    local = run_sweep(
+    local = seedvar.sweep(
         load_study(STUDIES / "quick.toml", overrides), tracking_uri=store_uri, progress=False, jobs=1
     )
-    through_ray = run_sweep(
+    through_ray = seedvar.sweep(
         load_study(STUDIES / "quick.toml", {**overrides, "name": "quick-ray", "execution.executor": "ray"}),
         tracking_uri=store_uri,
         progress=False,
@@ -64,7 +64,7 @@ def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path):
     try:
         study = load_study(spec(tmp_path, "hosts"), {"execution.ray_address": cluster.address})
         with pytest.raises(UserError, match=r"spans 2 hosts .* start a tracking server"):
-            run_sweep(study, tracking_uri=f"sqlite:///{db}", progress=False)
+            seedvar.sweep(study, tracking_uri=f"sqlite:///{db}", progress=False)
         assert not db.parent.exists()  # refused before the store was touched
     finally:
         ray.shutdown()
@@ -75,7 +75,7 @@ def test_without_an_address_a_fresh_local_instance_not_the_machines_last_cluster
     # a cluster started on this machine (as `ray start` would) records itself where ray.init() looks
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
-        result = run_sweep(
+        result = seedvar.sweep(
             load_study(spec(tmp_path, "fresh", epochs=1, replicates=1)),
             tracking_uri=store_uri,
             progress=False,
@@ -120,7 +120,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
     reference_store = tmp_path / "reference"
     reference_store.mkdir()
     shutil.copy(_template_store, reference_store / "mlflow.db")
-    reference = run_sweep(
+    reference = seedvar.sweep(
         load_study(path, {"execution.executor": "local"}),
         tracking_uri=f"sqlite:///{reference_store}/mlflow.db",
         progress=False,
@@ -146,7 +146,7 @@ def test_ctrl_c_cancels_the_ray_tasks_and_a_rerun_resumes(tmp_path, store_uri):
     (parent,) = client.search_runs([exp.experiment_id], schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP))
     assert parent.info.status == "KILLED"
     # resumed by the local executor: where a run runs is not part of its config
-    again = run_sweep(
+    again = seedvar.sweep(
         load_study(path, {"execution.executor": "local"}), tracking_uri=store_uri, progress=False
     )
     assert [(o.status, o.run_id) for o in again.outcomes] == [("FINISHED", run.info.run_id)]

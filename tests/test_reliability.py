@@ -10,10 +10,10 @@ import pytest
 from mlflow import MlflowClient
 from sweeps import start_sweep, write_spec
 
-from study.engine.sweep import run_sweep
-from study.plan import expand, load_study
-from study.record import schema
-from study.record.store import Store
+import seedvar
+from seedvar.plan import expand, load_study
+from seedvar.record import schema
+from seedvar.record.store import Store
 
 
 def study_spec(
@@ -45,7 +45,7 @@ def reference_sha(tmp_path: Path, spec: Path, _template_store: Path) -> str:
     folder = tmp_path / "reference"
     folder.mkdir()
     shutil.copy(_template_store, folder / "mlflow.db")
-    result = run_sweep(load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False)
+    result = seedvar.sweep(load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False)
     return result.outcomes[0].weights_sha256
 
 
@@ -64,9 +64,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     study = load_study(spec)
     out = tmp_path / "plan.txt"
     with out.open("w") as f:
-        run_sweep(study, tracking_uri=store_uri, dry_run=True, out=f)
+        seedvar.sweep(study, tracking_uri=store_uri, dry_run=True, out=f)
     assert "resumable" in out.read_text()  # ...and recognised as such: no live owner, a checkpoint
-    result = run_sweep(study, tracking_uri=store_uri, progress=False, checkpoint_every=0)
+    result = seedvar.sweep(study, tracking_uri=store_uri, progress=False, checkpoint_every=0)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == run.info.run_id  # same MLflow run
     assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
@@ -97,7 +97,7 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     (parent,) = store.search(exp, schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP))
     assert parent.info.status == "KILLED"
     study = load_study(spec)
-    result = run_sweep(study, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(study, tracking_uri=store_uri, progress=False)
     assert result.outcomes[0].run_id == run.info.run_id and result.outcomes[0].status == "FINISHED"
     assert (
         schema.TAG_FAILURE not in MlflowClient(store_uri).get_run(run.info.run_id).data.tags
@@ -144,11 +144,11 @@ def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_ur
     import shutil
 
     spec = study_spec(tmp_path, "jobs", epochs=2, replicates=3, size=24)
-    serial = run_sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
+    serial = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
     folder = tmp_path / "parallel"
     folder.mkdir()
     shutil.copy(_template_store, folder / "mlflow.db")
-    parallel = run_sweep(
+    parallel = seedvar.sweep(
         load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False, jobs=jobs
     )
     assert {o.config_hash: o.weights_sha256 for o in serial.outcomes} == {

@@ -17,13 +17,12 @@ import pandas as pd
 import pytest
 from ui_process import Server, free_port
 
-from study.analysis.report import write_report
-from study.cli import main
-from study.engine.sweep import run_sweep
-from study.errors import UserError
-from study.plan import parse_study
-from study.record import schema
-from study.record.ui import serve_ui
+import seedvar
+from seedvar.cli import main
+from seedvar.errors import UserError
+from seedvar.plan import parse_study
+from seedvar.record import schema
+from seedvar.record.ui import serve_ui
 
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
@@ -79,7 +78,7 @@ def swept(tmp_path_factory, _template_store):
     folder.mkdir()
     shutil.copy(_template_store, folder / "mlflow.db")
     uri = f"sqlite:///{folder}/mlflow.db"
-    run_sweep(make_study("e2e"), tracking_uri=uri, progress=False)
+    seedvar.sweep(make_study("e2e"), tracking_uri=uri, progress=False)
     return uri, folder.parent
 
 
@@ -170,16 +169,16 @@ def test_report_lists_failed_runs_with_their_reasons(swept):
             "test": {"passes": 5},
         }
     )
-    run_sweep(store_study, tracking_uri=uri, progress=False)
-    out = write_report("e2e", tracking_uri=uri, out=root / "with_failure")
+    seedvar.sweep(store_study, tracking_uri=uri, progress=False)
+    out = seedvar.report("e2e", root / "with_failure", tracking_uri=uri).folder
     failed = pd.read_csv(out / "tables" / "failed_runs.csv")
     assert list(failed["status"]) == ["FAILED"] and "loss became" in failed["reason"][0]
     assert "loss became" in (out / "index.html").read_text()
 
 
 def test_report_of_a_sources_study_gives_ratios_to_all(tmp_path, store_uri):
-    run_sweep(make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False)
-    out = write_report("sources", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
+    seedvar.sweep(make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False)
+    out = seedvar.report("sources", tmp_path / "r", tracking_uri=store_uri, formats=["md"]).folder
     table = pd.read_csv(out / "tables" / "per_source.csv")
     assert list(table["source"]) == ["all", "init", "order"] and (table["n"] == 3).all()
     ratio = table.set_index("source")["ratio_to_all"]
@@ -201,16 +200,16 @@ def test_report_of_random_and_spatial_splits_side_by_side(tmp_path, store_uri):
         dataset_axes=("split",),
     )
     with pytest.raises(UserError):  # block goes with split = "spatial" only: refused before any run
-        run_sweep(spec, tracking_uri=store_uri, progress=False)
+        seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
     spec = dataclasses.replace(spec, dataset_options={**spec.dataset_options, "block": None})
-    run_sweep(spec, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
     client = mlflow.MlflowClient(store_uri)
     exp = client.get_experiment_by_name("splits").experiment_id
     leak: dict[str, list[float]] = {}
     for r in client.search_runs([exp], schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)):
         leak.setdefault(r.data.tags[schema.TAG_VARIANT], []).append(float(r.data.params["data.leakage"]))
     assert leak["split=spatial"] == [0.0, 0.0] and min(leak["split=random"]) > 0.5
-    out = write_report("splits", tracking_uri=store_uri, out=tmp_path / "r", formats=["md"])
+    out = seedvar.report("splits", tmp_path / "r", tracking_uri=store_uri, formats=["md"]).folder
     splits = pd.read_csv(out / "tables" / "splits.csv").set_index("condition")
     assert list(splits.index) == ["hybridsn (split=random)", "hybridsn (split=spatial)"]
     assert splits.loc["hybridsn (split=spatial)", "leakage_max"] == 0.0
@@ -260,8 +259,8 @@ def test_ui_serves_the_store_and_sigterm_stops_its_whole_tree(swept, capsys):
 
 
 def test_report_of_one_model_per_condition(tmp_path, store_uri):
-    run_sweep(make_study("single", True, replicates=1), tracking_uri=store_uri, progress=False)
-    out = write_report("single", tracking_uri=store_uri, out=tmp_path / "r")
+    seedvar.sweep(make_study("single", True, replicates=1), tracking_uri=store_uri, progress=False)
+    out = seedvar.report("single", tmp_path / "r", tracking_uri=store_uri).folder
     text = (out / "report.md").read_text()
     assert "Variance components need at least two trained models" in text
     assert "In eval mode the model gives identical results on every pass (accuracy" in text
@@ -280,7 +279,7 @@ def test_report_of_an_experiment_without_finished_runs_says_so(tmp_path, store_u
             "test": {"passes": 2},
         }
     )
-    run_sweep(failing, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(failing, tracking_uri=store_uri, progress=False)
     with pytest.raises(UserError, match=r"'doomed' has no finished runs yet \(1 FAILED\)"):
-        write_report("doomed", tracking_uri=store_uri, out=tmp_path / "r")
+        seedvar.report("doomed", tmp_path / "r", tracking_uri=store_uri)
     assert not (tmp_path / "r").exists()

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import data
-import nets
-from study.engine import compute
-from study.engine.evaluate import predict_passes
-from study.engine.sweep import run_sweep
-from study.engine.train import Trainer, weights_sha256
-from study.plan import expand, parse_study, pass_seeds
-from study.record import schema
-from study.record.store import Store
+import seedvar
+import seedvar.data as data
+import seedvar.nets as nets
+from seedvar.engine import compute
+from seedvar.engine.evaluate import predict_passes
+from seedvar.engine.train import Trainer, weights_sha256
+from seedvar.plan import expand, parse_study, pass_seeds
+from seedvar.record import schema
+from seedvar.record.store import Store
 
 HSI = {
     "name": "synthetic_hsi",
@@ -58,7 +58,9 @@ def test_the_engine_run_is_what_train_once_trains_and_what_a_sweep_logs(store_ur
     assert set(result.predictions.modes) == {"eval", "train", "mc_dropout"}
     assert result.predictions.passes["train"].shape == (4, len(result.predictions.labels))
     assert result.summaries["eval"].acc_std == 0.0  # eval passes are complete passes, and identical
-    logged = run_sweep(study(name="engine", epochs=1, replicates=1), tracking_uri=store_uri, progress=False)
+    logged = seedvar.sweep(
+        study(name="engine", epochs=1, replicates=1), tracking_uri=store_uri, progress=False
+    )
     assert logged.outcomes[0].weights_sha256 == result.weights_sha256
 
 
@@ -151,7 +153,7 @@ def test_testing_never_changes_a_batchnorm_model():
 
 def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_path):
     spec = study(name="logged", replicates=2)
-    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
     assert [o.status for o in result.outcomes] == ["FINISHED", "FINISHED"]
     mlflow.set_tracking_uri(store_uri)
     df = mlflow.search_runs(
@@ -229,11 +231,11 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
 
 def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
     spec = study(name="again", replicates=2, epochs=1)
-    run_sweep(spec, tracking_uri=store_uri, progress=False)
-    again = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+    again = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
     assert again.outcomes == [] and again.parent_id is None
     capsys.readouterr()
-    run_sweep(study(name="again", replicates=3, epochs=1), tracking_uri=store_uri, dry_run=True)
+    seedvar.sweep(study(name="again", replicates=3, epochs=1), tracking_uri=store_uri, dry_run=True)
     out = capsys.readouterr().out
     assert "3 runs: 2 done, 1 pending" in out
     store = Store(store_uri)
@@ -260,7 +262,7 @@ def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
         return real(self)
 
     monkeypatch.setattr(Trainer, "run_epoch", flaky)
-    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)  # in this process
     status = {o.run_name: o.status for o in result.outcomes}
     assert status == {
         "hybridsn-det-r00": "FINISHED",
@@ -272,12 +274,12 @@ def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
     run = mlflow.MlflowClient(store_uri).get_run(failed.run_id)
     assert run.info.status == "FAILED" and run.data.tags[schema.TAG_FAILURE] == failed.reason
     monkeypatch.setattr(Trainer, "run_epoch", real)
-    again = run_sweep(spec, tracking_uri=store_uri, progress=False)  # a rerun retries only the failed one
+    again = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)  # a rerun retries only the failed one
     assert [(o.run_name, o.status) for o in again.outcomes] == [("hybridsn-det-r01", "FINISHED")]
 
 
 def test_nan_loss_fails_the_run_with_its_reason(store_uri):
     spec = study(name="nan", replicates=1, epochs=2, train={"lr": 1e30, "optimizer": "sgd"})
-    result = run_sweep(spec, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
     assert result.outcomes[0].status == "FAILED"
     assert "loss became" in result.outcomes[0].reason

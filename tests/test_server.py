@@ -19,11 +19,10 @@ import pytest
 from mlflow import MlflowClient
 from sweeps import start_sweep, write_spec
 
-from study.analysis.report import write_report
-from study.engine.sweep import run_sweep
-from study.plan import expand, load_study
-from study.record import schema
-from study.record.store import Store
+import seedvar
+from seedvar.plan import expand, load_study
+from seedvar.record import schema
+from seedvar.record.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
@@ -72,7 +71,7 @@ class Server:
 
     def start(self) -> None:
         self.log = (self.folder / "server.log").open("a")
-        cmd = [sys.executable, "-m", "study", "server", "--backend-store-uri", self.backend]
+        cmd = [sys.executable, "-m", "seedvar", "server", "--backend-store-uri", self.backend]
         cmd += [
             "--artifacts-destination",
             str(self.folder / "artifacts"),
@@ -213,10 +212,10 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     host_b = spec_in(tmp_path / "b", "moving", epochs=20, replicates=1)  # no local file of host a
     plan = tmp_path / "plan.txt"
     with plan.open("w") as f:  # its heartbeat is still fresh: another host leaves it alone
-        run_sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=4, out=f)
+        seedvar.sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=4, out=f)
     assert "1 runs: 1 running" in plan.read_text()
     time.sleep(5)  # no heartbeat for longer than the claim timeout: the claim is stale
-    result = run_sweep(load_study(host_b), tracking_uri=server.uri, progress=False, claim_timeout=4)
+    result = seedvar.sweep(load_study(host_b), tracking_uri=server.uri, progress=False, claim_timeout=4)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == killed.info.run_id  # the same MLflow run
     run = client.get_run(killed.info.run_id)
@@ -224,14 +223,14 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train.loss")) == list(
         range(1, 21)
     )
-    reference = run_sweep(
+    reference = seedvar.sweep(
         load_study(spec_in(tmp_path / "c", "reference", epochs=20, replicates=1)),
         tracking_uri=server.uri,
         progress=False,
     )
     assert outcome.weights_sha256 == reference.outcomes[0].weights_sha256
     # the report reads the study through the server
-    out = write_report("moving", tracking_uri=server.uri, out=tmp_path / "report", formats=["md"])
+    out = seedvar.report("moving", tmp_path / "report", tracking_uri=server.uri, formats=["md"]).folder
     assert "hybridsn" in (out / "tables" / "accuracy.csv").read_text()
 
 
@@ -281,7 +280,7 @@ def test_server_beyond_loopback_requires_credentials(postgres, server, tmp_path,
         [
             sys.executable,
             "-m",
-            "study",
+            "seedvar",
             "server",
             "--host",
             "0.0.0.0",
@@ -313,7 +312,7 @@ def test_server_beyond_loopback_requires_credentials(postgres, server, tmp_path,
         cmd = [
             sys.executable,
             "-m",
-            "study",
+            "seedvar",
             "sweep",
             str(spec),
             "--tracking-uri",
@@ -342,7 +341,7 @@ def test_ray_cluster_of_two_hosts_sweeps_through_the_server(server, tmp_path):
     try:
         spec = spec_in(tmp_path / "driver", "ray-hosts", epochs=3, replicates=4)
         study = load_study(spec, {"execution.executor": "ray", "execution.ray_address": cluster.address})
-        result = run_sweep(study, tracking_uri=server.uri, progress=False)
+        result = seedvar.sweep(study, tracking_uri=server.uri, progress=False)
     finally:
         ray.shutdown()
         cluster.shutdown()

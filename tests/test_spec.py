@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from study.errors import UserError
-from study.plan import (
+from seedvar.errors import UserError
+from seedvar.plan import (
     SOURCES,
     expand,
     load_study,
@@ -17,7 +17,7 @@ from study.plan import (
     run_seeds,
     source_seed,
 )
-from study.record.recorder import run_params
+from seedvar.record.recorder import run_params
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 

@@ -1,4 +1,4 @@
-"""The statistics (study.analysis: spread, components, flips, compare, testnoise, sources, modes,
+"""The statistics (seedvar.analysis: spread, components, flips, compare, testnoise, sources, modes,
 degenerate): textbook figures, simulations with known truth, and scipy/statsmodels oracles."""
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
-from study.analysis.compare import Comparison, compare, compare_all, replicates_needed, spread_test
-from study.analysis.components import (
+from seedvar.analysis.compare import Comparison, compare, compare_all, replicates_needed, spread_test
+from seedvar.analysis.components import (
     VarianceComponents,
     _group_stats,
     _reml_objective,
     _reml_oneway,
     variance_components,
 )
-from study.analysis.degenerate import at_chance, chance_level, flags, one_class
-from study.analysis.flips import churn, flip_rate, mean_churn
-from study.analysis.modes import mode_gaps, parts_add_up
-from study.analysis.sources import ratios_to_reference, separated_pairs, variance_ratio
-from study.analysis.spread import Spread, spread
-from study.analysis.testnoise import correctness_matrix, halves, split_seed_variance
+from seedvar.analysis.degenerate import at_chance, chance_level, flags, one_class
+from seedvar.analysis.flips import churn, flip_rate, mean_churn
+from seedvar.analysis.modes import mode_gaps, parts_add_up
+from seedvar.analysis.sources import ratios_to_reference, separated_pairs, variance_ratio
+from seedvar.analysis.spread import Spread, spread
+from seedvar.analysis.testnoise import correctness_matrix, halves, split_seed_variance
 
 # Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
 # fabric strength, 4 looms chosen at random x 4 observations each.

@@ -4,6 +4,7 @@ Chromium, and stopping `seedvar ui` (and any supervised server) as a whole proce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -18,11 +19,14 @@ import pytest
 from scipy import stats
 from ui_process import Server, alive, descendants, free_port, headless_chromium
 
-from study.cli import main
-from study.engine.sweep import run_sweep
-from study.plan import parse_study
-from study.record import schema, view
-from study.record.serve import port_free
+import seedvar
+from seedvar.analysis.spread import SeedSpread
+from seedvar.cli import main
+from seedvar.plan import parse_study
+from seedvar.record import schema, view
+from seedvar.record.recorder import SweepRecorder
+from seedvar.record.serve import port_free
+from seedvar.results import MODES, PassSummary, describe
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def study(tmp_path_factory, _template_store):
             "test": {"passes": 3},
         }
     )
-    result = run_sweep(spec, tracking_uri=uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=uri, progress=False)
     assert not result.failed
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("browse")
@@ -91,7 +95,7 @@ def test_each_run_carries_its_description_and_its_data(study):
     digests = set()
     for run in study["children"]:
         m, params = run.data.metrics, run.data.params
-        summaries = {mode: schema.PassSummary.from_metrics(mode, m) for mode in schema.MODES}
+        summaries = {mode: schema.summary_from_metrics(mode, m) for mode in MODES}
         eval_, train = summaries["eval"], summaries["train"]
         description = run.data.tags[schema.TAG_NOTE]
         assert (
@@ -116,7 +120,7 @@ def test_the_sweep_run_holds_the_spread_across_seeds(study):
     metrics = study["parent"].data.metrics
     for det, cond in ((True, "hybridsn"), (False, "hybridsn-nondet")):
         runs = [r for r in study["children"] if r.data.tags[schema.TAG_DETERMINISTIC] == str(det).lower()]
-        for mode in schema.MODES:
+        for mode in MODES:
             x = np.array([r.data.metrics[f"test.{mode}.acc_mean"] for r in runs])
             half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
             got = {
@@ -251,7 +255,7 @@ def test_view_state_keeps_earlier_columns_and_fits_in_a_tag():
         second["selectedColumns"]
     )
     many = [(f"model_{i:02d}", d) for i in range(40) for d in (True, False)]
-    big = view.experiment_tags(many, list(schema.MODES), {})[schema.TAG_VIEW_STATE]
+    big = view.experiment_tags(many, list(MODES), {})[schema.TAG_VIEW_STATE]
     assert big.startswith("deflate;") and len(big) <= view.MAX_TAG_VALUE  # the UI's compressed form
     assert len(view.decode(big)["selectedColumns"]) == 2 + 7 + len(many) * 3 * 5
 
@@ -264,21 +268,35 @@ def test_runs_url_names_the_shared_view_only_where_there_is_one():
 
 
 def test_description_names_eval_and_train_or_whatever_modes_a_run_has():
-    mc = schema.PassSummary(5, 0.9613, 0.001, 0.96, 0.962, 0.01)
-    ev = schema.PassSummary(2, 0.9661, 0.0, 0.9661, 0.9661, 0.0)
-    assert schema.describe({"eval": ev, "train": mc, "mc_dropout": mc}, schema.DESCRIPTION_MODES) == (
+    mc = PassSummary(5, 0.9613, 0.001, 0.96, 0.962, 0.01)
+    ev = PassSummary(2, 0.9661, 0.0, 0.9661, 0.9661, 0.0)
+    assert describe({"eval": ev, "train": mc, "mc_dropout": mc}, schema.DESCRIPTION_MODES) == (
         "eval 96.61, train 96.13±0.10"
     )
-    assert schema.describe({"mc_dropout": mc}, schema.DESCRIPTION_MODES) == "mc_dropout 96.13±0.10"
+    assert describe({"mc_dropout": mc}, schema.DESCRIPTION_MODES) == "mc_dropout 96.13±0.10"
 
 
 def test_seed_spread_of_one_run_and_of_identical_runs():
-    one = schema.SeedSpread.of([0.9])
-    assert [name for name, _, _ in one.metrics("m", "eval")] == [
-        "summary.m.eval.acc_mean",
-        "summary.m.eval.runs",
-    ]
-    same = schema.SeedSpread.of([0.9, 0.9, 0.9])
+    one = SeedSpread.of([0.9])
+    assert (one.runs, one.acc_mean, one.acc_std, one.acc_ci_low, one.acc_ci_high) == (
+        1,
+        0.9,
+        None,
+        None,
+        None,
+    )
+
+    class Logged:  # what the sweep's parent run receives: no std or interval for a single run
+        def __init__(self):
+            self.metrics = []
+
+        def log(self, run_id, metrics):
+            self.metrics += metrics
+
+    store = Logged()
+    SweepRecorder(store, "parent").log_summary({("m", "eval"): dataclasses.asdict(one)})
+    assert [name for name, _, _ in store.metrics] == ["summary.m.eval.acc_mean", "summary.m.eval.runs"]
+    same = SeedSpread.of([0.9, 0.9, 0.9])
     assert (same.acc_std, same.acc_ci_low, same.acc_ci_high) == (0.0, 0.9, 0.9)
 
 
@@ -294,7 +312,7 @@ TREE = textwrap.dedent(
     """
 )
 SUPERVISOR = (
-    "import sys; from study.record.serve import supervise; sys.exit(supervise(sys.argv[1:], grace=1.0))"
+    "import sys; from seedvar.record.serve import supervise; sys.exit(supervise(sys.argv[1:], grace=1.0))"
 )
 
 

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-import data
-import nets
-from nets.registry import _USER
-from study.cli import main
-from study.engine import compute, evaluate
-from study.engine.evaluate import Split, find_split, run_passes
-from study.engine.train import weights_sha256
-from study.plan import expand, load_study, parse_study, pass_seeds
-from study.record import schema
+import seedvar.data as data
+import seedvar.nets as nets
+from seedvar.cli import main
+from seedvar.engine import compute, evaluate
+from seedvar.engine.evaluate import Split, find_split, run_passes
+from seedvar.engine.train import weights_sha256
+from seedvar.nets.registry import _USER
+from seedvar.plan import expand, load_study, parse_study, pass_seeds
+from seedvar.record import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,8 +189,8 @@ def test_console_script_imports_from_the_working_directory_and_lists_plugins(use
         "    return nn.Sequential(nn.Flatten(), nn.Linear(in_shape[0] * in_shape[1] * in_shape[2], num_classes))\n"
     )
     script = bin_dir / "seedvar"
-    script.write_text("import sys\nfrom study.cli import main\nsys.exit(main())\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(user_pkg)]), "OMP_NUM_THREADS": "1"}
+    script.write_text("import sys\nfrom seedvar.cli import main\nsys.exit(main())\n")
+    env = {**os.environ, "PYTHONPATH": str(user_pkg), "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, str(script), "models", "mynet_here:build", "tinynet", "--input-shape", "1,16,16"]
     proc = subprocess.run(
         [*argv, "--classes", "3"], cwd=work, env=env, capture_output=True, text=True, timeout=300

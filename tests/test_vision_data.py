@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-import data
-from data import DataError, load_task
-from data import vision as dv
-from study.cli import main
+import seedvar.data as data
+from seedvar.cli import main
+from seedvar.data import DataError, load_task
+from seedvar.data import vision as dv
+from seedvar.record import schema
 
 FAKE = {"size": 150, "image_size": [1, 12, 10], "num_classes": 3}
 
@@ -170,8 +171,8 @@ def test_seedvar_datasets_lists_builtin_torchvision_and_image_folder(capsys):
 
 
 def test_a_run_trains_and_tests_on_an_image_folder(tmp_path):
-    from study.engine import compute
-    from study.plan import expand, parse_study
+    from seedvar.engine import compute
+    from seedvar.plan import expand, parse_study
 
     write_folder(tmp_path / "imgs")
     spec = parse_study(
@@ -189,4 +190,4 @@ def test_a_run_trains_and_tests_on_an_image_folder(tmp_path):
     result = compute.run(expand(spec, "cpu")[0], data_root=tmp_path / "d")
     assert result.predictions.class_names == ["ant", "bee", "cat"]
     assert result.predictions.passes["train"].shape == (2, 5) and result.data_info["n_train"] == 19
-    assert result.test_params() == {"test.fused": "true", "test.split": "forward_features/forward_head"}
+    assert schema.test_params(result) == {"test.fused": "true", "test.split": "forward_features/forward_head"}

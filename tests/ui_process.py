@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from study.record.serve import port_free
+from seedvar.record.serve import port_free
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ class Server:
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "study", "ui", *args],
+            [sys.executable, "-m", "seedvar", "ui", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

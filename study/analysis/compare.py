@@ -17,7 +17,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
-from study.analysis.spread import NAN, NAN_PAIR, as_1d_finite, bootstrap_ci, check_ci, flat_dict
+from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, bootstrap_ci, check_ci, flat_dict
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from study.analysis.spread import NAN, NAN_PAIR, as_1d_finite, check_ci, flat_dict
+from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, check_ci, flat_dict
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from study.analysis.tables import MapData  # noqa: E402
+from seedvar.analysis.tables import MapData  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 

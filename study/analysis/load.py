@@ -7,48 +7,37 @@ synthetic runs without MLflow, and a report can be made on any machine that reac
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from study.errors import UserError
-from study.record import schema as s
-from study.record.store import Store
+from seedvar.errors import UserError
+from seedvar.record import schema as s
+from seedvar.record.reader import StoredRun, latest_finished, read_runs
+from seedvar.record.store import Store
+from seedvar.results import Predictions
 
 CURVES = ("loss", "acc")  # the training curves the report draws
 
 
 @dataclass
-class LoadedRun:
+class LoadedRun(StoredRun):
     """One child run as read back from MLflow, with its predictions and training curves when finished."""
 
-    run_id: str
-    name: str
-    status: str
-    model: str
-    deterministic: bool
-    varied: str
-    replicate: int
-    config_hash: str
-    failure: str = ""
-    variant: str = ""
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    start_time: int = 0
-    predictions: s.Predictions | None = None
+    predictions: Predictions | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # loss/acc: (epoch, value)
 
-    @property
-    def condition(self) -> str:
-        return s.condition_name(self.model, self.deterministic, self.variant)
+    @classmethod
+    def of_stored(cls, run: StoredRun) -> LoadedRun:
+        return cls(**{f.name: getattr(run, f.name) for f in fields(StoredRun)})
 
     @property
     def modes(self) -> list[str]:
         return self.predictions.modes if self.predictions is not None else []
 
     @property
-    def preds(self) -> s.Predictions:
+    def preds(self) -> Predictions:
         """The predictions of a finished run (an unfinished one has none)."""
         if self.predictions is None:
             raise ValueError(f"run {self.name} has no predictions (status {self.status})")
@@ -82,32 +71,12 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
             f"no experiment named {experiment!r} in {store.uri} (known: {known}); run `seedvar sweep` first"
         )
     children, sweeps = [], 0
-    for r in store.search(exp_id):
-        tags = r.data.tags
-        if tags.get(s.TAG_KIND) == s.KIND_SWEEP:
+    for r in read_runs(store, exp_id):
+        if r.kind == s.KIND_SWEEP:
             sweeps += 1
-        elif tags.get(s.TAG_KIND) == s.KIND_RUN:
-            children.append(
-                LoadedRun(
-                    run_id=r.info.run_id,
-                    name=r.info.run_name,
-                    status=r.info.status,
-                    model=tags.get(s.TAG_MODEL, r.data.params.get(s.PARAM_MODEL, "?")),
-                    deterministic=tags.get(s.TAG_DETERMINISTIC, "true") == "true",
-                    varied=tags.get(s.TAG_VARIED, "all"),
-                    replicate=int(tags.get(s.TAG_REPLICATE, "0")),
-                    config_hash=tags.get(s.TAG_CONFIG_HASH, r.info.run_id),
-                    failure=tags.get(s.TAG_FAILURE, ""),
-                    variant=tags.get(s.TAG_VARIANT, ""),
-                    params=dict(r.data.params),
-                    metrics=dict(r.data.metrics),
-                    start_time=r.info.start_time or 0,
-                )
-            )
-    latest: dict[str, LoadedRun] = {}
-    for run in sorted(children, key=lambda r: r.start_time):
-        if run.status == "FINISHED":
-            latest[run.config_hash] = run
+        elif r.kind == s.KIND_RUN:
+            children.append(LoadedRun.of_stored(r))
+    latest = latest_finished(children)
     if not latest:
         states: dict[str, int] = {}
         for r in children:
@@ -119,7 +88,7 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
     with tempfile.TemporaryDirectory() as tmp:
         for run in latest.values():
             path = store.download(run.run_id, s.ARTIFACT_PREDICTIONS, Path(tmp) / run.run_id)
-            run.predictions = s.Predictions.load(path)
+            run.predictions = Predictions.load(path)
             run.curves = {c: store.metric_history(run.run_id, s.train_metric(c)) for c in CURVES}
     finished = sorted(
         latest.values(),

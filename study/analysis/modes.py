@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from study.analysis.spread import as_1d_finite, spread
+from seedvar.analysis.spread import as_1d_finite, spread
 
 PARTS = (
     ("total", "train", "eval", "train - eval"),

@@ -47,6 +47,15 @@ def write(out_dir: Path, title: str, sections: list[Section], formats: list[str]
         (out_dir / "index.html").write_text(render_html(title, sections, images))
 
 
+def close_figures(sections: list[Section]) -> None:
+    """Free the figures of sections that are not written (a report built only for its tables)."""
+    import matplotlib.pyplot as plt
+
+    for sec in sections:
+        for fig in sec.figures.values():
+            plt.close(fig)
+
+
 MAX_COLUMNS = 10  # wider tables are split (or transposed when short) so a page fits a screen
 DASH = "–"
 

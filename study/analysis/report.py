@@ -6,40 +6,66 @@ Output: index.html (self-contained), report.md, tables/*.csv and figures/*.png.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from study.analysis import figures, load, render, sentences, tables
-from study.analysis.render import Section
-from study.errors import UserError
-from study.record import schema as s
-from study.record.store import Store
+import pandas as pd
+
+from seedvar.analysis import figures, load, render, sentences, tables
+from seedvar.analysis.render import Section
+from seedvar.errors import UserError
+from seedvar.record import schema as s
+from seedvar.record.store import Store
 
 FORMATS = ("html", "md")
 
 
-def write_report(
+@dataclass
+class Built:
+    """A report as data (the answer, every table) and where it went."""
+
+    answer: list[str]
+    tables: dict[str, pd.DataFrame]
+    folder: Path | None = None
+    logged: str = ""  # the line saying where in MLflow the folder was logged, when it was
+
+
+def build_report(
     experiment: str,
     *,
     tracking_uri: str | None = None,
     out: str | Path | None = None,
-    formats: list[str] | tuple[str, ...] = FORMATS,
+    formats: Sequence[str] = FORMATS,
     retry_for: float | None = None,
-) -> Path:
-    """Build every section and write the requested formats plus tables/*.csv and figures/*.png."""
+    log: bool = False,
+) -> Built:
+    """Load the study's runs, build every section, write the requested formats plus tables/*.csv and
+    figures/*.png to `out` (nothing when it is None), and log that folder to the latest sweep run."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UserError(f"--format {','.join(formats)}: choose from html, md (comma-separated)")
-    study = load.load_study(Store(tracking_uri, create=False, retry_for=retry_for), experiment)
-    out_dir = Path(out) if out else Path("reports") / experiment
-    _writable(out_dir)
-    render.write(out_dir, f"seedvar report: {experiment}", build_sections(study), formats)
-    return out_dir
+    store = Store(tracking_uri, create=False, retry_for=retry_for)
+    study = load.load_study(store, experiment)  # a study with nothing to report creates no folder
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        _writable(out_dir)
+    sections = build_sections(study)
+    built = Built(
+        sections[0].text, {name: df for sec in sections for name, df in sec.tables.items()}, out_dir
+    )
+    if out_dir is None:
+        render.close_figures(sections)
+        return built
+    render.write(out_dir, f"seedvar report: {experiment}", sections, list(formats))
+    if log:
+        built.logged = log_report(store, experiment, out_dir)
+    return built
 
 
-def log_report(experiment: str, out_dir: str | Path, *, tracking_uri: str | None = None) -> str:
+def log_report(store: Store, experiment: str, out_dir: str | Path) -> str:
     """Log a written report folder as artifacts (`report/`) of the experiment's latest sweep run, so it
     opens from the MLflow UI's artifact view; returns the line to print."""
-    store = Store(tracking_uri, create=False)
     exp_id = store.experiment_id(experiment, create=False)
     sweep = store.latest_run(exp_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)) if exp_id else None
     if sweep is None:

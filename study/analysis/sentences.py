@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.analysis import sources
-from study.analysis.load import LoadedRun
-from study.analysis.tables import Tables, conditions, reference_runs
-from study.record.schema import STOCHASTIC_MODES
+from seedvar.analysis import sources
+from seedvar.analysis.load import LoadedRun
+from seedvar.analysis.tables import Tables, conditions, reference_runs
+from seedvar.results import STOCHASTIC_MODES
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
 

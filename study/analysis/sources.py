@@ -16,7 +16,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from study.analysis.spread import NAN, NAN_PAIR, as_1d_finite, check_ci, flat_dict, spread
+from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, check_ci, flat_dict, spread
 
 REFERENCE = "all"
 

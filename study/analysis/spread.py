@@ -17,6 +17,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from seedvar.results import PassSummary
+
 NAN = float("nan")
 NAN_PAIR: tuple[float, float] = (NAN, NAN)
 
@@ -127,3 +129,71 @@ def spread(values: ArrayLike, *, ci: float = 0.95, n_resamples: int = 9999, seed
     # a bootstrap mean cannot leave [min, max]; clip float noise so tables never show 0.9200000000000002
     lo, hi = min(max(lo, x_min), x_max), min(max(hi, x_min), x_max)
     return Spread(n, mean, float(np.std(x, ddof=1)), lo, hi, x_min, x_max, method)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One condition and mode across trained models: mean, std and t-based 95% CI of the per-run mean
+    accuracy (fractions, like the runs' `test.<mode>.acc_mean`): the spread across seeds."""
+
+    runs: int
+    acc_mean: float
+    acc_std: float | None  # None below two runs: no spread to speak of
+    acc_ci_low: float | None
+    acc_ci_high: float | None
+
+    @classmethod
+    def of(cls, run_means: ArrayLike) -> SeedSpread:
+        x = np.asarray(run_means, dtype=float)
+        if len(x) < 2:
+            return cls(len(x), float(x.mean()), None, None, None)
+        std = float(x.std(ddof=1))
+        if std == 0:  # identical runs: the interval is the point (scipy would give nan)
+            low = high = float(x.mean())
+        else:
+            low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=std / np.sqrt(len(x)))
+        return cls(len(x), float(x.mean()), std, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class PooledSummary:
+    """Every pass of several trained models in one mode, in points: what the summary tables show."""
+
+    runs: int
+    passes: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+    @classmethod
+    def of_passes(cls, per_run: list[np.ndarray]) -> PooledSummary:
+        """From each run's per-pass accuracies in points (the report has them all)."""
+        every = np.concatenate(per_run)
+        return cls(
+            runs=len(per_run),
+            passes=len(every),
+            mean=float(every.mean()),
+            std=float(every.std(ddof=1)) if len(every) > 1 else 0.0,
+            min=float(every.min()),
+            max=float(every.max()),
+        )
+
+
+def pool(summaries: list[PassSummary]) -> PooledSummary:
+    """Mean and std over every pass of every run, from each run's summary (no per-pass values needed):
+    the within-run spread plus the spread of run means."""
+    n = np.array([s.passes for s in summaries], dtype=float)
+    mean = np.array([s.acc_mean for s in summaries])
+    std = np.array([s.acc_std for s in summaries])
+    total = n.sum()
+    grand = (n * mean).sum() / total
+    ss = ((n - 1) * std**2).sum() + (n * (mean - grand) ** 2).sum()
+    return PooledSummary(
+        runs=len(summaries),
+        passes=int(total),
+        mean=100 * grand,
+        std=100 * np.sqrt(ss / (total - 1)) if total > 1 else 0.0,
+        min=100 * min(s.acc_min for s in summaries),
+        max=100 * max(s.acc_max for s in summaries),
+    )

@@ -11,15 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from study.analysis import compare, components, degenerate, flips, modes, sources, spread, testnoise
-from study.analysis.load import LoadedRun, StudyRuns
-from study.record.schema import (
-    PARAM_DATA_PREFIX,
-    PARAM_REPLICATE,
-    PARAM_SEED_PREFIX,
-    STOCHASTIC_MODES,
-    PooledSummary,
-)
+from seedvar.analysis import compare, components, degenerate, flips, modes, sources, spread, testnoise
+from seedvar.analysis.load import LoadedRun, StudyRuns
+from seedvar.analysis.spread import PooledSummary
+from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
+from seedvar.results import STOCHASTIC_MODES
 
 
 def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from study.analysis.spread import NAN, NAN_PAIR, bootstrap_ci, check_ci, flat_dict
+from seedvar.analysis.spread import NAN, NAN_PAIR, bootstrap_ci, check_ci, flat_dict
 
 HALVING_SEED = 20230601  # fixed, so a report is reproducible; reported beside every estimate
 HALVINGS = 200  # the halving's own noise shrinks as 1/sqrt(halvings): ~3% of the test-set part

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-import data
-import nets
-from study.engine.determinism import seeded, set_deterministic
-from study.engine.evaluate import pass_metrics, run_passes
-from study.engine.train import Trainer, weights_sha256
-from study.plan import RunConfig, pass_seeds
-from study.record.schema import EpochStats, ModeResult, Predictions, RunResult
+import seedvar.data as data
+import seedvar.nets as nets
+from seedvar.engine.determinism import seeded, set_deterministic
+from seedvar.engine.evaluate import pass_metrics, run_passes
+from seedvar.engine.train import Trainer, weights_sha256
+from seedvar.plan import RunConfig, pass_seeds
+from seedvar.results import EpochStats, ModeResult, Predictions, RunResult
 
 
 class Hooks:

@@ -20,9 +20,9 @@ import torch
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from torch import Tensor, nn
 
-from data import BatchLoader
-from nets.blocks import Net
-from study.engine.determinism import default_generator
+from seedvar.data import BatchLoader
+from seedvar.engine.determinism import default_generator
+from seedvar.nets.blocks import Net
 
 
 @contextlib.contextmanager

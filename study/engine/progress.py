@@ -7,8 +7,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from study.engine.runner import RunOutcome
-from study.record.schema import describe
+from seedvar.engine.runner import RunOutcome
+from seedvar.results import describe
 
 
 def outcome_line(o: RunOutcome) -> str:

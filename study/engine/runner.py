@@ -13,16 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import data
-from study.engine import checkpoint, compute
-from study.engine.checkpoint import CheckpointStore
-from study.engine.train import NonFiniteLoss, Trainer
-from study.plan import RunConfig
-from study.record.claims import Claim
-from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
-from study.record.recorder import RunRecorder
-from study.record.schema import TAG_CONFIG_HASH, EpochStats, PassSummary, tag_filter
-from study.record.store import Store, StoreUnavailable
+import seedvar.data as data
+from seedvar.engine import checkpoint, compute
+from seedvar.engine.checkpoint import CheckpointStore
+from seedvar.engine.execution import Execution
+from seedvar.engine.train import NonFiniteLoss, Trainer
+from seedvar.plan import RunConfig
+from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.claims import Claim, claims_for
+from seedvar.record.reader import child_runs
+from seedvar.record.recorder import RunRecorder
+from seedvar.record.store import Store, StoreUnavailable
+from seedvar.results import EpochStats, PassSummary
 
 Event = Callable[[str, dict[str, Any]], None]  # (kind, payload): start, epoch, testing, end
 
@@ -50,16 +52,12 @@ class RunContext:
     parent_id: str
     data_root: str | None = None
     download: bool = False
-    # Seconds between epoch checkpoints: bounds both the work lost to a kill and the cost of saving.
-    checkpoint_every: float = 60.0
-    # Tracking servers: seconds without a heartbeat after which another sweep may take a run over.
-    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT
-    # Seconds a store call keeps retrying while the tracking server is unreachable (None: the default).
-    retry_for: float | None = None
+    # checkpoint interval, claim timeout and retry window (with the rest of where runs run)
+    execution: Execution = Execution()
 
     def store(self) -> Store:
         """The store, opened in this process (a worker's own connection)."""
-        return Store(self.tracking_uri, retry_for=self.retry_for)
+        return Store(self.tracking_uri, retry_for=self.execution.retry_for)
 
 
 class ClaimLost(Exception):
@@ -94,7 +92,9 @@ class _Hooks(compute.Hooks):
         logged = self.recorder.log_epoch(stats)
         last = trainer.epoch == self.cfg.train.epochs
         # a checkpoint never runs ahead of the logged epochs, so a resumed run has every epoch's metrics
-        if logged and (last or time.monotonic() - self.last_checkpoint >= self.ctx.checkpoint_every):
+        if logged and (
+            last or time.monotonic() - self.last_checkpoint >= self.ctx.execution.checkpoint_every
+        ):
             blob = checkpoint.to_bytes(self.recorder.run_id, trainer.state_dict())
             with contextlib.suppress(StoreUnavailable):  # the store is away: the next epoch tries again
                 self.checkpoints.put(self.cfg.config_hash, self.recorder.run_id, blob)
@@ -114,23 +114,24 @@ def run_one(
     store = store or ctx.store()
     emit = on_event or (lambda kind, payload: None)
     key = cfg.config_hash
-    checkpoints = store.checkpoints(ctx.experiment_id)
-    with store.claims(ctx.experiment_id, ctx.parent_id, ctx.claim_timeout).claim(key) as claim:
+    checkpoints = checkpoints_for(store, ctx.experiment_id)
+    claims = claims_for(store, ctx.experiment_id, ctx.parent_id, ctx.execution.claim_timeout)
+    with claims.claim(key) as claim:
         if not claim.held:
             return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another live process")
-        previous = store.search(ctx.experiment_id, tag_filter(TAG_CONFIG_HASH, key))
-        if any(r.info.status == "FINISHED" for r in previous):
+        previous = child_runs(store, ctx.experiment_id, key)
+        if any(r.finished for r in previous):
             return RunOutcome(key, cfg.run_name, "SKIPPED", reason="already finished")
         if any(claim.live(r) for r in previous):
             return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another sweep")
         state = checkpoint.from_bytes(checkpoints.get(key))
-        if state is not None and state["run_id"] in {r.info.run_id for r in previous}:
+        if state is not None and state["run_id"] in {r.run_id for r in previous}:
             recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
         else:
             state = None
             for r in previous:  # left RUNNING by a process that died before any checkpoint
-                if r.info.status == "RUNNING":
-                    RunRecorder.abandon(store, r.info.run_id, "process died before its first checkpoint")
+                if r.status == "RUNNING":
+                    RunRecorder.abandon(store, r.run_id, "process died before its first checkpoint")
             recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
         if not claim.contest(recorder.run_id):
             if state is None:

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data import Task
-from study.engine.determinism import default_generator
-from study.plan import TrainSpec
-from study.record.schema import EpochStats
+from seedvar.data import Task
+from seedvar.engine.determinism import default_generator
+from seedvar.plan import TrainSpec
+from seedvar.results import EpochStats
 
 
 class NonFiniteLoss(RuntimeError):

@@ -3,10 +3,17 @@
 Pure and light: it knows no MLflow and trains nothing.
 """
 
-from study.plan.runs import RunConfig, expand
-from study.plan.seeding import SOURCES, TRAINING_SOURCES, VARIABLE_SOURCES, pass_seeds, run_seeds, source_seed
-from study.plan.spec import (
-    ExecutionSpec,
+from seedvar.plan.ready import ReadyStudy, locate, ready_studies
+from seedvar.plan.runs import RunConfig, expand
+from seedvar.plan.seeding import (
+    SOURCES,
+    TRAINING_SOURCES,
+    VARIABLE_SOURCES,
+    pass_seeds,
+    run_seeds,
+    source_seed,
+)
+from seedvar.plan.spec import (
     SeedSpec,
     Study,
     TestSpec,
@@ -20,7 +27,7 @@ __all__ = [
     "SOURCES",
     "TRAINING_SOURCES",
     "VARIABLE_SOURCES",
-    "ExecutionSpec",
+    "ReadyStudy",
     "RunConfig",
     "SeedSpec",
     "Study",
@@ -28,9 +35,11 @@ __all__ = [
     "TrainSpec",
     "expand",
     "load_study",
+    "locate",
     "parse_study",
     "parse_value",
     "pass_seeds",
+    "ready_studies",
     "run_seeds",
     "source_seed",
 ]

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from study.plan.seeding import run_seeds
-from study.plan.spec import Study, TestSpec, TrainSpec
+from seedvar.plan.seeding import run_seeds
+from seedvar.plan.spec import Study, TestSpec, TrainSpec
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def expand(study: Study, device: str) -> list[RunConfig]:
     1..R with the others at replicate 0, the base draw (the `all` reference of such a study is the
     ordinary 0..R-1).
     """
-    import nets
+    import seedvar.nets as nets
 
     sources = {model: nets.source_sha256(model) for model in study.models}
     groups = [

@@ -6,17 +6,18 @@ Every error names the file and the key, because a typo in a spec should cost sec
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from study.engine import executors
-from study.errors import UserError
-from study.plan.seeding import SOURCES, VARIABLE_SOURCES
-from study.record.schema import MODES
+from seedvar.errors import UserError
+from seedvar.plan.ready import locate
+from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
+from seedvar.results import MODES
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,6 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
-class ExecutionSpec:
-    """Where a sweep runs its runs. Never part of a run's config: results do not depend on it."""
-
-    executor: str = "local"  # local (this machine: one process, or --jobs workers) | ray
-    ray_address: str = ""  # ray: "" starts a local instance; "auto" or "ray://host:port" joins a cluster
-    runs_per_gpu: int = 1  # small runs packed onto one GPU (local workers or fractional Ray GPUs)
-
-
-@dataclass(frozen=True)
 class Study:
     """A validated study: what to train, how, with which seeds, and how to test it."""
 
@@ -82,17 +74,28 @@ class Study:
     train: TrainSpec = TrainSpec()
     seeds: SeedSpec = SeedSpec()
     test: TestSpec = TestSpec()
-    execution: ExecutionSpec = ExecutionSpec()
+    # The spec's [execution] table as written: where runs run is the engine's business (it resolves the
+    # table with the command line's flags into one Execution) and never part of a run's config.
+    execution: dict[str, Any] = field(default_factory=dict)
     deterministic: tuple[bool, ...] = (True,)
     device: str = "auto"
     download: bool = False
     description: str = ""
+    runs_on: str = ""  # where the study is meant to run and how long it takes, e.g. "2 CPU cores, ~4 min"
 
 
-_SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec, "execution": ExecutionSpec}
-_TOP = {"name", "description", "device", "deterministic", "models", "model_options", "dataset"} | set(
-    _SECTIONS
-)
+_SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
+_TOP = {
+    "name",
+    "description",
+    "runs_on",
+    "device",
+    "deterministic",
+    "models",
+    "model_options",
+    "dataset",
+    "execution",
+} | set(_SECTIONS)
 _CHOICES = {
     "train.optimizer": ("adam", "sgd"),
     "train.schedule": ("none", "cosine"),
@@ -102,18 +105,17 @@ _CHOICES = {
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Study:
-    """Read a TOML spec, apply overrides (dotted keys such as `train.epochs`), validate."""
-    path = Path(path)
+    """Read a TOML spec (a path, or a ready study's name), apply overrides (dotted keys such as
+    `train.epochs`), validate."""
+    path = locate(path)
     try:
         raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such study spec; ready ones are in studies/") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the study spec ({exc})") from None
     for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
+        set_dotted(raw, key, value)
     return parse_study(raw, source=str(path))
 
 
@@ -148,7 +150,7 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
     if not isinstance(download, bool):
         raise fail("dataset.download", f"must be true or false, got {download!r}")
     defaults = _check_dataset(dataset["name"], dataset_options, fail)
-    import data
+    import seedvar.data as data
 
     # A list compares its values as conditions, except for an option whose own value is a sequence
     # (a default that is one, such as FakeData's image_size, or a known one such as resize).
@@ -167,6 +169,14 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
                 f"dataset.{key}",
                 f"a list of values compares them as conditions and must hold distinct plain values, got {values!r}",
             )
+    # every value a sweep would refuse, refused now: a dry run reads no data but judges the same options
+    for values in itertools.product(*(dataset_options[k] for k in axes)):
+        chosen = dict(zip(axes, values, strict=True))
+        try:
+            data.check_options(dataset["name"], {**dataset_options, **chosen})
+        except data.DataError as exc:
+            label = ", ".join(f"{k}={v}" for k, v in chosen.items())
+            raise fail(f"dataset ({label})" if label else "dataset", str(exc)) from None
 
     models = raw.get("models")
     if isinstance(models, str):
@@ -202,9 +212,14 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
     device = raw.get("device", "auto")
     if device not in _CHOICES["device"]:
         raise fail("device", f"must be one of {', '.join(_CHOICES['device'])}, got {device!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise fail("description", "must be a string")
+    text = {}
+    for key in ("description", "runs_on"):
+        text[key] = raw.get(key, "")
+        if not isinstance(text[key], str):
+            raise fail(key, "must be a string")
+    execution = raw.get("execution", {})
+    if not isinstance(execution, dict):
+        raise fail("execution", "must be a table [execution]")
     return Study(
         name=name.strip(),
         source=source,
@@ -216,9 +231,19 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
         deterministic=deterministic,
         device=device,
         download=download,
-        description=description,
+        execution=dict(execution),
+        **text,
         **sections,
     )
+
+
+def typed_table(cls: type, section: str, table: dict[str, Any], source: str) -> Any:
+    """A dataclass from one TOML table, every key and type checked; errors name the file and the key."""
+
+    def fail(key: str, msg: str) -> UserError:
+        return UserError(f"{source}: {key}: {msg}")
+
+    return _build_section(cls, section, table, fail)
 
 
 def _build_section(cls: type, section: str, table: dict[str, Any], fail: Any) -> Any:
@@ -234,6 +259,8 @@ def _build_section(cls: type, section: str, table: dict[str, Any], fail: Any) ->
 
 
 def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
+    if type(hint) is types.UnionType:  # `int | None`: None is the default ("automatic"), never written
+        hint = next(h for h in typing.get_args(hint) if h is not type(None))
     if hint is bool:
         ok = isinstance(value, bool)
     elif hint is int:
@@ -263,13 +290,7 @@ def _coerce(value: Any, hint: Any, where: str, fail: Any) -> Any:
 
 
 def _check_values(s: dict[str, Any], fail: Any) -> None:
-    train, seeds, test, execution = s["train"], s["seeds"], s["test"], s["execution"]
-    if execution.executor not in executors.names():
-        raise fail(
-            "execution.executor", f"must be one of {', '.join(executors.names())}, got {execution.executor!r}"
-        )
-    if execution.runs_per_gpu < 1:
-        raise fail("execution.runs_per_gpu", f"must be at least 1, got {execution.runs_per_gpu}")
+    train, seeds, test = s["train"], s["seeds"], s["test"]
     for key in ("epochs", "batch_size", "threads"):
         if getattr(train, key) < 1:
             raise fail(f"train.{key}", f"must be at least 1, got {getattr(train, key)}")
@@ -317,7 +338,7 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
 
 def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> dict[str, object]:
     """The dataset's option defaults, after checking that every given option is one of them."""
-    import data
+    import seedvar.data as data
 
     try:
         defaults = data.dataset_options(name)
@@ -329,7 +350,7 @@ def _check_dataset(name: str, options: dict[str, Any], fail: Any) -> dict[str, o
 
 def _check_model(name: str, options: dict[str, Any], fail: Any) -> None:
     """Resolve the model (a user's import path is imported here) and check its option names."""
-    import nets
+    import seedvar.nets as nets
 
     try:
         info = nets.model_info(name)
@@ -368,7 +389,8 @@ def _split_key(key: str) -> list[str]:
     return [*parts, part]
 
 
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set one dotted key (`train.lr`, `model_options."pkg.mod:fn".width`) in a raw spec dict."""
     parts = _split_key(key)
     node = raw
     for part in parts[:-1]:

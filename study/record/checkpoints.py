@@ -11,12 +11,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlflow.entities import Run
-
-from study.record import schema as s
+from seedvar.record import schema as s
+from seedvar.record.reader import StoredRun, child_runs, get_run
 
 if TYPE_CHECKING:
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
 
 class LocalCheckpoints:
@@ -65,11 +64,11 @@ class ArtifactCheckpoints:
     def __init__(self, store: Store, experiment_id: str) -> None:
         self.store, self.experiment_id = store, experiment_id
 
-    def _holder(self, key: str) -> Run | None:
+    def _holder(self, key: str) -> StoredRun | None:
         """The latest unfinished run of this config that has a checkpoint."""
-        runs = self.store.search(self.experiment_id, s.tag_filter(s.TAG_CONFIG_HASH, key))
-        held = [r for r in runs if r.info.status != "FINISHED" and r.data.tags.get(s.TAG_CHECKPOINT)]
-        return max(held, key=lambda r: r.info.start_time or 0, default=None)
+        runs = child_runs(self.store, self.experiment_id, key)
+        held = [r for r in runs if not r.finished and r.tags.get(s.TAG_CHECKPOINT)]
+        return max(held, key=lambda r: r.start_time, default=None)
 
     def get(self, key: str) -> bytes | None:
         run = self._holder(key)
@@ -77,12 +76,12 @@ class ArtifactCheckpoints:
             return None
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                return self.store.download(run.info.run_id, run.data.tags[s.TAG_CHECKPOINT], tmp).read_bytes()
+                return self.store.download(run.run_id, run.tags[s.TAG_CHECKPOINT], tmp).read_bytes()
             except Exception:  # deleted or unreadable: the run starts over rather than failing
                 return None
 
     def put(self, key: str, run_id: str, blob: bytes) -> None:
-        previous = self.store.get_run(run_id).data.tags.get(s.TAG_CHECKPOINT)
+        previous = get_run(self.store, run_id).tags.get(s.TAG_CHECKPOINT)
         path = f"{self.FOLDER}/{uuid.uuid4().hex}.pt"
         self.store.log_files(run_id, {path: blob})
         self.store.log(run_id, tags={s.TAG_CHECKPOINT: path})
@@ -95,3 +94,10 @@ class ArtifactCheckpoints:
 
     def exists(self, key: str) -> bool:
         return self._holder(key) is not None
+
+
+def checkpoints_for(store: Store, experiment_id: str) -> LocalCheckpoints | ArtifactCheckpoints:
+    """Where an experiment's runs keep their epoch checkpoints: beside a local store, else in it."""
+    if store.dir is not None:
+        return LocalCheckpoints(store.dir / "checkpoints" / experiment_id)
+    return ArtifactCheckpoints(store, experiment_id)

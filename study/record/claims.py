@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from study.record import schema as s
+from seedvar.record import schema as s
+from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
+from seedvar.record.reader import StoredRun, child_runs
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run
-
-    from study.record.store import Store
+    from seedvar.record.store import Store
 
 SETTLE = 0.5  # seconds between writing a claim and reading who holds it
 
@@ -35,7 +35,7 @@ class Claim(Protocol):
 
     held: bool
 
-    def live(self, run: Run) -> bool:
+    def live(self, run: StoredRun) -> bool:
         """Is this run of the config being trained right now by someone else?"""
         ...
 
@@ -58,7 +58,7 @@ class _HeldLock:
     def __init__(self, held: bool) -> None:
         self.held = held
 
-    def live(self, run: Run) -> bool:
+    def live(self, run: StoredRun) -> bool:
         return False  # we hold the lock: a RUNNING run of this config belongs to a dead process
 
     def contest(self, run_id: str) -> bool:
@@ -94,7 +94,7 @@ class LocalClaims:
         finally:
             os.close(fd)
 
-    def is_claimed(self, key: str, runs: list[Run]) -> bool:
+    def is_claimed(self, key: str, runs: list[StoredRun]) -> bool:
         """True when a live process (on this machine) is running the config."""
         if not (self.folder / f"{key}.lock").exists():
             return False
@@ -126,18 +126,10 @@ def beating(
         thread.join(timeout=5)
 
 
-def heartbeat_of(run: Run) -> float:
-    """Seconds since the epoch of the run's last heartbeat (its start when it has none yet)."""
-    try:
-        return float(run.data.tags[s.TAG_HEARTBEAT])
-    except (KeyError, ValueError):
-        return (run.info.start_time or 0) / 1000
-
-
-def is_live(run: Run, timeout: float, now: float | None = None) -> bool:
+def is_live(run: StoredRun, timeout: float, now: float | None = None) -> bool:
     """RUNNING with a heartbeat younger than the timeout."""
     now = time.time() if now is None else now
-    return run.info.status == "RUNNING" and now - heartbeat_of(run) < timeout
+    return run.status == "RUNNING" and now - run.heartbeat < timeout
 
 
 class RunClaim:
@@ -150,11 +142,11 @@ class RunClaim:
         self.held = True
         self._lost = threading.Event()
 
-    def _mine(self, run: Run) -> bool:
+    def _mine(self, run: StoredRun) -> bool:
         """Staked by this sweep (a retried task of the same sweep resumes its own claim)."""
-        return run.data.tags.get(s.TAG_OWNER, "").split(":")[0] == self.sweep
+        return run.tags.get(s.TAG_OWNER, "").split(":")[0] == self.sweep
 
-    def live(self, run: Run) -> bool:
+    def live(self, run: StoredRun) -> bool:
         return is_live(run, self.timeout) and not self._mine(run)
 
     def contest(self, run_id: str) -> bool:
@@ -165,17 +157,15 @@ class RunClaim:
         return self._winning(run_id)
 
     def _winning(self, run_id: str) -> bool:
-        runs = self.store.search(self.experiment_id, s.tag_filter(s.TAG_CONFIG_HASH, self.key))
-        mine = next((r for r in runs if r.info.run_id == run_id), None)
-        if mine is None or mine.data.tags.get(s.TAG_OWNER) != self.token:
+        runs = child_runs(self.store, self.experiment_id, self.key)
+        mine = next((r for r in runs if r.run_id == run_id), None)
+        if mine is None or mine.tags.get(s.TAG_OWNER) != self.token:
             return False
-        if any(r.info.status == "FINISHED" for r in runs if r.info.run_id != run_id):
+        if any(r.finished for r in runs if r.run_id != run_id):
             return False
-        order = (mine.info.start_time or 0, run_id)
+        order = (mine.start_time, run_id)
         return not any(
-            is_live(r, self.timeout) and (r.info.start_time or 0, r.info.run_id) < order
-            for r in runs
-            if r.info.run_id != run_id
+            is_live(r, self.timeout) and (r.start_time, r.run_id) < order for r in runs if r.run_id != run_id
         )
 
     def heartbeat(self, run_id: str) -> contextlib.AbstractContextManager[None]:
@@ -203,6 +193,16 @@ class RunClaims:
     def claim(self, key: str) -> Iterator[Claim]:
         yield RunClaim(self.store, self.experiment_id, key, self.sweep, self.timeout)
 
-    def is_claimed(self, key: str, runs: list[Run]) -> bool:
+    def is_claimed(self, key: str, runs: list[StoredRun]) -> bool:
         """True when one of the config's runs is live (RUNNING, fresh heartbeat)."""
         return any(is_live(r, self.timeout) for r in runs)
+
+
+def claims_for(
+    store: Store, experiment_id: str, sweep: str = "", timeout: float = DEFAULT_CLAIM_TIMEOUT
+) -> LocalClaims | RunClaims:
+    """How an experiment's configs are claimed by one owner at a time: file locks beside a local store (a
+    dead process releases them at once), heartbeat claims in any other store."""
+    if store.dir is not None:
+        return LocalClaims(store.dir / "checkpoints" / experiment_id)
+    return RunClaims(store, experiment_id, sweep, timeout)

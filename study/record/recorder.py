@@ -14,13 +14,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from study.plan import SOURCES, RunConfig, Study
-from study.record import schema as s
-from study.record import view
-from study.record.claims import beating, heartbeat_of, is_live
-from study.record.defaults import DEFAULT_CLAIM_TIMEOUT
-from study.record.environment import device_name, environment, to_json
-from study.record.store import Store, StoreUnavailable
+from seedvar.plan import SOURCES, RunConfig, Study
+from seedvar.record import schema as s
+from seedvar.record import view
+from seedvar.record.claims import beating, is_live
+from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
+from seedvar.record.environment import device_name, environment, to_json
+from seedvar.record.reader import read_runs
+from seedvar.record.store import Store, StoreUnavailable
+from seedvar.results import EpochStats, RunResult, describe
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
@@ -67,7 +69,7 @@ class RunRecorder:
 
     def __init__(self, store: Store, run_id: str, logged_epochs: int = 0) -> None:
         self.store, self.run_id, self.logged_epochs = store, run_id, logged_epochs
-        self.pending: list[s.EpochStats] = []  # epochs the store could not take yet
+        self.pending: list[EpochStats] = []  # epochs the store could not take yet
 
     @classmethod
     def start(cls, store: Store, cfg: RunConfig, experiment_id: str, parent_id: str) -> RunRecorder:
@@ -123,7 +125,7 @@ class RunRecorder:
             context=s.DATASET_CONTEXT,
         )
 
-    def log_epoch(self, stats: s.EpochStats) -> bool:
+    def log_epoch(self, stats: EpochStats) -> bool:
         """An epoch's training metrics; True when every epoch so far is in the store.
 
         Epochs logged before an interruption are not logged twice. While the store is unreachable
@@ -139,14 +141,16 @@ class RunRecorder:
         if not self.pending:
             return True
         try:
-            self.store.log(self.run_id, [m for st in self.pending for m in st.metrics()], budget=budget)
+            self.store.log(
+                self.run_id, [m for st in self.pending for m in s.epoch_metrics(st)], budget=budget
+            )
         except StoreUnavailable:
             return False
         self.logged_epochs = self.pending[-1].epoch
         self.pending.clear()
         return True
 
-    def finish(self, result: s.RunResult) -> None:
+    def finish(self, result: RunResult) -> None:
         """Weights hash, every test pass's metrics, the summaries, a one-line description (the runs
         table's Description column) and the predictions: FINISHED."""
         if not self.flush():
@@ -156,13 +160,13 @@ class RunRecorder:
             )
         self.store.log(
             self.run_id,
-            params=result.test_params(),
+            params=s.test_params(result),
             tags={
                 s.TAG_WEIGHTS: result.weights_sha256,
-                s.TAG_NOTE: s.describe(result.summaries, s.DESCRIPTION_MODES),
+                s.TAG_NOTE: describe(result.summaries, s.DESCRIPTION_MODES),
             },
         )
-        self.store.log(self.run_id, result.test_metrics())
+        self.store.log(self.run_id, s.test_metrics(result))
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
         self.store.end(self.run_id, "FINISHED")
@@ -211,14 +215,14 @@ class SweepRecorder:
         timeout: float = DEFAULT_CLAIM_TIMEOUT,
     ) -> SweepRecorder:
         """The parent run; sweeps of this study whose process died without ending theirs are closed."""
-        for run in store.search(experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
-            if run.info.status == "RUNNING" and not is_live(run, timeout):
-                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat_of(run)))
+        for run in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
+            if run.status == "RUNNING" and not is_live(run, timeout):
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.heartbeat))
                 store.log(
-                    run.info.run_id,
+                    run.run_id,
                     tags={s.TAG_FAILURE: f"the sweep's process stopped (no heartbeat since {since})"},
                 )
-                store.end(run.info.run_id, "FAILED")
+                store.end(run.run_id, "FAILED")
         run_id = store.start_run(
             experiment_id,
             f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -235,15 +239,14 @@ class SweepRecorder:
         """Heartbeats while the sweep runs, so a later sweep can tell a dead one from a live one."""
         return beating(self.store, self.run_id, self.timeout / 4)
 
-    def log_summary(self, found: Mapping[tuple[str, bool, str, str], list[s.PassSummary]]) -> None:
-        """The study's spread across seeds, per (model, deterministic, mode) over its finished runs, as
-        metrics of this parent run: mean, std, 95% CI and number of runs in the runs table itself."""
+    def log_summary(self, spreads: Mapping[tuple[str, str], Mapping[str, float | int | None]]) -> None:
+        """The study's spread across seeds as metrics of this parent run, per (condition key, mode): the
+        SEED_STATS (mean, std, 95% CI, number of runs) in the runs table itself. None values are left out."""
         metrics = [
-            m
-            for (model, deterministic, variant, mode), runs in found.items()
-            for m in s.SeedSpread.of([r.acc_mean for r in runs]).metrics(
-                s.condition_key(model, deterministic, variant), mode
-            )
+            (s.summary_metric(condition, mode, stat), float(values[stat]), 0)
+            for (condition, mode), values in spreads.items()
+            for stat in s.SEED_STATS
+            if values.get(stat) is not None
         ]
         self.store.log(self.run_id, metrics)
 

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from study.errors import UserError
+from seedvar.errors import UserError
 
 GRACE_SECONDS = 10.0  # how long the group may take to stop after SIGTERM before it is killed
 

@@ -16,9 +16,9 @@ import secrets
 import socket
 from pathlib import Path
 
-from study.errors import UserError
-from study.record import serve
-from study.record.store import DEFAULT_URI, local_db
+from seedvar.errors import UserError
+from seedvar.record import serve
+from seedvar.record.store import DEFAULT_URI, local_db
 
 ENV_ADMIN_PASSWORD = "SEEDVAR_ADMIN_PASSWORD"
 MIN_PASSWORD = 12  # MLflow's basic-auth refuses shorter passwords
@@ -116,6 +116,7 @@ def run_server(
         raise UserError(
             "a PostgreSQL backend needs PostgreSQL's driver: pip install 'seedvar[server]' (psycopg)"
         )
+    check_database(backend)
     if "://" not in artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         artifacts = str(Path(artifacts).resolve())
@@ -168,6 +169,27 @@ def run_server(
         raise UserError(f"the MLflow server exited with status {code}; its output above says why")
     print("the MLflow server stopped", flush=True)
     return 0
+
+
+CONNECT_SECONDS = 5  # how long the database may take to accept a connection before the server gives up
+
+
+def check_database(backend: str) -> None:
+    """Connect to a PostgreSQL backend once before starting MLflow's server: a database that cannot be
+    reached is one line naming it, not two MLflow tracebacks from the server's workers."""
+    scheme = backend.split("://", 1)[0]
+    if not scheme.startswith("postgresql"):
+        return
+    import psycopg
+
+    try:
+        psycopg.connect(f"postgresql://{backend.split('://', 1)[1]}", connect_timeout=CONNECT_SECONDS).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UserError(
+            f"cannot connect to the database {_redact(backend)} ({reason}): check that PostgreSQL runs there "
+            "and that the user and database exist (createuser, createdb), or fix --backend-store-uri"
+        ) from None
 
 
 def _secret_key(folder: Path) -> str:

@@ -24,11 +24,9 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run,
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from study.errors import UserError
-from study.record import schema as s
-from study.record.checkpoints import ArtifactCheckpoints, LocalCheckpoints
-from study.record.claims import LocalClaims, RunClaims
-from study.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
+from seedvar.errors import UserError
+from seedvar.record import schema as s
+from seedvar.record.defaults import DEFAULT_RETRY_SECONDS, ENV_RETRY
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 T = TypeVar("T")
@@ -334,26 +332,6 @@ class Store:
         with contextlib.suppress(Exception):
             uri = self.get_run(run_id).info.artifact_uri
             get_artifact_repository(uri, tracking_uri=self.uri).delete_artifacts(path)
-
-    # -- checkpoints and claims ----------------------------------------------------------------------
-    def _side_folder(self, kind: str, experiment_id: str) -> Path:
-        assert self.dir is not None
-        return self.dir / kind / experiment_id
-
-    def checkpoints(self, experiment_id: str) -> LocalCheckpoints | ArtifactCheckpoints:
-        """Where this experiment's runs keep their epoch checkpoints: beside a local store, else in it."""
-        if self.is_local:
-            return LocalCheckpoints(self._side_folder("checkpoints", experiment_id))
-        return ArtifactCheckpoints(self, experiment_id)
-
-    def claims(
-        self, experiment_id: str, sweep: str = "", timeout: float = DEFAULT_CLAIM_TIMEOUT
-    ) -> LocalClaims | RunClaims:
-        """How this experiment's configs are claimed by one owner at a time: file locks beside a local
-        store (a dead process releases them at once), heartbeat claims in any other store."""
-        if self.is_local:
-            return LocalClaims(self._side_folder("checkpoints", experiment_id))
-        return RunClaims(self, experiment_id, sweep, timeout)
 
 
 def _enable_wal(db: Path) -> None:

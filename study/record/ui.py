@@ -12,9 +12,9 @@ import webbrowser
 from collections.abc import Callable
 from typing import TextIO
 
-from study.errors import UserError
-from study.record import serve, view
-from study.record.store import Store, local_db, resolve_uri
+from seedvar.errors import UserError
+from seedvar.record import serve, view
+from seedvar.record.store import Store, local_db, resolve_uri
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:

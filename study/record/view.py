@@ -17,7 +17,8 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
-from study.record import schema as s
+from seedvar.record import schema as s
+from seedvar.results import STOCHASTIC_MODES
 
 WORKFLOW_MODEL_TRAINING = "machine_learning"  # ?workflowType=: the UI's "Model training" toggle
 MAX_TAG_VALUE = 20_000  # MLflow's limit on an experiment tag's value
@@ -39,7 +40,7 @@ def columns(conditions: Iterable[tuple[str, bool]], modes: Sequence[str]) -> lis
     out = [column("attributes", DESCRIPTION), column("attributes", DATASET)]
     for mode in modes:
         out.append(column("metrics", s.test_metric(mode, "acc_mean")))
-        if mode in s.STOCHASTIC_MODES:
+        if mode in STOCHASTIC_MODES:
             out += [column("metrics", s.test_metric(mode, n)) for n in ("acc_std", "flip_rate")]
     for model, deterministic in conditions:
         for mode in modes:

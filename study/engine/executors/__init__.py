@@ -1,61 +1,63 @@
 """Executors: where a sweep's pending runs run. Each is one module here with an `Executor` class.
 
-`serial` runs them one after another in this process, `pool` in local worker processes (`--jobs`, and
-`--runs-per-gpu` slots per GPU), `ray` as Ray tasks on every CPU, GPU and host of a Ray cluster. A new
-executor is one new file: `get_executor(name)` imports `study.engine.executors.<name>`.
+`local` runs them on this machine, one after another in this process (`serial`) or in worker processes
+(`pool`: `--jobs`, and `--runs-per-gpu` slots per GPU); `ray` runs them as Ray tasks on every CPU, GPU
+and host of a Ray cluster. A new executor is one new file: `build` imports `seedvar.engine.executors.<name>`.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:  # kept light: the CLI and the spec check list the executors without loading MLflow
-    from study.engine.progress import Progress
-    from study.engine.runner import RunContext, RunOutcome
-    from study.plan import RunConfig
-    from study.record.store import Store
+from seedvar.errors import UserError
 
-LOCAL = ("serial", "pool")  # what `--executor local` means: one process, or --jobs worker processes
+if TYPE_CHECKING:  # kept light: the CLI lists the executors without loading MLflow
+    from seedvar.engine.execution import Execution
+    from seedvar.engine.progress import Progress
+    from seedvar.engine.runner import RunContext, RunOutcome
+    from seedvar.plan import RunConfig
+    from seedvar.record.store import Store
 
-
-@dataclass(frozen=True)
-class Options:
-    """How many runs at once and where: what the user asked for with --jobs, --runs-per-gpu, --ray-address."""
-
-    jobs: int = 1
-    runs_per_gpu: int = 1
-    gpus: int = 0  # GPUs on this machine (local executors)
-    ray_address: str = ""
+HELPERS = ("serial", "pool")  # the two ways of the local executor, not executors of their own
 
 
 class Executor(Protocol):
     """Runs configs (each through `runner.run_one`) and returns one outcome per config."""
 
-    def __init__(self, store: Store | None, options: Options) -> None: ...
+    def __init__(self, execution: Execution, device: str) -> None: ...
 
     def prepare(self, tracking_uri: str) -> None:
         """Connect to where the runs will run; refuse (UserError) before any store is touched."""
         ...
 
-    def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]: ...
+    def where(self, pending: list[RunConfig]) -> str:
+        """Where the runs go, for the sweep's first line."""
+        ...
+
+    def run(
+        self, pending: list[RunConfig], ctx: RunContext, progress: Progress, store: Store
+    ) -> list[RunOutcome]: ...
 
     def close(self) -> None:
         """Release what prepare() started."""
         ...
 
-    def where(self) -> str:
-        """Where the runs go, for the sweep's first line."""
-        ...
-
 
 def names() -> list[str]:
-    """What `--executor` accepts: local (serial or pool) and every other executor module here."""
-    return ["local", *sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in LOCAL)]
+    """What `--executor` accepts: every executor module here."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in HELPERS)
 
 
-def get_executor(name: str) -> type[Executor]:
-    """The Executor class of `study.engine.executors.<name>`."""
-    return importlib.import_module(f"{__name__}.{name}").Executor
+def check(name: str) -> None:
+    """A one-line error for an executor that does not exist (checked by dry runs too)."""
+    if name not in names():
+        raise UserError(f"execution.executor (--executor): must be one of {', '.join(names())}, got {name!r}")
+
+
+def build(execution: Execution, device: str) -> Executor:
+    """The executor of a sweep, built here and nowhere else."""
+    check(execution.executor)
+    module = importlib.import_module(f"{__name__}.{execution.executor}")
+    return module.Executor(execution, device)

@@ -1,4 +1,5 @@
-"""`--jobs N`: up to N runs at once, each in its own local worker process logging its own child run.
+"""Up to N runs at once, each in its own local worker process logging its own child run (the local
+executor with several workers: `--jobs N`, or `--runs-per-gpu` slots per GPU).
 
 Workers take configs from a queue and send progress events back; a run's results do not depend on
 which worker ran it or how many ran beside it (its thread count is part of its config). On a machine
@@ -15,11 +16,9 @@ import queue
 import signal
 from typing import Any
 
-from study.engine.executors import Options
-from study.engine.progress import Progress
-from study.engine.runner import RunContext, RunOutcome, run_one
-from study.plan import RunConfig
-from study.record.store import Store
+from seedvar.engine.progress import Progress
+from seedvar.engine.runner import RunContext, RunOutcome, run_one
+from seedvar.plan import RunConfig
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -47,29 +46,6 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any, gpu: int | No
     finally:
         events.close()
         events.join_thread()  # flush what this worker said before it goes
-
-
-class Executor:
-    """`jobs` spawned worker processes taking configs from a queue; outcomes in completion order."""
-
-    def __init__(self, store: Store | None, options: Options) -> None:
-        self.options = options
-
-    def prepare(self, tracking_uri: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def where(self) -> str:
-        return f"{self.options.jobs} worker processes" + (
-            f" on {self.options.gpus} GPU(s)" if self.options.gpus else ""
-        )
-
-    def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]:
-        o = self.options
-        gpus = [w % o.gpus for w in range(o.jobs)] if o.gpus else None  # worker w -> its GPU slot
-        return run_parallel(pending, ctx, o.jobs, progress, gpus)
 
 
 def run_parallel(

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError, TaskCancelledError
 from ray.util.queue import Empty, Queue
 
-from study.engine.executors import Options
-from study.engine.progress import Progress
-from study.engine.runner import RunContext, RunOutcome, run_one
-from study.errors import UserError
-from study.plan import RunConfig
-from study.record.schema import TAG_RAY_NODE
-from study.record.store import Store, local_db
+from seedvar.engine.execution import Execution
+from seedvar.engine.progress import Progress
+from seedvar.engine.runner import RunContext, RunOutcome, run_one
+from seedvar.errors import UserError
+from seedvar.plan import RunConfig
+from seedvar.record.schema import TAG_RAY_NODE
+from seedvar.record.store import Store, local_db
 
 RETRIES = 3  # times Ray reruns a task whose worker process or node died
 
@@ -31,7 +32,7 @@ _stores: dict[tuple[str, float | None], Store] = {}  # one store connection per 
 
 def _task(cfg: RunConfig, ctx: RunContext, events: Queue, slot: int) -> RunOutcome:
     """In a Ray worker: run one config, sending progress events to the driver (best effort)."""
-    key = (ctx.tracking_uri, ctx.retry_for)
+    key = (ctx.tracking_uri, ctx.execution.retry_for)
     if key not in _stores:
         _stores[key] = ctx.store()
     store = _stores[key]
@@ -54,11 +55,32 @@ def hosts() -> set[str]:
     return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
 
 
-class Executor:
-    """Ray tasks submitted all at once; Ray decides where and when each runs."""
+CONNECT_SECONDS = 5.0  # how long a cluster address may take to accept a connection before we give up
 
-    def __init__(self, store: Store | None, options: Options) -> None:
-        self.options = options
+
+def reachable(address: str, timeout: float = CONNECT_SECONDS) -> str | None:
+    """None when something listens at a cluster address (`host:port` or `ray://host:port`), else why not.
+
+    Ray itself retries an address where nothing listens for minutes, printing warnings; a TCP connect
+    answers in milliseconds. "auto" and "local" name no address and are left to Ray.
+    """
+    if address in ("auto", "local"):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return f"{address!r} is not host:port, ray://host:port, auto or local"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+class Executor:
+    """Ray tasks, at most `jobs` in flight (default all); Ray decides where and when each runs."""
+
+    def __init__(self, execution: Execution, device: str) -> None:
+        self.execution, self.device = execution, device
         self.started = False
 
     def prepare(self, tracking_uri: str) -> None:
@@ -66,7 +88,13 @@ class Executor:
         cluster of several hosts, before the store is touched."""
         # "local" starts a fresh instance: without it ray.init() would join whatever cluster this
         # machine last started (`ray start`, another sweep's test cluster) and die with it
-        address = self.options.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+        address = self.execution.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+        why = reachable(address)
+        if why is not None:
+            raise UserError(
+                f"cannot reach a Ray cluster at {address} ({why}): start it with `ray start --head` there "
+                "or fix --ray-address / $RAY_ADDRESS"
+            )
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -90,7 +118,7 @@ class Executor:
         if self.started:
             ray.shutdown()
 
-    def where(self) -> str:
+    def where(self, pending: list[RunConfig]) -> str:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         res = ray.cluster_resources()
         return (
@@ -98,20 +126,25 @@ class Executor:
             f"{int(res.get('GPU', 0))} GPUs)"
         )
 
-    def run(self, pending: list[RunConfig], ctx: RunContext, progress: Progress) -> list[RunOutcome]:
+    def run(
+        self, pending: list[RunConfig], ctx: RunContext, progress: Progress, store: Store
+    ) -> list[RunOutcome]:
         events = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
         remote = ray.remote(_task)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        limit = self.execution.jobs or len(pending)
+        waiting = list(enumerate(pending))
         refs: dict[Any, RunConfig] = {}
-        for i, cfg in enumerate(pending):
-            gpus = 1 / self.options.runs_per_gpu if cfg.device.startswith("cuda") else 0
-            ref = remote.options(
-                num_cpus=cfg.train.threads, num_gpus=gpus, max_retries=RETRIES, name=cfg.run_name
-            ).remote(cfg, ctx, events, i % slots)
-            refs[ref] = cfg
         outcomes: list[RunOutcome] = []
         try:
-            while refs:
+            while waiting or refs:
+                while waiting and len(refs) < limit:
+                    i, cfg = waiting.pop(0)
+                    gpus = 1 / self.execution.runs_per_gpu if cfg.device.startswith("cuda") else 0
+                    ref = remote.options(
+                        num_cpus=cfg.train.threads, num_gpus=gpus, max_retries=RETRIES, name=cfg.run_name
+                    ).remote(cfg, ctx, events, i % slots)
+                    refs[ref] = cfg
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
                 self._relay(events, progress)
                 for ref in ready:

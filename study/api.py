@@ -1,0 +1,271 @@
+"""The Python API: what the `seedvar` command does, as functions for notebooks and scripts.
+
+    import seedvar
+    result = seedvar.sweep("quick", replicates=3, epochs=5)   # a ready study's name, or a spec's path
+    df = seedvar.runs("quick")                                 # one row per trained model and test mode
+    rep = seedvar.report("quick", out="reports/quick")         # rep.tables["accuracy"] is a DataFrame
+
+The CLI calls these same functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from seedvar.plan import Study
+
+# Keyword overrides of `sweep` and the spec field each one sets (the rest are execution settings, or
+# dotted spec keys such as "train.lr" passed as **{"train.lr": 0.01}).
+SPEC_KEYWORDS = {
+    "models": "models",
+    "replicates": "seeds.replicates",
+    "epochs": "train.epochs",
+    "deterministic": "deterministic",
+    "device": "device",
+    "download": "dataset.download",
+}
+EXECUTION_KEYWORDS = (
+    "executor",
+    "jobs",
+    "runs_per_gpu",
+    "ray_address",
+    "checkpoint_every",
+    "claim_timeout",
+    "retry_for",
+)
+
+
+def sweep(
+    spec: str | Path | Mapping[str, Any] | Study,
+    *,
+    tracking_uri: str | None = None,
+    data_root: str | Path | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+    out: TextIO | None = None,
+    **overrides: Any,
+) -> Any:
+    """Train and test what is missing of a study, print the summary table, return a `SweepResult`
+    (its `summary` is that table as a DataFrame, its `outcomes` one per run it tried).
+
+    `spec` is a path, a ready study's name (`seedvar.ready_studies()`), a dict shaped like a spec's TOML, or a
+    parsed `Study`. Overrides: models, replicates, epochs,
+    deterministic (True, False or "both"), device, download, the execution settings executor, jobs,
+    runs_per_gpu, ray_address, checkpoint_every, claim_timeout, retry_for, and any spec field by its dotted
+    name (`**{"train.lr": 0.01}`).
+    """
+    from seedvar.engine.determinism import prepare_cuda_env
+    from seedvar.engine.execution import Execution
+    from seedvar.engine.sweep import run_sweep
+    from seedvar.errors import UserError
+
+    prepare_cuda_env()  # before anything can start CUDA
+    out = out or sys.stdout
+    spec_overrides: dict[str, Any] = {}
+    flags: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in SPEC_KEYWORDS:
+            if value is not None:
+                spec_overrides[SPEC_KEYWORDS[key]] = list(value) if key == "models" else value
+        elif key in EXECUTION_KEYWORDS:
+            flags[key] = value
+        elif "." in key:
+            spec_overrides[key] = value
+        else:
+            known = ", ".join([*SPEC_KEYWORDS, *EXECUTION_KEYWORDS])
+            raise UserError(
+                f"unknown sweep setting {key!r}: use one of {known}, or a dotted spec key like train.lr"
+            )
+    study = _study(spec, spec_overrides)
+    execution = Execution.resolve(study.execution, study.source, **flags)
+    result = run_sweep(
+        study,
+        execution,
+        tracking_uri=tracking_uri,
+        data_root=data_root,
+        dry_run=dry_run,
+        out=out,
+        progress=progress,
+    )
+    if dry_run:
+        _print_plan(result, out)
+        return result
+    _finish(result, out)
+    return result
+
+
+def _study(spec: str | Path | Mapping[str, Any] | Study, overrides: dict[str, Any]) -> Study:
+    """The validated study, overrides applied: from a file or ready study, a dict, or a Study as it is."""
+    import copy
+
+    from seedvar.errors import UserError
+    from seedvar.plan import Study, load_study, parse_study
+    from seedvar.plan.spec import set_dotted
+
+    if isinstance(spec, Study):
+        if overrides:
+            raise UserError(
+                f"overrides ({', '.join(overrides)}) apply to a spec file, a ready study or a dict, not to a "
+                "parsed Study: pass the spec itself"
+            )
+        return spec
+    if isinstance(spec, Mapping):
+        raw = copy.deepcopy(dict(spec))
+        for key, value in overrides.items():
+            set_dotted(raw, key, value)
+        return parse_study(raw, source="<dict spec>")
+    return load_study(spec, overrides)
+
+
+def _print_plan(result: Any, out: TextIO) -> None:
+    from seedvar.engine.sweep import plan_table
+
+    print(plan_table(result.configs, result.status).to_string(index=False), file=out)
+    counts = pd.Series(list(result.status.values())).value_counts().to_dict()
+    print(
+        f"{len(result.configs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=out
+    )
+
+
+def _finish(result: Any, out: TextIO) -> None:
+    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run, print
+    the failures and the summary table."""
+    from seedvar.analysis.summary import seed_spreads, sweep_table
+    from seedvar.record.reader import child_runs, latest_finished
+    from seedvar.record.recorder import SweepRecorder
+    from seedvar.record.store import Store
+
+    store = Store(result.tracking_uri, create=False)
+    order = {c.config_hash: i for i, c in enumerate(result.configs)}
+    latest = latest_finished(child_runs(store, result.experiment_id))
+    finished = sorted((r for h, r in latest.items() if h in order), key=lambda r: order[r.config_hash])
+    modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
+    if result.parent_id is not None:
+        SweepRecorder(store, result.parent_id).log_summary(seed_spreads(finished, modes))
+    for o in result.failed:
+        print(f"FAILED {o.run_name}: {o.reason}", file=out)
+    result.summary = sweep_table(finished, modes)
+    print_summary(result.summary, out)
+
+
+def print_summary(summary: pd.DataFrame, out: TextIO) -> None:
+    """The table a sweep ends with."""
+    if summary.empty:
+        print("no finished runs yet", file=out)
+        return
+    print("\ntest accuracy (%) over every pass of every finished run", file=out)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
+
+
+RUNS_COLUMNS = [
+    "run_id",
+    "run",
+    "model",
+    "condition",
+    "deterministic",
+    "variant",
+    "varied",
+    "replicate",
+    "config_hash",
+    "status",
+    "mode",
+    "passes",
+    "acc_mean",
+    "acc_std",
+    "flip_rate",
+    "data_fingerprint",
+]
+
+
+def runs(experiment: str, tracking_uri: str | None = None, *, retry_for: float | None = None) -> pd.DataFrame:
+    """A study's trained-model runs as a DataFrame, one row per run and test mode (one row with no mode for
+    a run that did not finish): model, condition, seeds (`seed.<source>` columns), config hash, status,
+    accuracy mean and std over passes and flip rate in % points, and the data fingerprint."""
+    from seedvar.errors import UserError
+    from seedvar.plan import SOURCES
+    from seedvar.record import schema as s
+    from seedvar.record.reader import child_runs
+    from seedvar.record.store import Store
+
+    store = Store(tracking_uri, create=False, retry_for=retry_for)
+    exp_id = store.experiment_id(experiment, create=False)
+    if exp_id is None:
+        known = ", ".join(store.experiment_names()) or "none yet"
+        raise UserError(
+            f"no study named {experiment!r} in {store.uri} (studies: {known}); run `seedvar sweep` first"
+        )
+    seeds = [f"{s.PARAM_SEED_PREFIX}{src}" for src in SOURCES]
+    rows = []
+    for r in sorted(child_runs(store, exp_id), key=lambda r: (r.name, r.start_time)):
+        base = {
+            "run_id": r.run_id,
+            "run": r.name,
+            "model": r.model,
+            "condition": r.condition,
+            "deterministic": r.deterministic,
+            "variant": r.variant,
+            "varied": r.varied,
+            "replicate": r.replicate,
+            "config_hash": r.config_hash,
+            "status": r.status,
+            "data_fingerprint": r.params.get(f"{s.PARAM_DATA_PREFIX}fingerprint", ""),
+            **{k: int(r.params[k]) if k in r.params else None for k in seeds},
+        }
+        summaries = r.summaries if r.finished else {}
+        for mode, summary in summaries.items() or [(None, None)]:
+            rows.append(
+                {
+                    **base,
+                    "mode": mode,
+                    "passes": summary.passes if summary else None,
+                    "acc_mean": 100 * summary.acc_mean if summary else float("nan"),
+                    "acc_std": 100 * summary.acc_std if summary else float("nan"),
+                    "flip_rate": 100 * summary.flip_rate if summary else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows, columns=[*RUNS_COLUMNS, *seeds])
+
+
+@dataclass
+class Report:
+    """A report as data: the answer's sentences, every table as a DataFrame, and the folder it was written
+    to (None when nothing was written)."""
+
+    experiment: str
+    answer: list[str]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    folder: Path | None = None
+    logged: str = ""  # where in MLflow the folder was logged (log=True), as one line
+
+
+def report(
+    experiment: str,
+    out: str | Path | None = None,
+    *,
+    tracking_uri: str | None = None,
+    formats: Sequence[str] = ("html", "md"),
+    log: bool = False,
+    retry_for: float | None = None,
+) -> Report:
+    """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
+    tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`."""
+    from seedvar.analysis.report import build_report
+
+    built = build_report(
+        experiment, tracking_uri=tracking_uri, out=out, formats=formats, retry_for=retry_for, log=log
+    )
+    return Report(experiment, built.answer, built.tables, built.folder, built.logged)
+
+
+def ready_studies() -> list[Any]:
+    """The ready studies that install with seedvar: name, path, description, where they run."""
+    from seedvar.plan.ready import ready_studies as found
+
+    return found()

@@ -1,0 +1,110 @@
+"""The one run reader: a stored MLflow run becomes one typed view, its tags parsed here and only here.
+
+The sweep's status and summary table, the claims, the API's `runs()` and the report's loader all read
+runs through `StoredRun`, so a missing tag means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlflow.entities import Run
+
+from seedvar.record import schema as s
+from seedvar.record.store import Store
+from seedvar.results import MODES, PassSummary, condition_name
+
+
+@dataclass
+class StoredRun:
+    """One run as the store holds it: identity, status, what it trained, and its params and metrics."""
+
+    run_id: str
+    name: str
+    status: str  # RUNNING | FINISHED | FAILED | KILLED | SCHEDULED
+    model: str
+    deterministic: bool
+    varied: str
+    replicate: int
+    config_hash: str
+    kind: str = s.KIND_RUN  # KIND_RUN (a trained model) | KIND_SWEEP (a sweep's parent run) | ""
+    failure: str = ""
+    variant: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    start_time: int = 0  # ms since the epoch
+    end_time: int = 0  # ms since the epoch; 0 while it runs
+
+    @classmethod
+    def of(cls, run: Run) -> StoredRun:
+        """Tags parsed once, one default each: a run without seedvar's tags reads as a deterministic
+        `all`-sources replicate 0 of the model named by its params."""
+        tags, info = run.data.tags, run.info
+        return cls(
+            run_id=info.run_id,
+            name=info.run_name or info.run_id,
+            status=info.status,
+            model=tags.get(s.TAG_MODEL, run.data.params.get(s.PARAM_MODEL, "?")),
+            deterministic=tags.get(s.TAG_DETERMINISTIC, "true") == "true",
+            varied=tags.get(s.TAG_VARIED, "all"),
+            replicate=int(tags.get(s.TAG_REPLICATE, "0")),
+            config_hash=tags.get(s.TAG_CONFIG_HASH, info.run_id),
+            kind=tags.get(s.TAG_KIND, ""),
+            failure=tags.get(s.TAG_FAILURE, ""),
+            variant=tags.get(s.TAG_VARIANT, ""),
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(tags),
+            start_time=info.start_time or 0,
+            end_time=info.end_time or 0,
+        )
+
+    @property
+    def condition(self) -> str:
+        """`hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`: what the tables group by."""
+        return condition_name(self.model, self.deterministic, self.variant)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds since the epoch of the run's last heartbeat (its start when it has none yet)."""
+        try:
+            return float(self.tags[s.TAG_HEARTBEAT])
+        except (KeyError, ValueError):
+            return self.start_time / 1000
+
+    @property
+    def summaries(self) -> dict[str, PassSummary]:
+        """Each test mode's logged summary over passes (modes the run has, in MODES order)."""
+        found = {m: s.summary_from_metrics(m, self.metrics) for m in MODES}
+        return {m: v for m, v in found.items() if v is not None}
+
+
+def read_runs(store: Store, experiment_id: str, filter_string: str = "") -> list[StoredRun]:
+    """Every run of an experiment matching an MLflow filter, every page, as typed views."""
+    return [StoredRun.of(r) for r in store.search(experiment_id, filter_string)]
+
+
+def get_run(store: Store, run_id: str) -> StoredRun:
+    """One run by id."""
+    return StoredRun.of(store.get_run(run_id))
+
+
+def child_runs(store: Store, experiment_id: str, config_hash: str | None = None) -> list[StoredRun]:
+    """The trained-model runs of an experiment, or of one config when given."""
+    if config_hash is not None:
+        return read_runs(store, experiment_id, s.tag_filter(s.TAG_CONFIG_HASH, config_hash))
+    return read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_RUN))
+
+
+def latest_finished(runs: list[StoredRun]) -> dict[str, StoredRun]:
+    """Per config hash, its latest FINISHED run (a config trained twice counts once)."""
+    latest: dict[str, StoredRun] = {}
+    for run in sorted(runs, key=lambda r: r.start_time):
+        if run.finished and run.kind != s.KIND_SWEEP:
+            latest[run.config_hash] = run
+    return latest

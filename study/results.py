@@ -1,0 +1,211 @@
+"""What a run computes, as plain types: test modes, epoch stats, pass summaries, predictions, the run result.
+
+Below plan, engine, record and analysis alike: numpy only, and no MLflow names (the record maps these
+to params, metrics and files in `record/schema.py`), so the report can use them without torch or MLflow.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MODES = ("eval", "train", "mc_dropout")
+STOCHASTIC_MODES = ("train", "mc_dropout")
+
+
+def condition_name(model: str, deterministic: bool, variant: str = "") -> str:
+    """How summaries and reports name a model trained with or without deterministic kernels, on one
+    variant of the dataset options: `hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`."""
+    extras = ([] if deterministic else ["nondet"]) + ([variant] if variant else [])
+    return f"{model} ({', '.join(extras)})" if extras else model
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One training epoch: its loss, training accuracy, duration, throughput and learning rate."""
+
+    epoch: int
+    loss: float
+    acc: float
+    seconds: float
+    samples_per_s: float
+    lr: float
+
+    FIELDS = ("loss", "acc", "seconds", "samples_per_s", "lr")
+
+
+def pass_accuracy(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Accuracy (fraction) of each pass of (K, N) predictions."""
+    return (preds == labels[None, :]).mean(axis=1)
+
+
+def flip_rate(preds: np.ndarray) -> float:
+    """Mean over all pairs of passes of the fraction of samples whose predicted class differs.
+
+    ``preds`` is (K passes, N samples). Per sample, the number of agreeing pairs is sum_c C(count_c, 2);
+    it is found by sorting each column and counting, for every element, the earlier equal elements of
+    its run, so the cost is O(K N log K) with no (N, classes) table. K < 2 -> nan.
+    """
+    p = np.asarray(preds)
+    if p.ndim != 2:
+        raise ValueError(f"preds must be 2-D (passes, samples), got shape {p.shape}")
+    k, n = p.shape
+    if k < 2:
+        return float("nan")
+    if n == 0:
+        raise ValueError("preds has no samples")
+    s = np.sort(p, axis=0)
+    starts = np.ones_like(s, dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    rows = np.arange(k)[:, None]
+    run_start = np.maximum.accumulate(np.where(starts, rows, 0), axis=0)
+    agreeing = int(np.sum(rows - run_start))  # sum over samples of sum_c C(count_c, 2)
+    pairs = k * (k - 1) // 2
+    return 1.0 - agreeing / (pairs * n)
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """One trained model in one test mode: its passes' accuracy (fractions) and flip rate.
+
+    The sweep's table, its progress lines, the runs' summary metrics and the report all start from it,
+    so "mean ± std over passes" is defined here only.
+    """
+
+    passes: int
+    acc_mean: float
+    acc_std: float
+    acc_min: float
+    acc_max: float
+    flip_rate: float
+
+    FIELDS = ("passes", "acc_mean", "acc_std", "acc_min", "acc_max", "flip_rate")
+
+    @classmethod
+    def of(cls, preds: np.ndarray, labels: np.ndarray) -> PassSummary:
+        acc = pass_accuracy(preds, labels)
+        k = len(acc)
+        return cls(
+            passes=k,
+            acc_mean=float(acc.mean()),
+            acc_std=float(acc.std(ddof=1)) if k > 1 else 0.0,
+            acc_min=float(acc.min()),
+            acc_max=float(acc.max()),
+            flip_rate=flip_rate(preds) if k > 1 else 0.0,
+        )
+
+    def line(self) -> str:
+        """`96.16±0.09` in points: the form of a run's result line."""
+        std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and self.acc_std > 0 else ""
+        return f"{100 * self.acc_mean:.2f}{std}"
+
+
+def describe(summaries: Mapping[str, PassSummary], modes: Sequence[str] | None = None) -> str:
+    """A run's accuracy in the given modes (default all; those it has, else all it has) in one line,
+    `eval 96.61, train 96.13±0.10`: its result line, and its description in the runs table."""
+    chosen = [m for m in (modes or summaries) if m in summaries] or list(summaries)
+    return ", ".join(f"{mode} {summaries[mode].line()}" for mode in chosen)
+
+
+@dataclass
+class Predictions:
+    """Every pass's predicted classes of one trained model, with what is needed to read them: the file
+    `predictions.npz` (one small integer array per mode) that flip rates, churn and maps come from."""
+
+    labels: np.ndarray  # (N,) true class of each test sample
+    passes: dict[str, np.ndarray]  # mode -> (K, N) predicted classes
+    pass_seeds: dict[str, np.ndarray]  # mode -> (K,) the seed of each pass's dropout stream
+    ids: np.ndarray  # (N,) stable id of each test sample in its dataset
+    class_names: list[str]
+    coords: np.ndarray | None = None  # (N, 2) pixel row, col (hyperspectral)
+    gt: np.ndarray | None = None  # (H, W) ground truth, -1 unlabelled (hyperspectral)
+    train_ids: np.ndarray | None = None  # ids of the training samples, where the dataset knows them
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for m in MODES if m in self.passes]
+
+    def accuracy(self, mode: str) -> np.ndarray:
+        """Per-pass accuracy in percentage points."""
+        return 100 * pass_accuracy(self.passes[mode], self.labels)
+
+    def summary(self, mode: str) -> PassSummary:
+        return PassSummary.of(self.passes[mode], self.labels)
+
+    def to_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {"labels": self.labels.astype(np.int16)}
+        for mode, preds in self.passes.items():
+            arrays[mode] = preds
+            arrays[f"{mode}_seeds"] = np.asarray(self.pass_seeds[mode], dtype=np.uint32)
+        arrays["ids"] = np.asarray(self.ids, np.int64)
+        if self.coords is not None:
+            arrays["coords"] = np.asarray(self.coords, dtype=np.int32)
+        if self.gt is not None:
+            arrays["gt"] = np.asarray(self.gt, dtype=np.int16)
+        if self.train_ids is not None:
+            arrays["train_ids"] = np.asarray(self.train_ids, np.int64)
+        arrays["class_names"] = np.array(self.class_names)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def load(cls, path: str | Path | io.BytesIO) -> Predictions:
+        with np.load(path, allow_pickle=False) as npz:
+            a = {k: npz[k] for k in npz.files}
+        modes = [m for m in MODES if m in a]
+        return cls(
+            labels=a["labels"],
+            passes={m: a[m] for m in modes},
+            pass_seeds={m: a[f"{m}_seeds"] for m in modes},
+            ids=a["ids"],
+            class_names=[str(c) for c in a["class_names"]],
+            coords=a.get("coords"),
+            gt=a.get("gt"),
+            train_ids=a.get("train_ids"),
+        )
+
+
+@dataclass
+class ModeResult:
+    """One test mode of one trained model: per-pass metrics (acc, and aa/kappa/class_acc for scenes)."""
+
+    metrics: dict[str, np.ndarray]  # name -> (K,) values, or (K, C) for class_acc
+    seconds: float
+    fused: bool | None = None  # stochastic modes: trunk once per batch (True) or K full passes (False)
+    split: str = ""  # where the model was split for the fused passes, or why it was not
+
+
+@dataclass
+class RunResult:
+    """What the engine returns for one run config and the recorder writes."""
+
+    weights_sha256: str
+    epochs: list[EpochStats]
+    predictions: Predictions
+    modes: dict[str, ModeResult]
+    data_info: dict[str, int | float | str]
+    seconds: float
+    summaries: dict[str, PassSummary] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summaries = {m: self.predictions.summary(m) for m in self.predictions.modes}
+
+    @property
+    def fused(self) -> bool | None:
+        """Whether every stochastic mode ran its trunk once per batch; None without stochastic modes."""
+        stochastic = [r for r in self.modes.values() if r.fused is not None]
+        return all(r.fused for r in stochastic) if stochastic else None
+
+    @property
+    def split(self) -> str:
+        """Where the model was split for the stochastic modes (or why not), one line per distinct answer."""
+        stochastic = {m: r for m, r in self.modes.items() if r.fused is not None}
+        splits = {r.split for r in stochastic.values()}
+        if len(splits) <= 1:
+            return next(iter(splits), "")
+        return "; ".join(f"{m}: {r.split}" for m, r in stochastic.items())
