@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,42 @@ def test_listed_dataset_options_become_conditions():
     for bad in ([], ["random", "random"], [["a"]]):
         with pytest.raises(UserError, match="dataset.split: a list of values"):
             parse_study(spec(dataset={"name": "synthetic_hsi", "split": bad}))
+
+
+def test_execution_settings_resolve_flags_over_the_table_over_the_defaults():
+    from seedvar.engine.execution import DEFAULT_CHECKPOINT_EVERY, Execution
+
+    default = Execution.resolve({}, "s.toml")
+    assert (default.executor, default.jobs, default.runs_per_gpu, default.checkpoint_every) == (
+        "local",
+        None,
+        1,
+        DEFAULT_CHECKPOINT_EVERY,
+    )
+    table = {"jobs": 3, "runs_per_gpu": 2, "checkpoint_every": 5}
+    spec = Execution.resolve(table, "s.toml")
+    assert (spec.jobs, spec.runs_per_gpu, spec.checkpoint_every) == (3, 2, 5.0)
+    flagged = Execution.resolve(table, "s.toml", jobs=1, runs_per_gpu=None, claim_timeout=7.5)
+    assert (flagged.jobs, flagged.runs_per_gpu, flagged.claim_timeout) == (1, 2, 7.5)
+    with pytest.raises(UserError, match=r"s.toml: execution.jobs: must be an integer"):
+        Execution.resolve({"jobs": "many"}, "s.toml")
+    with pytest.raises(UserError, match=r"execution.jobs \(--jobs\): must be at least 1"):
+        Execution.resolve({}, "s.toml", jobs=0)
+
+
+def test_jobs_and_runs_per_gpu_compose():
+    from seedvar.engine.execution import Execution
+
+    # GPUs: at most runs_per_gpu workers on one GPU, at most jobs in all, worker w on GPU w % gpus
+    assert Execution(runs_per_gpu=4).local_workers("cuda", 1, 100, gpus=2) == (8, [0, 1] * 4)
+    assert Execution(jobs=3, runs_per_gpu=2).local_workers("cuda", 1, 100, gpus=2) == (3, [0, 1, 0])
+    assert Execution(jobs=16, runs_per_gpu=2).local_workers("cuda", 1, 100, gpus=1) == (2, [0, 0])
+    assert Execution(runs_per_gpu=4).local_workers("cuda", 1, 3, gpus=1) == (
+        3,
+        [0, 0, 0],
+    )  # never more than runs
+    # CPU: jobs, else cores // threads; runs_per_gpu plays no part
+    assert Execution(jobs=5, runs_per_gpu=3).local_workers("cpu", 1, 100, gpus=0) == (5, [])
+    cores = len(os.sched_getaffinity(0))
+    assert Execution().local_workers("cpu", 1, 100, gpus=0) == (cores, [])
+    assert Execution().local_workers("cpu", cores, 100, gpus=0) == (1, [])
