@@ -30,6 +30,10 @@ SPEC_KEYWORDS = {
     "deterministic": "deterministic",
     "device": "device",
     "download": "dataset.download",
+    "target_ci": "seeds.target_ci",
+    "target_diff": "seeds.target_diff",
+    "target_mode": "seeds.target_mode",
+    "max_replicates": "seeds.max_replicates",
 }
 EXECUTION_KEYWORDS = (
     "executor",
@@ -57,7 +61,8 @@ def sweep(
 
     `spec` is a path, a ready study's name (`seedvar.ready_studies()`), a dict shaped like a spec's TOML, or a
     parsed `Study`. Overrides: models, replicates, epochs,
-    deterministic (True, False or "both"), device, download, the execution settings executor, jobs,
+    deterministic (True, False or "both"), device, download, target_ci / target_diff / target_mode /
+    max_replicates (a two-stage sweep: the replicates are the pilot), the execution settings executor, jobs,
     runs_per_gpu, ray_address, checkpoint_every, claim_timeout, retry_for, and any spec field by its dotted
     name (`**{"train.lr": 0.01}`).
     """
@@ -132,6 +137,36 @@ def _print_plan(result: Any, out: TextIO) -> None:
     print(
         f"{len(result.configs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), file=out
     )
+    target = result.study.target
+    if target.active:
+        print(f"\ntwo-stage: {target.rule()}", file=out)
+        print(stage_table(result).to_string(index=False), file=out)
+
+
+def stage_table(result: Any) -> pd.DataFrame:
+    """Per condition of a two-stage sweep: its pilot's status, seed std and the (projected) replicates."""
+    target = result.study.target
+    rows = [
+        {
+            "condition": c,
+            "pilot": f"{d.n0}/{d.n0}",
+            "seed_std": round(d.s, 3),
+            "replicates": d.n,
+            "more": d.more,
+            "half_width": round(d.half_width, 3),
+            "capped": "yes" if d.capped else "",
+        }
+        for c, d in result.decisions.items()
+    ]
+    rows += [
+        {"condition": c, "pilot": why.removeprefix("pilot ").split(" ")[0], "note": why}
+        for c, why in result.undecided.items()
+    ]
+    columns = ["condition", "pilot", "seed_std", "replicates", "more", "half_width", "capped", "note"]
+    table = pd.DataFrame(rows, columns=columns).astype(object).fillna("")
+    if not result.undecided:
+        table = table.drop(columns="note")
+    return table.rename(columns={"seed_std": f"seed_std ({target.mode})"})
 
 
 def _finish(result: Any, out: TextIO) -> None:
@@ -152,7 +187,26 @@ def _finish(result: Any, out: TextIO) -> None:
     for o in result.failed:
         print(f"FAILED {o.run_name}: {o.reason}", file=out)
     result.summary = sweep_table(finished, modes)
+    target = result.study.target
+    if target.active and not result.summary.empty:
+        result.summary["target"] = [
+            target_mark(result, row["model"], int(row["runs"])) if row["mode"] == target.mode else ""
+            for _, row in result.summary.iterrows()
+        ]
     print_summary(result.summary, out)
+
+
+def target_mark(result: Any, condition: str, runs: int) -> str:
+    """How a condition of a two-stage sweep stands: its target reached, capped, or not decided yet."""
+    target, d = result.study.target, result.decisions.get(condition)
+    if d is None:
+        return result.undecided.get(condition, "not decided")
+    if runs < d.n:
+        return f"short: {runs} of n={d.n} finished"
+    half = f", +-{d.half_width:.2f}" if target.ci else ""
+    if d.capped:
+        return f"capped at n={d.n}{half}" + (f" > {target.ci:g}" if target.ci else "")
+    return f"reached: n={d.n}{half}" + (f" <= {target.ci:g}" if target.ci else "")
 
 
 def print_summary(summary: pd.DataFrame, out: TextIO) -> None:

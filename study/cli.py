@@ -97,6 +97,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"seconds between epoch checkpoints of a run (default {DEFAULT_CHECKPOINT_EVERY:.0f}; 0 = every epoch)",
     )
+    s.add_argument(
+        "--target-ci",
+        type=float,
+        metavar="H",
+        help="two-stage sweep: the replicates are a pilot, then each condition gets as many as a 95%% "
+        "interval of half-width H accuracy points needs (Stein's rule)",
+    )
+    s.add_argument(
+        "--target-diff",
+        type=float,
+        metavar="D",
+        help="two-stage sweep: replicates so that any two conditions D points apart are told apart "
+        "(power 0.8, Holm-corrected 5%%)",
+    )
+    s.add_argument("--target-mode", help="the test mode the targets are about (default eval)")
+    s.add_argument(
+        "--max-replicates",
+        type=int,
+        metavar="N",
+        help="a two-stage sweep gives no condition more (default 100)",
+    )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
     s.add_argument(
         "--no-progress",
@@ -272,6 +293,10 @@ def _sweep(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         claim_timeout=args.claim_timeout,
         retry_for=args.retry_for,
+        target_ci=args.target_ci,
+        target_diff=args.target_diff,
+        target_mode=args.target_mode,
+        max_replicates=args.max_replicates,
         **overrides,
     )
     return 1 if result.failed else 0

@@ -3,11 +3,18 @@ interrupt, race or distribute sweeps start (reliability, tracking server, Ray)."
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from seedvar.record.reader import child_runs, latest_finished
+from seedvar.record.store import Store
 
 SPEC = """
 name = "{name}"
@@ -71,3 +78,14 @@ def start_sweep(spec: Path, uri: str, *extra: str, cwd: Path | None = None) -> s
         text=True,
         preexec_fn=_ctrl_c_on,
     )
+
+
+def expected_n(uri: str, name: str, half_width: float, cap: int) -> tuple[int, float]:
+    """A two-stage sweep's n by Stein's formula, worked by hand from the 3 pilot runs the store holds
+    (the test of the rule must not call the rule), and the pilot's seed std."""
+    store = Store(uri, create=False)
+    runs = latest_finished(child_runs(store, store.experiment_id(name, create=False))).values()
+    pilot = [100 * r.metrics["test.eval.acc_mean"] for r in runs if r.replicate < 3]
+    assert len(pilot) == 3
+    s = float(np.std(pilot, ddof=1))
+    return min(cap, max(3, math.ceil((stats.t.ppf(0.975, 2) * s / half_width) ** 2))), s

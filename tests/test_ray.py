@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from sweeps import start_sweep, write_spec
+from sweeps import expected_n, start_sweep, write_spec
 
 import seedvar
 from seedvar.errors import UserError
@@ -88,6 +88,25 @@ def test_without_an_address_a_fresh_local_instance_not_the_machines_last_cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_a_two_stage_sweep_through_ray_trains_its_pilots_n(tmp_path, store_uri):
+    """Both stages go through the Ray executor; n is the formula's from the pilot runs in the store."""
+    result = seedvar.sweep(
+        spec(tmp_path, "stages", epochs=1, replicates=3),
+        tracking_uri=store_uri,
+        progress=False,
+        target_ci=12.0,
+        max_replicates=6,
+    )
+    n, _ = expected_n(store_uri, "stages", 12.0, 6)
+    assert [o.status for o in result.outcomes] == ["FINISHED"] * n
+    assert sorted(
+        MlflowClient(store_uri).get_run(o.run_id).data.tags[schema.TAG_REPLICATE] for o in result.outcomes
+    ) == [str(r) for r in range(n)]
+    assert all(
+        schema.TAG_RAY_NODE in MlflowClient(store_uri).get_run(o.run_id).data.tags for o in result.outcomes
+    )
 
 
 def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:

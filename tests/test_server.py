@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from sweeps import start_sweep, write_spec
+from sweeps import expected_n, start_sweep, write_spec
 
 import seedvar
 from seedvar.plan import expand, load_study
@@ -167,6 +167,21 @@ def test_three_hosts_sweep_one_study_at_once(server, tmp_path):
     ids = {p.info.run_id for p in parents}
     assert all(r.data.tags[schema.TAG_PARENT] in ids for r in runs_of(server.uri, "team"))
     assert not any((tmp_path / f"host{i}" / "mlruns").exists() for i in range(3))  # nothing local
+
+
+def test_two_hosts_agree_on_a_two_stage_sweep_through_the_server(server, tmp_path):
+    """n is a function of the pilot runs in the store: both hosts decide it alike, each replicate trains once."""
+    specs = [spec_in(tmp_path / f"host{i}", "stages", epochs=1, replicates=3) for i in range(2)]
+    procs = [sweep(s, server.uri, "--target-ci", "12", "--max-replicates", "6") for s in specs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    n, _ = expected_n(server.uri, "stages", 12.0, 6)
+    assert_complete(
+        server.uri, "stages", expand(load_study(specs[0], {"seeds.replicates": n}), "cpu"), epochs=1
+    )
+    for text in outputs:
+        (decided,) = [line for line in text.splitlines() if line.startswith("hybridsn: pilot 3/3")]
+        assert f"n = {n}" in decided, text
 
 
 def test_server_killed_and_restarted_mid_sweep_loses_nothing(server, tmp_path):

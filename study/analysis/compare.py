@@ -4,7 +4,6 @@ and how many seeds would tell a given difference apart."""
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower
 
 from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, bootstrap_ci, check_ci, flat_dict
+from seedvar.twostage import replicates_needed  # noqa: F401  the seed rule's power analysis, defined once
 
 
 @dataclass(frozen=True)
@@ -137,34 +136,3 @@ def spread_test(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
         warnings.simplefilter("ignore")
         res = stats.levene(x, y, center="median")
     return float(res.statistic), float(res.pvalue)
-
-
-def replicates_needed(std: float, diff: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Replicates (trained models) per group to detect ``diff`` with a two-sided two-sample t-test.
-
-    Uses statsmodels' TTestIndPower with effect size |diff| / std, rounded up; never fewer than 2
-    (a t-test needs them).  std == 0 -> 2; diff == 0 -> ValueError (no sample size detects nothing).
-    """
-    if not (math.isfinite(std) and math.isfinite(diff)):
-        raise ValueError(f"std and diff must be finite, got std={std!r}, diff={diff!r}")
-    if std < 0:
-        raise ValueError(f"std must be >= 0, got {std!r}")
-    if diff == 0:
-        raise ValueError("diff must be non-zero: no number of replicates detects a zero difference")
-    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
-        raise ValueError(f"alpha and power must lie in (0, 1), got alpha={alpha!r}, power={power!r}")
-    if std == 0:
-        return 2
-    analysis = TTestIndPower()
-    effect = abs(diff) / std
-    if analysis.power(effect_size=effect, nobs1=2, alpha=alpha, ratio=1.0, alternative="two-sided") >= power:
-        return 2  # the solver's bracket starts above 2 and fails to converge for huge effects
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nobs = analysis.solve_power(
-            effect_size=effect, nobs1=None, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
-        )
-    nobs = float(np.asarray(nobs).reshape(-1)[0])
-    if not math.isfinite(nobs):
-        raise RuntimeError(f"TTestIndPower did not converge for effect size {effect:.3g}")
-    return max(2, math.ceil(nobs - 1e-9))

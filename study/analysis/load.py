@@ -17,6 +17,7 @@ from seedvar.record import schema as s
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
 from seedvar.results import Predictions
+from seedvar.twostage import Target
 
 CURVES = ("loss", "acc")  # the training curves the report draws
 
@@ -55,6 +56,7 @@ class StudyRuns:
     experiment: str
     runs: list[LoadedRun]
     sweeps: int
+    target: Target | None = None  # a two-stage study's target, as its sweeps recorded it
 
     @property
     def finished(self) -> list[LoadedRun]:
@@ -95,4 +97,5 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
         key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != "all", r.varied, r.replicate),
     )
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
-    return StudyRuns(experiment, finished + unfinished, sweeps)
+    tag = store.experiment_tags(exp_id).get(s.TAG_TARGET)
+    return StudyRuns(experiment, finished + unfinished, sweeps, Target.from_json(tag) if tag else None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seedvar.analysis import figures, load, render, sentences, tables
+from seedvar.analysis import figures, load, render, sentences, stages, tables
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
@@ -89,8 +89,15 @@ def _writable(out_dir: Path) -> None:
 def build_sections(study: load.StudyRuns) -> list[Section]:
     """The report's sections in reading order, from the loaded runs."""
     t = tables.build(study)
+    stein = stages.stein_table(study.finished, study.target) if study.target else None
+    said = stages.sentences(stein, study.target) if stein is not None else []
     sections = [
-        Section("The answer", text=sentences.answer(study.finished, t)),
+        Section("The answer", text=sentences.answer(study.finished, t) + said),
+        *(
+            [Section("Seeds decided by the data", text=[stages.EXPLAINED], tables={"two_stage": stein})]
+            if said
+            else []
+        ),
         Section("Study settings", tables={"settings": t.settings}),
         Section(
             "Accuracy by model and test mode",

@@ -21,10 +21,11 @@ def outcome_line(o: RunOutcome) -> str:
 class Progress:
     """Consumes the runner's events (start, epoch, testing, end) from one or more workers."""
 
-    def __init__(self, total: int, enabled: bool = True) -> None:
+    def __init__(self, total: int, enabled: bool = True, stage: str = "") -> None:
         self.tty = enabled and sys.stderr.isatty()
         self.enabled = enabled
-        self.runs = tqdm(total=total, desc="runs", unit="run", disable=not self.tty, position=0)
+        self.stage = stage  # "pilot", "stage 2" in a two-stage sweep: shown with the count
+        self.runs = tqdm(total=total, desc=stage or "runs", unit="run", disable=not self.tty, position=0)
         self.bars: dict[int, Any] = {}
         self.done = 0
         self.total = total
@@ -61,7 +62,8 @@ class Progress:
         """A result, not progress: printed even with progress off."""
         self.done += 1
         self.runs.update(1)
-        prefix = "" if self.tty else f"[{self.done}/{self.total}] "
+        stage = f"{self.stage} " if self.stage else ""
+        prefix = "" if self.tty else f"[{stage}{self.done}/{self.total}] "
         self.write(prefix + outcome_line(outcome))
 
     def write(self, line: str) -> None:

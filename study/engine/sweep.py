@@ -6,7 +6,10 @@ reads the finished runs back and prints the summary table.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -24,9 +27,11 @@ from seedvar.errors import UserError
 from seedvar.plan import RunConfig, Study, expand
 from seedvar.record.checkpoints import checkpoints_for
 from seedvar.record.claims import claims_for
-from seedvar.record.reader import StoredRun, child_runs
+from seedvar.record.reader import StoredRun, child_runs, latest_finished
 from seedvar.record.recorder import SweepRecorder, tag_experiment
 from seedvar.record.store import Store, resolve_uri
+from seedvar.results import condition_name
+from seedvar.twostage import Decision, Target, decide
 
 STATUSES = ("done", "running", "resumable", "pending")  # a planned run's status, as --dry-run shows it
 
@@ -34,7 +39,8 @@ STATUSES = ("done", "running", "resumable", "pending")  # a planned run's status
 @dataclass
 class SweepResult:
     """What a sweep did: its plan with each run's status before it started, its experiment and parent run,
-    and each run's outcome. `summary` is filled in by the face from the runs read back."""
+    each run's outcome, and for a two-stage sweep each condition's decision (or why there is none yet).
+    `summary` is filled in by the face from the runs read back."""
 
     study: Study
     configs: list[RunConfig]
@@ -44,6 +50,8 @@ class SweepResult:
     parent_id: str | None = None
     outcomes: list[RunOutcome] = field(default_factory=list)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # condition -> its second stage
+    undecided: dict[str, str] = field(default_factory=dict)  # condition -> why its pilot cannot decide yet
 
     @property
     def failed(self) -> list[RunOutcome]:
@@ -113,8 +121,10 @@ def run_sweep(
     out: TextIO | None = None,
     progress: bool = True,
 ) -> SweepResult:
-    """Run every config of a study that is not finished yet; one parent run per invocation. A dry run
-    checks every setting it can (the executor's name included), reads the store and writes nothing."""
+    """Run every config of a study that is not finished yet; one parent run per invocation. A two-stage
+    study runs its pilot, decides each condition's replicates from the pilot runs in the store, then runs
+    the rest. A dry run checks every setting it can (the executor's name included), reads the store,
+    decides what the finished pilots allow, and writes nothing."""
     out = out or sys.stdout
     uri = resolve_uri(tracking_uri)
     executors.check(execution.executor)
@@ -126,65 +136,206 @@ def run_sweep(
         except UserError:
             store = None  # no store yet: every run is pending, and a dry run creates nothing
         exp_id = store.experiment_id(study.name, create=False) if store else None
-        return SweepResult(study, configs, plan_status(store, exp_id, configs, execution), uri, exp_id)
+        result = SweepResult(
+            study, list(configs), plan_status(store, exp_id, configs, execution), uri, exp_id
+        )
+        if study.target.active:
+            _decide(result, study, device, pilot_accuracies(store, exp_id, configs, study.target))
+            result.status.update(plan_status(store, exp_id, result.configs, execution))
+        return result
 
     _preflight(study, configs, data_root, out)  # before the store is touched: a bad input changes nothing
     executor = executors.build(execution, device)
     executor.prepare(uri)  # a cluster that cannot use this store refuses before anything is written
     try:
-        return _sweep(study, execution, configs, device, executor, uri, data_root, out, progress)
+        return _Sweep(study, execution, device, executor, uri, data_root, out, progress).run(configs)
     finally:
         executor.close()
 
 
-def _sweep(
-    study: Study,
-    execution: Execution,
-    configs: list[RunConfig],
-    device: str,
-    executor: executors.Executor,
-    uri: str,
-    data_root: str | Path | None,
-    out: TextIO,
-    progress: bool,
-) -> SweepResult:
-    store = Store(uri, retry_for=execution.retry_for)
-    exp_id = store.experiment_id(study.name)
-    tag_experiment(store, exp_id, configs)  # also for a study swept before seedvar wrote these tags
-    status = plan_status(store, exp_id, configs, execution)
-    result = SweepResult(study, configs, status, store.uri, exp_id)
-    pending = [c for c in configs if status[c.config_hash] in ("pending", "resumable")]
-    if not pending:
-        print(f"nothing to do: all {len(configs)} runs of {study.name!r} are finished or running", file=out)
+class _Sweep:
+    """One invocation: its store, its executor, and its parent run, started when the first run is due."""
+
+    def __init__(
+        self,
+        study: Study,
+        execution: Execution,
+        device: str,
+        executor: executors.Executor,
+        uri: str,
+        data_root: str | Path | None,
+        out: TextIO,
+        progress: bool,
+    ) -> None:
+        self.study, self.execution, self.device, self.executor = study, execution, device, executor
+        self.data_root, self.out, self.progress = data_root, out, progress
+        self.store = Store(uri, retry_for=execution.retry_for)
+        self.exp_id = self.store.experiment_id(study.name)
+        self.recorder: SweepRecorder | None = None
+        self.alive: contextlib.ExitStack = contextlib.ExitStack()
+
+    def run(self, configs: list[RunConfig]) -> SweepResult:
+        study, target = self.study, self.study.target
+        tag_experiment(self.store, self.exp_id, configs, target)  # also for a study swept before these tags
+        result = SweepResult(
+            study,
+            list(configs),  # its own list: a second stage extends it
+            plan_status(self.store, self.exp_id, configs, self.execution),
+            self.store.uri,
+            self.exp_id,
+        )
+        status_final = "FINISHED"
+        try:
+            if target.active:
+                print(
+                    f"{study.name}: two-stage sweep, pilot of {target.pilot} replicates per condition; then "
+                    f"{target.rule().split('; pilot')[0]}",
+                    file=self.out,
+                )
+            self._stage(result, configs, "pilot" if target.active else "", wait=target.active)
+            if target.active:
+                _decide(
+                    result, study, self.device, pilot_accuracies(self.store, self.exp_id, configs, target)
+                )
+                self._say_decisions(result)
+                extra = result.configs[len(configs) :]
+                result.status.update(plan_status(self.store, self.exp_id, extra, self.execution))
+                self._stage(result, extra, "stage 2", wait=False)
+                if self.recorder is not None:
+                    self.recorder.log_decisions(target, result.decisions, result.configs)
+            if self.recorder is None:
+                print(
+                    f"nothing to do: all {len(result.configs)} runs of {study.name!r} are finished or running",
+                    file=self.out,
+                )
+        except KeyboardInterrupt:
+            status_final = "KILLED"
+            raise
+        finally:
+            self.alive.close()
+            if self.recorder is not None:
+                self.recorder.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
         return result
 
-    sweep = SweepRecorder.start(store, exp_id, study, configs, device, execution.claim_timeout)
-    result.parent_id = sweep.run_id
-    ctx = RunContext(
-        tracking_uri=store.uri,
-        experiment_id=exp_id,
-        parent_id=sweep.run_id,
-        data_root=str(data_root) if data_root else None,
-        download=study.download,
-        execution=execution,
-    )
-    print(
-        f"{study.name}: {len(pending)} of {len(configs)} runs to do on {device}, {executor.where(pending)} "
-        f"(experiment {exp_id}, store {store.uri})",
-        file=out,
-    )
-    status_final = "FINISHED"
-    bars = Progress(len(pending), progress)
-    try:
-        with sweep.alive():
-            result.outcomes = executor.run(pending, ctx, bars, store)
-    except KeyboardInterrupt:
-        status_final = "KILLED"
-        raise
-    finally:
-        bars.close()
-        sweep.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
-    return result
+    def _parent(self, result: SweepResult) -> SweepRecorder:
+        """The sweep's parent run, started at the first run that is due (a sweep with nothing to do records nothing)."""
+        if self.recorder is None:
+            self.recorder = SweepRecorder.start(
+                self.store, self.exp_id, self.study, result.configs, self.device, self.execution.claim_timeout
+            )
+            result.parent_id = self.recorder.run_id
+            self.alive.enter_context(self.recorder.alive())
+        return self.recorder
+
+    def _stage(self, result: SweepResult, configs: list[RunConfig], label: str, wait: bool) -> None:
+        """Run the stage's pending configs, each at most once; with `wait`, also wait for those another
+        sweep is running (a pilot must be complete before anyone decides from it)."""
+        tried: set[str] = set()
+        said_waiting = False
+        while True:
+            status = plan_status(self.store, self.exp_id, configs, self.execution)
+            pending = [
+                c
+                for c in configs
+                if status[c.config_hash] in ("pending", "resumable") and c.config_hash not in tried
+            ]
+            if pending:
+                parent = self._parent(result)
+                ctx = RunContext(
+                    tracking_uri=self.store.uri,
+                    experiment_id=self.exp_id,
+                    parent_id=parent.run_id,
+                    data_root=str(self.data_root) if self.data_root else None,
+                    download=self.study.download,
+                    execution=self.execution,
+                )
+                stage = f"{label}: " if label else ""
+                print(
+                    f"{self.study.name}: {stage}{len(pending)} of {len(configs)} runs to do on {self.device}, "
+                    f"{self.executor.where(pending)} (experiment {self.exp_id}, store {self.store.uri})",
+                    file=self.out,
+                )
+                bars = Progress(len(pending), self.progress, label)
+                try:
+                    result.outcomes += self.executor.run(pending, ctx, bars, self.store)
+                finally:
+                    bars.close()
+                tried |= {c.config_hash for c in pending}
+                continue
+            running = [c.run_name for c in configs if status[c.config_hash] == "running"]
+            if not (wait and running):
+                return
+            if not said_waiting:
+                print(
+                    f"waiting for {len(running)} {label} run(s) in another sweep ({', '.join(running[:4])}"
+                    f"{', ...' if len(running) > 4 else ''}): the second stage is decided from the whole pilot",
+                    file=self.out,
+                )
+                said_waiting = True
+            time.sleep(WAIT_SECONDS)
+
+    def _say_decisions(self, result: SweepResult) -> None:
+        mode = self.study.target.mode
+        for cond, why in result.undecided.items():
+            print(f"{cond}: {why}; rerun the sweep to decide its second stage", file=self.out)
+        for cond, d in result.decisions.items():
+            head = f"{cond}: pilot {d.n0}/{d.n0}, seed std {d.s:.2f} points in {mode} mode"
+            if d.more == 0:
+                tail = f"n = {d.n}: the pilot is enough (Stein half-width {d.half_width:.2f})"
+            else:
+                tail = f"then {d.more} more (n = {d.n}, Stein half-width {d.half_width:.2f})"
+            if d.capped:
+                tail += f"; capped at max_replicates = {d.n} (the rule asks for {d.wanted})"
+            print(f"{head}, {tail}", file=self.out)
+
+
+WAIT_SECONDS = 2.0  # how often a two-stage sweep looks whether the pilot runs of another sweep finished
+
+
+def pilot_accuracies(
+    store: Store | None, experiment_id: str | None, pilots: list[RunConfig], target: Target
+) -> dict[str, list[float]]:
+    """Per condition, the target mode's per-model accuracy (points, as logged) of its finished pilot runs:
+    what every host reads from the store alike, so they decide alike. No store yet: no finished pilot."""
+    finished = latest_finished(child_runs(store, experiment_id)) if store and experiment_id else {}
+    out: dict[str, list[float]] = {}
+    for c in pilots:
+        cond = condition_name(c.model, c.deterministic, c.variant)
+        out.setdefault(cond, [])
+        run = finished.get(c.config_hash)
+        summary = run.summaries.get(target.mode) if run is not None else None
+        if summary is not None:
+            out[cond].append(100 * summary.acc_mean)
+    return out
+
+
+def _decide(result: SweepResult, study: Study, device: str, finished: dict[str, list[float]]) -> None:
+    """Decide every condition whose pilot is complete and extend the plan with its second stage: the
+    replicates n0..n-1, the very configs of a plain sweep with --replicates n."""
+    target = study.target
+    complete = {c: v for c, v in finished.items() if len(v) == target.pilot}
+    for cond, values in finished.items():
+        if len(values) < target.pilot:
+            result.undecided[cond] = f"pilot {len(values)}/{target.pilot} finished"
+    if target.diff > 0 and result.undecided:  # pairs are over every condition: all pilots first
+        for cond in complete:
+            result.undecided[cond] = (
+                "waits for the other conditions' pilots (--target-diff compares them all)"
+            )
+        complete = {}
+    result.decisions = decide(complete, target) if complete else {}
+    by_n: dict[int, list[str]] = {}
+    for cond, d in result.decisions.items():
+        by_n.setdefault(d.n, []).append(cond)
+    for n, conds in sorted(by_n.items()):
+        if n > target.pilot:
+            more = dataclasses.replace(study, seeds=dataclasses.replace(study.seeds, replicates=n))
+            result.configs += [
+                c
+                for c in expand(more, device)
+                if c.replicate >= target.pilot
+                and condition_name(c.model, c.deterministic, c.variant) in conds
+            ]
 
 
 def _preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None, out: TextIO) -> None:

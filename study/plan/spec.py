@@ -18,6 +18,7 @@ from seedvar.errors import UserError
 from seedvar.plan.ready import locate
 from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
 from seedvar.results import MODES
+from seedvar.twostage import Target
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class SeedSpec:
     vary: tuple[str, ...] = ("all",)
     # sources pinned to one seed in every run, e.g. {split = 345}: the HybridSN code's fixed pixel split
     fixed: dict[str, int] = field(default_factory=dict)
+    # Two-stage sweeps (seedvar.twostage): `replicates` is then the pilot; the data decide the rest.
+    target_ci: float = 0.0  # half-width of each condition's 95% interval, accuracy points (0: off)
+    target_diff: float = 0.0  # smallest difference between conditions to tell apart, points (0: off)
+    target_mode: str = "eval"  # whose per-model accuracy the targets are about
+    max_replicates: int = 100  # no condition gets more replicates than this
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,12 @@ class Study:
     download: bool = False
     description: str = ""
     runs_on: str = ""  # where the study is meant to run and how long it takes, e.g. "2 CPU cores, ~4 min"
+
+    @property
+    def target(self) -> Target:
+        """The two-stage target of this study (inactive unless target_ci or target_diff is set)."""
+        sd = self.seeds
+        return Target(sd.target_ci, sd.target_diff, sd.target_mode, sd.replicates, sd.max_replicates)
 
 
 _SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
@@ -324,6 +336,34 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
             )
         if source in seeds.vary:
             raise fail(f"seeds.fixed.{source}", "is also in seeds.vary: a source is either varied or fixed")
+    for key in ("target_ci", "target_diff"):
+        if getattr(seeds, key) < 0:
+            raise fail(
+                f"seeds.{key}", f"must be >= 0 accuracy points (0 turns it off), got {getattr(seeds, key)}"
+            )
+    if seeds.max_replicates < 1:
+        raise fail("seeds.max_replicates", f"must be at least 1, got {seeds.max_replicates}")
+    if seeds.target_ci > 0 or seeds.target_diff > 0:
+        if seeds.replicates < 3:
+            raise fail(
+                "seeds.replicates",
+                f"is the pilot of a two-stage sweep (--target-ci / --target-diff) and needs at least 3, got "
+                f"{seeds.replicates}: a seed std from fewer has too few degrees of freedom",
+            )
+        if seeds.max_replicates < seeds.replicates:
+            raise fail(
+                "seeds.max_replicates",
+                f"({seeds.max_replicates}) is below the pilot's {seeds.replicates} replicates: raise it",
+            )
+        if seeds.target_mode not in test.modes:
+            raise fail(
+                "seeds.target_mode", f"{seeds.target_mode!r} is not among the tested modes {list(test.modes)}"
+            )
+        if tuple(seeds.vary) != ("all",):
+            raise fail(
+                "seeds.vary",
+                'a two-stage sweep draws ordinary seeds: use vary = "all" with --target-ci / --target-diff',
+            )
     bad_modes = [m for m in test.modes if m not in MODES]
     if bad_modes or not test.modes or len(set(test.modes)) != len(test.modes):
         raise fail("test.modes", f"must be distinct modes from {', '.join(MODES)}, got {list(test.modes)}")

@@ -22,7 +22,8 @@ from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
 from seedvar.record.reader import read_runs
 from seedvar.record.store import Store, StoreUnavailable
-from seedvar.results import EpochStats, RunResult, describe
+from seedvar.results import EpochStats, RunResult, condition_name, describe
+from seedvar.twostage import Decision, Target
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
@@ -189,12 +190,17 @@ class RunRecorder:
             self.store.end(self.run_id, "KILLED")
 
 
-def tag_experiment(store: Store, experiment_id: str, configs: list[RunConfig]) -> None:
+def tag_experiment(
+    store: Store, experiment_id: str, configs: list[RunConfig], target: Target | None = None
+) -> None:
     """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
-    its runs table, with this plan's conditions and modes among its columns."""
+    its runs table, with this plan's conditions and modes among its columns; a two-stage study also
+    keeps its target, so that its report can state and check the rule."""
     conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
     tags = view.experiment_tags(conditions, modes, store.experiment_tags(experiment_id))
+    if target is not None and target.active:
+        tags[s.TAG_TARGET] = target.to_json()
     store.set_experiment_tags(experiment_id, tags)
 
 
@@ -249,6 +255,26 @@ class SweepRecorder:
             if values.get(stat) is not None
         ]
         self.store.log(self.run_id, metrics)
+
+    def log_decisions(
+        self, target: Target, decisions: Mapping[str, Decision], configs: list[RunConfig]
+    ) -> None:
+        """A two-stage sweep's target as params and each condition's decision as metrics; the plan
+        artifact then lists the second stage's runs too."""
+        params = {f"{s.TARGET_PREFIX}{k}": str(v) for k, v in dataclasses.asdict(target).items()}
+        keys = {
+            condition_name(c.model, c.deterministic, c.variant): s.condition_key(
+                c.model, c.deterministic, c.variant
+            )
+            for c in configs
+        }
+        metrics = [
+            (s.target_metric(keys[cond], stat), float(getattr(d, attr)), 0)
+            for cond, d in decisions.items()
+            for stat, attr in s.TARGET_STATS.items()
+        ]
+        self.store.log(self.run_id, metrics, params=params)
+        self.store.log_files(self.run_id, {s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])})
 
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""

@@ -45,6 +45,9 @@ TAG_VIEW_STATE_PREFIX = "mlflow.sharedViewState."
 VIEW_STATE_KEY = "seedvar"
 TAG_VIEW_STATE = TAG_VIEW_STATE_PREFIX + VIEW_STATE_KEY
 
+# A two-stage study's target (seedvar.twostage.Target as JSON), so the report states and checks its rule.
+TAG_TARGET = "seedvar.target"
+
 # -- params ----------------------------------------------------------------------------------------------
 PARAM_MODEL = "model"
 PARAM_REPLICATE = "replicate"
@@ -81,6 +84,21 @@ def condition_key(model: str, deterministic: bool, variant: str = "") -> str:
     `hybridsn-split-spatial`."""
     key = model if deterministic else f"{model}-nondet"
     return f"{key}-{variant.replace('=', '-').replace(', ', '-')}" if variant else key
+
+
+# A two-stage sweep's parent run: each condition's decision, `target.<condition>.<stat>`.
+TARGET_PREFIX = "target."
+TARGET_STATS = {
+    "pilot_std": "s",
+    "replicates": "n",
+    "wanted": "wanted",
+    "half_width": "half_width",
+}  # -> Decision
+
+
+def target_metric(condition: str, stat: str) -> str:
+    """`target.hybridsn.replicates` and friends, on a two-stage sweep's parent run."""
+    return f"{TARGET_PREFIX}{condition}.{stat}"
 
 
 def summary_metric(condition: str, mode: str, stat: str) -> str:
