@@ -33,8 +33,6 @@ from seedvar.record.store import Store, resolve_uri
 from seedvar.results import condition_name
 from seedvar.twostage import Decision, Target, decide
 
-STATUSES = ("done", "running", "resumable", "pending")  # a planned run's status, as --dry-run shows it
-
 
 @dataclass
 class SweepResult:
