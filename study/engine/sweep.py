@@ -26,7 +26,7 @@ from seedvar.record.checkpoints import checkpoints_for
 from seedvar.record.claims import claims_for
 from seedvar.record.reader import StoredRun, child_runs
 from seedvar.record.recorder import SweepRecorder, tag_experiment
-from seedvar.record.store import Store, resolve_uri
+from seedvar.record.store import Store, StoreUnavailable, resolve_uri
 
 STATUSES = ("done", "running", "resumable", "pending")  # a planned run's status, as --dry-run shows it
 
@@ -173,7 +173,7 @@ def _sweep(
         f"(experiment {exp_id}, store {store.uri})",
         file=out,
     )
-    status_final = "FINISHED"
+    status_final: str | None = "FINISHED"
     bars = Progress(len(pending), progress)
     try:
         with sweep.alive():
@@ -181,9 +181,13 @@ def _sweep(
     except KeyboardInterrupt:
         status_final = "KILLED"
         raise
+    except StoreUnavailable:  # the store stayed away for the whole retry window: the next sweep closes it
+        status_final = None
+        raise
     finally:
         bars.close()
-        sweep.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
+        if status_final is not None:
+            sweep.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
     return result
 
 

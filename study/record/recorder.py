@@ -69,7 +69,8 @@ class RunRecorder:
 
     def __init__(self, store: Store, run_id: str, logged_epochs: int = 0) -> None:
         self.store, self.run_id, self.logged_epochs = store, run_id, logged_epochs
-        self.pending: list[EpochStats] = []  # epochs the store could not take yet
+        # epochs the store could not take (or confirm) yet, each with the time it was first sent
+        self.pending: list[tuple[EpochStats, int]] = []
 
     @classmethod
     def start(cls, store: Store, cfg: RunConfig, experiment_id: str, parent_id: str) -> RunRecorder:
@@ -132,32 +133,35 @@ class RunRecorder:
         (beyond a short retry) training goes on and the epoch waits: it is sent with the next one, and
         at the latest before the run is marked FINISHED, so no metric is silently dropped.
         """
-        if stats.epoch > self.logged_epochs and stats not in self.pending:
-            self.pending.append(stats)
-        return self.flush(budget=EPOCH_RETRY_SECONDS)
+        if stats.epoch > self.logged_epochs and all(st.epoch != stats.epoch for st, _ in self.pending):
+            self.pending.append((stats, int(time.time() * 1000)))
+        return self.flush(budget=min(EPOCH_RETRY_SECONDS, self.store.retry_for))
 
     def flush(self, budget: float | None = None) -> bool:
-        """Send the pending epochs; False (nothing lost) when the store is still unreachable."""
-        if not self.pending:
-            return True
+        """Send the pending epochs; False (nothing lost) when the store is still unreachable.
+
+        Each epoch keeps the timestamp of its first sending: the store may have taken a batch whose answer
+        was lost, and the same values with the same timestamp are stored once, not twice.
+        """
         try:
-            self.store.log(
-                self.run_id, [m for st in self.pending for m in s.epoch_metrics(st)], budget=budget
-            )
+            self._send_pending(budget)
         except StoreUnavailable:
             return False
-        self.logged_epochs = self.pending[-1].epoch
-        self.pending.clear()
         return True
+
+    def _send_pending(self, budget: float | None = None) -> None:
+        if not self.pending:
+            return
+        metrics = [(*m, stamp) for st, stamp in self.pending for m in s.epoch_metrics(st)]
+        self.store.log(self.run_id, metrics, budget=budget)
+        self.logged_epochs = self.pending[-1][0].epoch
+        self.pending.clear()
 
     def finish(self, result: RunResult) -> None:
         """Weights hash, every test pass's metrics, the summaries, a one-line description (the runs
-        table's Description column) and the predictions: FINISHED."""
-        if not self.flush():
-            raise StoreUnavailable(
-                f"the store {self.store.uri} did not take epochs {[e.epoch for e in self.pending]} of run "
-                f"{self.run_id}; rerun the sweep to resume"
-            )
+        table's Description column) and the predictions: FINISHED. Raises StoreUnavailable when the
+        store stays away for the whole retry window: the run then stays RUNNING, resumable."""
+        self._send_pending()  # every epoch is in the store before the run can be FINISHED
         self.store.log(
             self.run_id,
             params=s.test_params(result),

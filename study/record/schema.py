@@ -35,6 +35,9 @@ TAG_OWNER = "seedvar.claim_owner"  # which sweep holds a config's claim (trackin
 TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
 TAG_CHECKPOINT = "seedvar.checkpoint"  # artifact path of the run's current epoch checkpoint
 TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)
+# a random id given to a run as it is created: a creation retried after its answer was lost finds the run
+# the first attempt made instead of making a second one
+TAG_CREATION = "seedvar.creation_id"
 
 # -- experiment tags and the MLflow UI ---------------------------------------------------------------------
 # MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.
