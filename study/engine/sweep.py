@@ -186,7 +186,9 @@ def _sweep(
         raise
     finally:
         bars.close()
-        if status_final is not None:
+        if status_final is None:
+            sweep.release()
+        else:
             sweep.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
     return result
 

@@ -31,7 +31,8 @@ TAG_FAILED_RUNS = "seedvar.failed_runs"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
-TAG_OWNER = "seedvar.claim_owner"  # which sweep holds a config's claim (tracking servers)
+# who holds a claim: the sweep holding a config's (tracking servers), a sweep's own lock (local stores)
+TAG_OWNER = "seedvar.claim_owner"
 TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
 TAG_CHECKPOINT = "seedvar.checkpoint"  # artifact path of the run's current epoch checkpoint
 TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)

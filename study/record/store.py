@@ -38,9 +38,12 @@ class StoreUnavailable(UserError):
 
 
 def _quiet() -> None:
-    """MLflow configures its loggers on import and announces every table it creates: keep warnings only."""
+    """MLflow configures its loggers on import and announces every table it creates: keep warnings only.
+    Its database layer also logs every error it raises, with a traceback ("database is locked" included):
+    Store.call retries those or ends with one line, so that log is only noise."""
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def resolve_uri(uri: str | None = None) -> str:
