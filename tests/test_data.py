@@ -57,54 +57,46 @@ def unnormalize(x: torch.Tensor) -> torch.Tensor:
     return ((x * std + mean) * 255).round().to(torch.uint8)
 
 
-# ---------------------------------------------------------------- real files (../shared/datasets)
+# ---------------------------------------------------------------- Indian Pines (tensorly's copy) and real files
 
 
 @pytest.fixture(scope="module")
-def ip(shared_datasets) -> data.Task:
-    return load_task("indian_pines", split_seed=0, root=shared_datasets)
+def ip(tmp_path_factory) -> data.Task:
+    """Indian Pines from the copy inside the tensorly wheel: no files, no shared folder needed."""
+    return load_task("indian_pines", split_seed=0, root=tmp_path_factory.mktemp("no_files"))
 
 
-def test_indian_pines_file_matches_published_scene(shared_datasets, ip):
+def test_indian_pines_from_tensorly_is_the_published_scene(ip):
+    assert ip.info["source"] == "tensorly" and ip.info["verified"] == "sha256"  # the published arrays
+    assert ip.kind == "hyperspectral" and ip.in_shape == (1, 30, 25, 25)
+    assert ip.num_classes == 16 and ip.label_ids == list(range(1, 17))
+    assert ip.class_names[0] == "Alfalfa" and ip.class_names[-1] == "Stone-Steel-Towers"
+    assert ip.gt.shape == (145, 145) and (ip.gt >= 0).sum() == 10_249
+    assert np.bincount(ip.gt[ip.gt >= 0]).tolist() == IP_COUNTS
+    assert ip.info["n_train"] + ip.info["n_test"] == 10_249
+    assert len(ip.train) == ip.info["n_train"] and len(ip.test) == len(ip.test_coords)
+
+
+def test_indian_pines_files_are_the_same_scene(shared_datasets, ip):
+    """The published .mat files (the shared folder) hold the same arrays as tensorly's copy: the same
+    content fingerprints, pixel split and patches, whatever the source."""
     folder = shared_datasets / "indian_pines"
     cube = scipy.io.loadmat(folder / "Indian_pines_corrected.mat")["indian_pines_corrected"]
     gt = scipy.io.loadmat(folder / "Indian_pines_gt.mat")["indian_pines_gt"]
     assert (cube.shape, cube.dtype, gt.shape, gt.dtype) == ((145, 145, 200), np.uint16, (145, 145), np.uint8)
     assert fingerprint(cube) == KNOWN_FINGERPRINTS["indian_pines/cube"]
     assert fingerprint(gt) == KNOWN_FINGERPRINTS["indian_pines/gt"]
-
-    assert ip.kind == "hyperspectral" and ip.in_shape == (1, 30, 25, 25)
-    assert ip.num_classes == 16 and ip.label_ids == list(range(1, 17))
-    assert ip.class_names[0] == "Alfalfa" and ip.class_names[-1] == "Stone-Steel-Towers"
-    assert ip.gt.shape == (145, 145) and (ip.gt >= 0).sum() == 10_249
-    assert np.bincount(ip.gt[ip.gt >= 0]).tolist() == IP_COUNTS
-    assert np.array_equal(ip.gt, np.where(gt == 0, -1, gt.astype(np.int64) - 1))
-    assert ip.info["verified"] == "sha256" and ip.info["n_train"] + ip.info["n_test"] == 10_249
-    assert len(ip.train) == ip.info["n_train"] and len(ip.test) == len(ip.test_coords)
+    files = load_task("indian_pines", split_seed=0, root=shared_datasets)
+    assert files.info["source"] == str(folder / "Indian_pines_corrected.mat")
+    assert files.info["verified"] == "sha256"
+    assert np.array_equal(files.gt, np.where(gt == 0, -1, gt.astype(np.int64) - 1))
+    assert np.array_equal(files.gt, ip.gt) and np.array_equal(files.test_coords, ip.test_coords)
+    assert torch.equal(files.train.padded, ip.train.padded)
+    assert files.info["content_sha256"] == ip.info["content_sha256"] and files.fingerprint == ip.fingerprint
 
 
-def test_indian_pines_from_tensorly_needs_no_files(tmp_path):
-    tl = load_task("indian_pines", split_seed=0, root=tmp_path)  # nothing under root, no download
-    assert tl.info["source"] == "tensorly" and tl.info["verified"] == "sha256"  # the published arrays
-    assert tl.in_shape == (1, 30, 25, 25) and tl.num_classes == 16 and tl.label_ids == list(range(1, 17))
-    assert tl.class_names[0] == "Alfalfa" and tl.class_names[-1] == "Stone-Steel-Towers"
-    assert np.bincount(tl.gt[tl.gt >= 0]).tolist() == IP_COUNTS
-    assert not any(tmp_path.iterdir())  # nothing written under the data root
-
-
-def test_indian_pines_from_tensorly_is_the_same_scene(tmp_path, ip):
-    tl = load_task("indian_pines", split_seed=0, root=tmp_path)  # nothing under root, no download
-    assert tl.info["source"] == "tensorly" and tl.info["verified"] == "sha256"
-    assert np.array_equal(tl.gt, ip.gt) and np.array_equal(tl.test_coords, ip.test_coords)
-    assert torch.equal(tl.train.padded, ip.train.padded)
-    # the same content from another file: the same fingerprints, whatever the source
-    assert tl.info["content_sha256"] == ip.info["content_sha256"] and tl.fingerprint == ip.fingerprint
-
-
-def test_patches_are_windows_of_the_pca_cube_with_zero_padding(shared_datasets, ip):
-    cube = scipy.io.loadmat(shared_datasets / "indian_pines" / "Indian_pines_corrected.mat")[
-        "indian_pines_corrected"
-    ]
+def test_patches_are_windows_of_the_pca_cube_with_zero_padding(ip):
+    cube = hsi._tensorly_scene().cube
     reduced = (
         PCA(30, whiten=True).fit_transform(cube.reshape(-1, 200).astype(np.float64)).reshape(145, 145, 30)
     )
@@ -123,16 +115,16 @@ def test_patches_are_windows_of_the_pca_cube_with_zero_padding(shared_datasets, 
         assert torch.all(x[i, 0, :, : 12 - ip.test_coords[i, 0]] == 0)
 
 
-def test_every_class_keeps_train_and_test_pixels_at_tiny_fraction(shared_datasets):
-    task = load_task("indian_pines", split_seed=3, root=shared_datasets, train_fraction=0.01)
+def test_every_class_keeps_train_and_test_pixels_at_tiny_fraction(tmp_path):
+    task = load_task("indian_pines", split_seed=3, root=tmp_path, train_fraction=0.01)
     assert torch.bincount(task.train.labels, minlength=16).min() >= 1
     assert torch.bincount(task.test.labels, minlength=16).min() >= 1
 
 
-def test_indian_pines_leakage_random_vs_spatial(shared_datasets):
+def test_indian_pines_leakage_random_vs_spatial(tmp_path):
     """The leakage study's claim: with random pixels nearly every 11x11 test window holds a training pixel;
     a spatial split holds none, names the classes it cannot put on both sides, and keeps the rest."""
-    kw = {"root": shared_datasets, "pca": 15, "window": 11, "train_fraction": 0.15}
+    kw = {"root": tmp_path, "pca": 15, "window": 11, "train_fraction": 0.15}
     rand = load_task("indian_pines", split_seed=0, **kw)
     assert rand.info["split"] == "random" and rand.info["leakage"] > 0.99
     spatial = load_task("indian_pines", split_seed=0, split="spatial", **kw)

@@ -267,3 +267,42 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
         seedvar.sweep(spec, tracking_uri=uri, epoch=3)
     with pytest.raises(UserError, match="no study named 'nope'"):
         seedvar.runs("nope", tracking_uri=uri)
+
+
+def test_ci_fails_where_a_users_clone_skips(tmp_path):
+    """A test that skips for want of something CI has (a dataset, a server, a browser) fails under
+    $SEEDVAR_REQUIRE_ALL, which .ci/run sets; a user's clone still skips it, saying why; a skip about the
+    hardware (no GPU) stays a skip everywhere."""
+    import shutil
+
+    tests = Path(__file__).resolve().parent
+    assert "export SEEDVAR_REQUIRE_ALL=1" in (tests.parent / ".ci" / "run").read_text()
+    shutil.copy(tests / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_needs.py").write_text(
+        "import pytest\n\n"
+        "def test_needs_postgres():\n    pytest.skip('PostgreSQL server binaries not found')\n\n"
+        "@pytest.mark.skipif(True, reason='needs CUDA')\ndef test_needs_a_gpu():\n    pass\n"
+    )
+    (tmp_path / "test_needs_ray.py").write_text(
+        "import pytest\n\nray = pytest.importorskip('no_such_module_here', reason='ray is not installed')\n\n"
+        "def test_ray():\n    pass\n"
+    )
+
+    def outcome(test: str, **env: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", test],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if k != "SEEDVAR_REQUIRE_ALL"} | env,
+            timeout=300,
+        )
+        return run.stdout
+
+    clone = outcome(".")
+    assert "3 skipped" in clone and "PostgreSQL server binaries not found" in clone, clone
+    ci = outcome("test_needs.py", SEEDVAR_REQUIRE_ALL="1")
+    assert "1 failed, 1 skipped" in ci and "SKIPPED [1] test_needs.py:6: needs CUDA" in ci, ci
+    assert "CI must run this test): Skipped: PostgreSQL server binaries not found" in ci, ci
+    ci = outcome("test_needs_ray.py", SEEDVAR_REQUIRE_ALL="1")  # a module skipped whole: an error too
+    assert "1 error" in ci and "CI must run this test): Skipped: ray is not installed" in ci, ci

@@ -212,10 +212,13 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     assert killed.info.status == "RUNNING"
     host_b = spec_in(tmp_path / "b", "moving", epochs=20, replicates=1)  # no local file of host a
     plan = tmp_path / "plan.txt"
-    with plan.open("w") as f:  # its heartbeat is still fresh: another host leaves it alone
-        seedvar.sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=4, out=f)
+    with plan.open("w") as f:  # within the claim timeout of its last heartbeat another host leaves it alone
+        seedvar.sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=3600, out=f)
     assert "1 runs: 1 running" in plan.read_text()
-    time.sleep(5)  # no heartbeat for longer than the claim timeout: the claim is stale
+    # the takeover waits for the event it needs: no heartbeat for longer than the claim timeout (4 s)
+    beat = float(client.get_run(killed.info.run_id).data.tags[schema.TAG_HEARTBEAT])
+    while time.time() - beat <= 4:
+        time.sleep(0.1)
     result = seedvar.sweep(load_study(host_b), tracking_uri=server.uri, progress=False, claim_timeout=4)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == killed.info.run_id  # the same MLflow run
