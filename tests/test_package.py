@@ -306,3 +306,23 @@ def test_ci_fails_where_a_users_clone_skips(tmp_path):
     assert "CI must run this test): Skipped: PostgreSQL server binaries not found" in ci, ci
     ci = outcome("test_needs_ray.py", SEEDVAR_REQUIRE_ALL="1")  # a module skipped whole: an error too
     assert "1 error" in ci and "CI must run this test): Skipped: ray is not installed" in ci, ci
+
+
+def test_the_readme_names_a_test_for_each_fault_and_each_exists():
+    """The README's table of faults names the test that injects each one: a renamed or deleted test must
+    not leave the README promising what nothing checks any more."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
+    section = readme.read_text().split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) >= 10, rows
+    for row in rows:
+        cell = row.rstrip(" |").rsplit(" | ", 1)[1]
+        names = re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", cell)
+        assert names, row
+        file = None
+        for path, name in names:
+            file = path or file
+            assert file and f"def {name}(" in (root / "tests" / file).read_text(), (file, name)
