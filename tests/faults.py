@@ -13,7 +13,8 @@ Faults are planned per request, not per second: `Fault(kind, match, nth, count, 
 request whose first line ("POST /api/2.0/mlflow/runs/create") contains `match` and whose body contains
 `body`, and on the count - 1 matching requests after it, so a test does not depend on how fast this
 machine is. `outage(kind)` gives every
-request that fault until `heal()`. `fired` and `log` say what was injected and what passed.
+request that fault until `heal()`, from now on or from a planned request on. `fired` and `log` say what
+was injected and what passed.
 
 Every request goes upstream on a connection of its own with `Connection: close`, so the upstream's
 answer ends where its connection ends and the proxy never parses a response; the client then reconnects
@@ -75,6 +76,7 @@ class FaultyProxy:
         self.fired: list[tuple[str, str]] = []  # (fault, request line) for every injected fault
         self.log: list[str] = []  # every request line, in arrival order
         self._outage: Fault | None = None
+        self._trigger: tuple[Fault, Fault] | None = None  # (the request that starts it, the outage)
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -89,14 +91,24 @@ class FaultyProxy:
         with self._lock:
             self.plan.extend(faults)
 
-    def outage(self, kind: str = "status", status: int = 503) -> None:
-        """Every request from now on gets this fault, until heal()."""
+    def outage(self, kind: str = "status", status: int = 503, after: Fault | None = None) -> None:
+        """Every request gets this fault until heal(): from now on, or from the moment the server has
+        answered a request matching `after` (its match and body), whatever the machine's speed."""
         with self._lock:
-            self._outage = Fault(kind, status=status, count=10**9)
+            if after is None:
+                self._outage = Fault(kind, status=status, count=10**9)
+            else:
+                self._trigger = (after, Fault(kind, status=status, count=10**9))
 
     def heal(self) -> None:
         with self._lock:
-            self._outage = None
+            self._outage = self._trigger = None
+
+    def _answered(self, line: str, body: str) -> None:
+        """A request went through: start a planned outage if it was the trigger."""
+        with self._lock:
+            if self._trigger is not None and self._trigger[0].match in line and self._trigger[0].body in body:
+                self._outage, self._trigger = self._trigger[1], None
 
     def pending(self) -> list[str]:
         """Planned faults that have not fired in full (the run made fewer such requests than planned)."""
@@ -150,10 +162,12 @@ class FaultyProxy:
                 return
             head, body = request
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            fault = self._decide(line, body.decode("latin-1"))
+            text = body.decode("latin-1")
+            fault = self._decide(line, text)
             if fault is None:
                 writer.write(await self._forward(_closing(head), body))
                 await writer.drain()
+                self._answered(line, text)
             elif fault.kind == "status":
                 text = f"{fault.status} {REASONS.get(fault.status, 'Error')} (injected by the test proxy)\n"
                 writer.write(

@@ -141,7 +141,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_outside_the_clone(wheel, 
         capture_output=True,
         text=True,
     ).stdout.strip()
-    (Path(site) / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # every site-packages folder of this interpreter: a venv may itself borrow its dependencies through a
+    # path file (a git worktree's venv does), and path files are not followed from a borrowed folder
+    borrowed = dict.fromkeys(
+        [sysconfig.get_paths()["purelib"], *(p for p in sys.path if p.endswith("site-packages"))]
+    )
+    (Path(site) / "borrowed-deps.pth").write_text("".join(f"{p}\n" for p in borrowed))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 

@@ -113,7 +113,9 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     proc.send_signal(signal.SIGINT)  # once: a second Ctrl-C must never be needed
     output, _ = proc.communicate(timeout=300)  # a safety net: a sweep that ignored the signal would train on
     assert proc.returncode == 130, output
-    assert logged_epochs(store_uri, "interrupted") <= at_signal + 1  # at once: the epoch under way at most
+    # at once: of 40 epochs, none begun after the signal is logged (one may have ended as it was sent, the
+    # next may be in its log call when the signal lands)
+    assert logged_epochs(store_uri, "interrupted") <= at_signal + 2
     assert "Traceback" not in output and "rerun the same command to resume" in output
     store = Store(store_uri)
     exp = store.experiment_id("interrupted")

@@ -298,22 +298,14 @@ def test_sweep_through_a_faulty_connection_finishes_every_run_once(server, proxy
 def test_outage_longer_than_retry_for_stops_the_sweep_and_a_rerun_completes(
     server, proxy, tmp_path, monkeypatch
 ):
-    """The server answers 503 to everything from the second epoch of the first run on: the sweep retries for
-    --retry-for seconds, then stops with one line. The store holds nothing half done (the run stays
+    """The server answers 503 to everything once the first run's first checkpoint is in: the sweep retries
+    for --retry-for seconds, then stops with one line. The store holds nothing half done (the run stays
     resumable), and a rerun, through more faults, resumes it into the same MLflow run, trains the rest
     and closes the dead sweep's parent run as FAILED."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", CLIENT_TIMEOUT)
     spec = spec_in(tmp_path / "host", "outage", epochs=3, replicates=2)
+    proxy.outage("status", 503, after=Fault("status", "runs/log-batch", body=schema.TAG_CHECKPOINT))
     proc = sweep(spec, proxy.uri, "--checkpoint-every", "0", "--retry-for", "4")
-    client = MlflowClient(server.uri)  # straight to the server, not through the proxy
-    deadline = time.monotonic() + 300  # a safety net: the event below comes within seconds
-    while True:
-        runs = runs_of(server.uri, "outage") if client.get_experiment_by_name("outage") else []
-        if runs and client.get_metric_history(runs[0].info.run_id, "train.loss"):
-            break
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-        time.sleep(0.1)
-    proxy.outage("status", 503)
     output, _ = proc.communicate(timeout=300)
     proxy.heal()
     assert proc.returncode == 2, output
@@ -326,6 +318,8 @@ def test_outage_longer_than_retry_for_stops_the_sweep_and_a_rerun_completes(
     assert interrupted.info.status == "RUNNING" and schema.TAG_CHECKPOINT in interrupted.data.tags
     (dead,) = runs_of(server.uri, "outage", schema.KIND_SWEEP)
     assert dead.info.status == "RUNNING"  # nobody could close it: the next sweep will
+    client = MlflowClient(server.uri)  # straight to the server, not through the proxy
+    assert [m.step for m in client.get_metric_history(interrupted.info.run_id, "train.loss")] == [1]
 
     proxy.inject(
         Fault("lost_reply", "runs/update"),  # the resumed run set RUNNING again, the reply lost
