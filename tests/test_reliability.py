@@ -281,7 +281,7 @@ def test_a_write_lock_held_past_retry_for_stops_the_sweep_and_a_rerun_completes(
     with (tmp_path / "plan.txt").open("w") as f:
         seedvar.sweep(load_study(spec), tracking_uri=store_uri, dry_run=True, out=f)
     assert "2 runs: 1 pending, 1 resumable" in (tmp_path / "plan.txt").read_text()
-    result = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
     assert sorted(o.status for o in result.outcomes) == ["FINISHED", "FINISHED"]
     assert interrupted.info.run_id in {o.run_id for o in result.outcomes}  # resumed in the same run
     client = MlflowClient(store_uri)
