@@ -12,9 +12,8 @@ It reads each request whole (head and body), then forwards it or injects a fault
 Faults are planned per request, not per second: `Fault(kind, match, nth, count, body)` fires on the nth
 request whose first line ("POST /api/2.0/mlflow/runs/create") contains `match` and whose body contains
 `body`, and on the count - 1 matching requests after it, so a test does not depend on how fast this
-machine is. `outage(kind)` gives every
-request that fault until `heal()`, from now on or from a planned request on. `fired` and `log` say what
-was injected and what passed.
+machine is. `outage(kind)` gives every request that fault until `heal()`, from now on or from the answer
+to a given request on. `fired` and `log` say what was injected and what passed.
 
 Every request goes upstream on a connection of its own with `Connection: close`, so the upstream's
 answer ends where its connection ends and the proxy never parses a response; the client then reconnects
