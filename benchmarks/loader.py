@@ -122,6 +122,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"images: {len(loader)} from {source}, batch {BATCH}, device {device}, torch threads {torch.get_num_threads()}"
     )
+    # the two pipelines do the same work: with augmentation off, the same tensors in the same order
+    plain = transforms.Compose(lab.transform.transforms[2:])  # ToTensor + Normalize
+    first = next(loader.batches(BATCH))[0].cpu()
+    theirs = torch.stack([plain(Image.fromarray(lab.images[i])) for i in range(len(first))])
+    same = torch.allclose(first, theirs, atol=1e-5)
+    print(f"loader: batches equal the lab pipeline's ToTensor + Normalize (augmentation off): {same}")
+    epoch = torch.cat([y for _, y in loader.batches(BATCH, order=order, augment=augment)]).sort().values
+    every = torch.equal(epoch.cpu(), loader.labels.cpu().sort().values)
+    print(f"loader: an augmented epoch serves every training image once: {every}")
     print(
         f"loader: seedvar {seedvar:,.0f} img/s, baseline {baseline:,.0f} img/s, ratio {seedvar / baseline:.1f}"
     )

@@ -272,10 +272,24 @@ def _published_scene(name: str, root: str | Path | None, download: bool) -> tupl
     spec = SCENES[name]
     folder = data_root(root) / name
     cube, gt = folder / spec.cube_file, folder / spec.gt_file
+    downloaded = []
     if download:
         for url, path in ((spec.cube_url, cube), (spec.gt_url, gt)):
             if not path.exists():
                 _download(url, path)
+                downloaded.append(path)
+    try:
+        return _verified_scene(name, spec, cube, gt)
+    except DataError as e:
+        if not downloaded:
+            raise
+        for path in downloaded:  # a bad download is not kept: the next try fetches it again
+            path.unlink(missing_ok=True)
+        raise DataError(f"{e} (downloaded from {spec.cube_url} and {spec.gt_url}; deleted)") from None
+
+
+def _verified_scene(name: str, spec: SceneSpec, cube: Path, gt: Path) -> tuple[Scene, str]:
+    """The scene from its two files (or tensorly's copy), checked against the published shape and sha256."""
     if cube.exists() and gt.exists():
         scene = _files_scene(cube, spec.cube_key, gt, spec.gt_key)
     elif name == "indian_pines" and (tensorly := _tensorly_scene()) is not None:

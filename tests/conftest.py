@@ -1,4 +1,10 @@
-"""Shared fixtures: the real datasets folder (../shared/datasets) is found here and only here."""
+"""Shared fixtures: the real datasets folder (../shared/datasets) is found here and only here. And the rule
+that CI runs everything: under $SEEDVAR_REQUIRE_ALL (set by .ci/run) a test that would skip fails.
+
+A user's clone may lack the shared datasets, PostgreSQL, Chromium or Ray: those tests skip and say why.
+CI has them all, so there a skip would hide a test that silently stopped running. Only skips about the
+machine itself (no GPU, or a GPU where a test needs none) stay skips.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,36 @@ from pathlib import Path
 import pytest
 
 _DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REQUIRE_ALL = "SEEDVAR_REQUIRE_ALL"
+MACHINE_SKIPS = ("CUDA",)  # a skip whose reason names these is about the hardware, not the setup
+
+
+def _skip_reason(report: pytest.BaseReport) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def _strict(report: pytest.BaseReport) -> None:
+    """Under $SEEDVAR_REQUIRE_ALL, turn a skip (not an xfail, not a hardware skip) into a failure."""
+    if not os.environ.get(REQUIRE_ALL) or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if any(word in reason for word in MACHINE_SKIPS):
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped while ${REQUIRE_ALL} is set (CI must run this test): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    outcome = yield
+    _strict(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> object:
+    outcome = yield  # a module that skips as a whole (pytest.importorskip at its top)
+    _strict(outcome.get_result())
 
 
 @pytest.fixture(scope="session")

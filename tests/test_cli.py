@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from seedvar.cli import main
 from seedvar.errors import UserError
 from seedvar.record.store import Store
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 GOOD = """
 name = "{name}"
 device = "cpu"
@@ -474,7 +476,11 @@ def test_bad_inputs_one_line_exit_2_store_unchanged(world, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(world["root"]))  # usernets.py, as if seedvar ran in that folder
     before = snapshot(world["uri"])
     matrix = cases(world)
-    assert len(matrix) >= 25
+    # README.md states how many: the count on a machine without a GPU, where CUDA is one more bad input
+    stated = re.search(r"(\d+) such inputs go through the command line", README.read_text())
+    assert stated, "README.md no longer states how many bad inputs the command line test throws"
+    assert len(matrix) == int(stated[1]) - torch.cuda.is_available(), "update README.md's count"
+    assert len({name for name, _, _ in matrix}) == len(matrix)  # each case counted once
     failures = []
     for name, argv, phrase in matrix:
         capsys.readouterr()
@@ -486,6 +492,20 @@ def test_bad_inputs_one_line_exit_2_store_unchanged(world, capsys, monkeypatch):
     assert not failures, "\n".join(failures)
     assert snapshot(world["uri"]) == before
     assert not (world["root"] / "a_file").is_dir()
+
+
+def test_what_changes_results_makes_new_runs_and_where_runs_run_does_not(world, capsys):
+    """train.* settings that change the weights (bf16 autocast, a cosine schedule, the CPU thread count)
+    are part of a run's config: a run finished without them is not taken for one with them. Execution
+    settings never are: results do not depend on where, or how many at once, runs ran."""
+    dry = ["sweep", str(world["good"]), "--tracking-uri", world["uri"], "--dry-run"]
+    assert main(dry) == 0 and "1 runs: 1 done" in capsys.readouterr().out
+    for setting in ('train.precision="bf16"', 'train.schedule="cosine"', "train.threads=2"):
+        assert main([*dry, "--set", setting]) == 0
+        assert "1 runs: 1 pending" in capsys.readouterr().out, setting
+    execution = ["--runs-per-gpu", "4", "--jobs", "3", "--checkpoint-every", "0", "--claim-timeout", "5"]
+    assert main([*dry, *execution, "--retry-for", "1"]) == 0
+    assert "1 runs: 1 done" in capsys.readouterr().out
 
 
 def test_debug_shows_the_traceback(world):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import http.server
+import io
 import os
 import pickle
+import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,8 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 import seedvar.data as data
+import seedvar.data.hsi as hsi
+import seedvar.data.images as images
 from seedvar.data import KNOWN_FINGERPRINTS, DataError, fingerprint, load_task
 from seedvar.data.images import CIFAR_URL, MEAN, STD, read_batch
 
@@ -49,45 +57,46 @@ def unnormalize(x: torch.Tensor) -> torch.Tensor:
     return ((x * std + mean) * 255).round().to(torch.uint8)
 
 
-# ---------------------------------------------------------------- real files (../shared/datasets)
+# ---------------------------------------------------------------- Indian Pines (tensorly's copy) and real files
 
 
 @pytest.fixture(scope="module")
-def ip(shared_datasets) -> data.Task:
-    return load_task("indian_pines", split_seed=0, root=shared_datasets)
+def ip(tmp_path_factory) -> data.Task:
+    """Indian Pines from the copy inside the tensorly wheel: no files, no shared folder needed."""
+    return load_task("indian_pines", split_seed=0, root=tmp_path_factory.mktemp("no_files"))
 
 
-def test_indian_pines_file_matches_published_scene(shared_datasets, ip):
+def test_indian_pines_from_tensorly_is_the_published_scene(ip):
+    assert ip.info["source"] == "tensorly" and ip.info["verified"] == "sha256"  # the published arrays
+    assert ip.kind == "hyperspectral" and ip.in_shape == (1, 30, 25, 25)
+    assert ip.num_classes == 16 and ip.label_ids == list(range(1, 17))
+    assert ip.class_names[0] == "Alfalfa" and ip.class_names[-1] == "Stone-Steel-Towers"
+    assert ip.gt.shape == (145, 145) and (ip.gt >= 0).sum() == 10_249
+    assert np.bincount(ip.gt[ip.gt >= 0]).tolist() == IP_COUNTS
+    assert ip.info["n_train"] + ip.info["n_test"] == 10_249
+    assert len(ip.train) == ip.info["n_train"] and len(ip.test) == len(ip.test_coords)
+
+
+def test_indian_pines_files_are_the_same_scene(shared_datasets, ip):
+    """The published .mat files (the shared folder) hold the same arrays as tensorly's copy: the same
+    content fingerprints, pixel split and patches, whatever the source."""
     folder = shared_datasets / "indian_pines"
     cube = scipy.io.loadmat(folder / "Indian_pines_corrected.mat")["indian_pines_corrected"]
     gt = scipy.io.loadmat(folder / "Indian_pines_gt.mat")["indian_pines_gt"]
     assert (cube.shape, cube.dtype, gt.shape, gt.dtype) == ((145, 145, 200), np.uint16, (145, 145), np.uint8)
     assert fingerprint(cube) == KNOWN_FINGERPRINTS["indian_pines/cube"]
     assert fingerprint(gt) == KNOWN_FINGERPRINTS["indian_pines/gt"]
-
-    assert ip.kind == "hyperspectral" and ip.in_shape == (1, 30, 25, 25)
-    assert ip.num_classes == 16 and ip.label_ids == list(range(1, 17))
-    assert ip.class_names[0] == "Alfalfa" and ip.class_names[-1] == "Stone-Steel-Towers"
-    assert ip.gt.shape == (145, 145) and (ip.gt >= 0).sum() == 10_249
-    assert np.bincount(ip.gt[ip.gt >= 0]).tolist() == IP_COUNTS
-    assert np.array_equal(ip.gt, np.where(gt == 0, -1, gt.astype(np.int64) - 1))
-    assert ip.info["verified"] == "sha256" and ip.info["n_train"] + ip.info["n_test"] == 10_249
-    assert len(ip.train) == ip.info["n_train"] and len(ip.test) == len(ip.test_coords)
+    files = load_task("indian_pines", split_seed=0, root=shared_datasets)
+    assert files.info["source"] == str(folder / "Indian_pines_corrected.mat")
+    assert files.info["verified"] == "sha256"
+    assert np.array_equal(files.gt, np.where(gt == 0, -1, gt.astype(np.int64) - 1))
+    assert np.array_equal(files.gt, ip.gt) and np.array_equal(files.test_coords, ip.test_coords)
+    assert torch.equal(files.train.padded, ip.train.padded)
+    assert files.info["content_sha256"] == ip.info["content_sha256"] and files.fingerprint == ip.fingerprint
 
 
-def test_indian_pines_from_tensorly_is_the_same_scene(tmp_path, ip):
-    tl = load_task("indian_pines", split_seed=0, root=tmp_path)  # nothing under root, no download
-    assert tl.info["source"] == "tensorly" and tl.info["verified"] == "sha256"
-    assert np.array_equal(tl.gt, ip.gt) and np.array_equal(tl.test_coords, ip.test_coords)
-    assert torch.equal(tl.train.padded, ip.train.padded)
-    # the same content from another file: the same fingerprints, whatever the source
-    assert tl.info["content_sha256"] == ip.info["content_sha256"] and tl.fingerprint == ip.fingerprint
-
-
-def test_patches_are_windows_of_the_pca_cube_with_zero_padding(shared_datasets, ip):
-    cube = scipy.io.loadmat(shared_datasets / "indian_pines" / "Indian_pines_corrected.mat")[
-        "indian_pines_corrected"
-    ]
+def test_patches_are_windows_of_the_pca_cube_with_zero_padding(ip):
+    cube = hsi._tensorly_scene().cube
     reduced = (
         PCA(30, whiten=True).fit_transform(cube.reshape(-1, 200).astype(np.float64)).reshape(145, 145, 30)
     )
@@ -106,16 +115,16 @@ def test_patches_are_windows_of_the_pca_cube_with_zero_padding(shared_datasets, 
         assert torch.all(x[i, 0, :, : 12 - ip.test_coords[i, 0]] == 0)
 
 
-def test_every_class_keeps_train_and_test_pixels_at_tiny_fraction(shared_datasets):
-    task = load_task("indian_pines", split_seed=3, root=shared_datasets, train_fraction=0.01)
+def test_every_class_keeps_train_and_test_pixels_at_tiny_fraction(tmp_path):
+    task = load_task("indian_pines", split_seed=3, root=tmp_path, train_fraction=0.01)
     assert torch.bincount(task.train.labels, minlength=16).min() >= 1
     assert torch.bincount(task.test.labels, minlength=16).min() >= 1
 
 
-def test_indian_pines_leakage_random_vs_spatial(shared_datasets):
+def test_indian_pines_leakage_random_vs_spatial(tmp_path):
     """The leakage study's claim: with random pixels nearly every 11x11 test window holds a training pixel;
     a spatial split holds none, names the classes it cannot put on both sides, and keeps the rest."""
-    kw = {"root": shared_datasets, "pca": 15, "window": 11, "train_fraction": 0.15}
+    kw = {"root": tmp_path, "pca": 15, "window": 11, "train_fraction": 0.15}
     rand = load_task("indian_pines", split_seed=0, **kw)
     assert rand.info["split"] == "random" and rand.info["leakage"] > 0.99
     spatial = load_task("indian_pines", split_seed=0, split="spatial", **kw)
@@ -506,3 +515,123 @@ def test_same_generators_give_the_same_batches_on_cpu_and_cuda():
         b, yb = all_batches(gpu.train, 64, **gens(0))
         assert b.device.type == "cuda" and torch.equal(ya, yb.cpu())
         torch.testing.assert_close(a, b.cpu(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- --download, from a server on loopback
+
+
+@pytest.fixture
+def files_server():
+    """An HTTP server on 127.0.0.1 serving `files` (URL path -> bytes), which a test may change, and
+    counting the requests for each path."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            served.requests[self.path] = served.requests.get(self.path, 0) + 1
+            blob = served.files.get(self.path)
+            if blob is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob)
+
+        def log_message(self, *args):
+            pass
+
+    served = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served.files, served.requests = {}, {}
+    served.url = f"http://127.0.0.1:{served.server_address[1]}"
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    yield served
+    served.shutdown()
+    served.server_close()
+
+
+def cifar_archive() -> bytes:
+    """A CIFAR-10 python archive as published (cifar-10-batches-py/ with five data batches and the test
+    batch), with 100 synthetic images per batch."""
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(1)
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in [*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]:
+            blob = pickle.dumps(
+                {"data": rng.integers(0, 256, (100, 3072), np.uint8), "labels": [*range(10)] * 10}
+            )
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return buffer.getvalue()
+
+
+def test_download_cifar10_checks_its_md5(files_server, tmp_path, monkeypatch):
+    """--download fetches the archive and checks torchvision's md5 before unpacking: a corrupted archive is
+    a one-line error and nothing is unpacked; the next download of a good archive replaces it."""
+    good = cifar_archive()
+    monkeypatch.setattr(images, "CIFAR_URL", f"{files_server.url}/cifar-10-python.tar.gz")
+    monkeypatch.setattr(images, "CIFAR_MD5", hashlib.md5(good).hexdigest())
+    corrupt = bytearray(good)
+    corrupt[len(good) // 2] ^= 0xFF
+    files_server.files["/cifar-10-python.tar.gz"] = bytes(corrupt)
+    kw = {"split_seed": 0, "root": tmp_path, "download": True, "train_size": 100, "test_size": 50}
+    with pytest.raises(DataError) as err:
+        load_task("cifar10", **kw)
+    assert str(err.value).startswith(f"downloading {images.CIFAR_URL} failed") and "\n" not in str(err.value)
+    assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()  # nothing unpacked
+    files_server.files["/cifar-10-python.tar.gz"] = good
+    task = load_task("cifar10", **kw)
+    assert (len(task.train), len(task.test)) == (100, 50) and task.info["verified"] == "shape-only"
+    served = files_server.requests["/cifar-10-python.tar.gz"]
+    load_task("cifar10", **kw)  # files present: no download
+    assert files_server.requests["/cifar-10-python.tar.gz"] == served
+
+
+def indian_pines_files() -> dict[str, bytes]:
+    """The published Indian Pines .mat files (from the arrays tensorly ships), by file name."""
+    scene = hsi._tensorly_scene()
+    assert scene is not None, "tensorly ships Indian Pines"
+    out = {}
+    for file, key, array in (
+        ("Indian_pines_corrected.mat", "indian_pines_corrected", scene.cube),
+        ("Indian_pines_gt.mat", "indian_pines_gt", scene.gt),
+    ):
+        buffer = io.BytesIO()
+        scipy.io.savemat(buffer, {key: array})
+        out[file] = buffer.getvalue()
+    return out
+
+
+def test_download_indian_pines_checks_the_content_sha256(files_server, tmp_path, monkeypatch):
+    """--download fetches a scene's two files, then checks their content against the published sha256:
+    a corrupted file is a one-line error and is not kept (a rerun downloads it again)."""
+    spec = hsi.SCENES["indian_pines"]
+    monkeypatch.setitem(
+        hsi.SCENES,
+        "indian_pines",
+        dataclasses.replace(
+            spec, cube_url=f"{files_server.url}/cube.mat", gt_url=f"{files_server.url}/gt.mat"
+        ),
+    )
+    good = indian_pines_files()
+    scene = hsi._tensorly_scene()
+    cube = scene.cube.copy()
+    cube[70, 70, 100] += 1  # one value of 4 million
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"indian_pines_corrected": cube})
+    files_server.files.update({"/cube.mat": buffer.getvalue(), "/gt.mat": good["Indian_pines_gt.mat"]})
+    folder = tmp_path / "indian_pines"
+    kw = {"split_seed": 0, "root": tmp_path, "download": True}
+    with pytest.raises(DataError) as err:
+        load_task("indian_pines", **kw)
+    message = str(err.value)
+    assert "differs from the published indian_pines cube" in message and "deleted" in message
+    assert "\n" not in message
+    assert not (folder / "Indian_pines_corrected.mat").exists()  # not kept: the next try downloads again
+    files_server.files["/cube.mat"] = good["Indian_pines_corrected.mat"]
+    task = load_task("indian_pines", **kw)
+    assert task.info["verified"] == "sha256" and task.info["source"] == str(
+        folder / "Indian_pines_corrected.mat"
+    )
+    assert files_server.requests["/cube.mat"] >= 2 and files_server.requests["/gt.mat"] >= 1

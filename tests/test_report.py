@@ -8,6 +8,8 @@ import io
 import json
 import re
 import signal
+import subprocess
+import sys
 import urllib.request
 from html.parser import HTMLParser
 
@@ -283,3 +285,19 @@ def test_report_of_an_experiment_without_finished_runs_says_so(tmp_path, store_u
     with pytest.raises(UserError, match=r"'doomed' has no finished runs yet \(1 FAILED\)"):
         seedvar.report("doomed", tmp_path / "r", tracking_uri=store_uri)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_report_loads_no_torch(swept, tmp_path):
+    """`seedvar report` reads MLflow only: the process that writes a whole report (pages, tables, figures)
+    never imports torch or torchvision, so it starts fast and runs where they are not installed."""
+    uri, _ = swept
+    script = (
+        "import sys\n"
+        "from seedvar.cli import main\n"
+        f"code = main(['report', '--experiment', 'e2e', '--tracking-uri', {uri!r}, '--out', {str(tmp_path)!r},"
+        " '--no-log'])\n"
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision'))[:5])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+    assert (tmp_path / "index.html").exists() and (tmp_path / "report.md").exists()

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from faults import Fault, FaultyProxy
 from mlflow import MlflowClient
 from sweeps import expected_n, start_sweep, write_spec
 
@@ -226,10 +227,13 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     assert killed.info.status == "RUNNING"
     host_b = spec_in(tmp_path / "b", "moving", epochs=20, replicates=1)  # no local file of host a
     plan = tmp_path / "plan.txt"
-    with plan.open("w") as f:  # its heartbeat is still fresh: another host leaves it alone
-        seedvar.sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=4, out=f)
+    with plan.open("w") as f:  # within the claim timeout of its last heartbeat another host leaves it alone
+        seedvar.sweep(load_study(host_b), tracking_uri=server.uri, dry_run=True, claim_timeout=3600, out=f)
     assert "1 runs: 1 running" in plan.read_text()
-    time.sleep(5)  # no heartbeat for longer than the claim timeout: the claim is stale
+    # the takeover waits for the event it needs: no heartbeat for longer than the claim timeout (4 s)
+    beat = float(client.get_run(killed.info.run_id).data.tags[schema.TAG_HEARTBEAT])
+    while time.time() - beat <= 4:
+        time.sleep(0.1)
     result = seedvar.sweep(load_study(host_b), tracking_uri=server.uri, progress=False, claim_timeout=4)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == killed.info.run_id  # the same MLflow run
@@ -247,6 +251,109 @@ def test_run_killed_on_one_host_resumes_on_another_from_the_server(server, tmp_p
     # the report reads the study through the server
     out = seedvar.report("moving", tmp_path / "report", tracking_uri=server.uri, formats=["md"]).folder
     assert "hybridsn" in (out / "tables" / "accuracy.csv").read_text()
+
+
+def assert_each_value_once(uri: str, name: str) -> None:
+    """No metric value twice: in every run of the study, each metric has at most one value per step."""
+    client = MlflowClient(uri)
+    for run in runs_of(uri, name):
+        for key in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), (run.info.run_name, key, sorted(steps))
+
+
+# A client gives up on a stalled request after this many seconds (MLflow's default is 120; seedvar's 60).
+CLIENT_TIMEOUT = "5"
+
+
+@pytest.fixture
+def proxy(server):
+    """A fault-injecting proxy in front of the server: sweeps talk to it, the checks to the server."""
+    faulty = FaultyProxy(server.port)
+    yield faulty
+    faulty.close()
+
+
+def test_sweep_through_a_faulty_connection_finishes_every_run_once(server, proxy, tmp_path, monkeypatch):
+    """Errors answered for the server, requests stalled past the client's timeout, connections cut before
+    the server saw the whole request or after it answered (the work done, the answer lost), and a short
+    outage: every run FINISHED once, every epoch and test pass logged once, nothing left behind."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", CLIENT_TIMEOUT)
+    proxy.inject(
+        Fault("status", "experiments/get-by-name", status=504),
+        Fault("lost_reply", "runs/create", body=schema.TAG_SPEC),  # the sweep's parent run: made, reply lost
+        Fault("lost_reply", "runs/create", body=schema.TAG_CONFIG_HASH),  # the first trained model's run
+        Fault("stall", "runs/search", nth=3),
+        Fault("status", "runs/search", nth=5, status=502),
+        # an epoch's metrics stored, the reply lost, then the server away for longer than an epoch waits
+        # for it: the epoch is sent again with the next one
+        Fault("lost_reply", "runs/log-batch", body=schema.train_metric("loss")),
+        Fault("status", "runs/log-batch", body=schema.train_metric("loss"), nth=2, count=12),
+        Fault("stall", "runs/log-batch", nth=20),
+        Fault("cut_request", "runs/log-batch", nth=25),
+        Fault("status", "runs/log-inputs", status=500),
+        Fault("cut_request", "PUT /api/2.0/mlflow-artifacts", nth=3),
+        Fault("status", "PUT /api/2.0/mlflow-artifacts", nth=5),
+        Fault("lost_reply", "PUT /api/2.0/mlflow-artifacts", nth=7),
+        Fault("lost_reply", "runs/update"),  # a run marked FINISHED, the reply lost
+        Fault("status", "", nth=70, count=6),  # an outage of six requests, whatever they are
+    )
+    spec = spec_in(tmp_path / "host", "faults", epochs=3, replicates=2)
+    proc = sweep(spec, proxy.uri, "--checkpoint-every", "0")
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert not proxy.pending(), (proxy.pending(), proxy.log)  # every planned fault was injected
+    assert_complete(server.uri, "faults", expand(load_study(spec), "cpu"), epochs=3)
+    assert [r.info.status for r in runs_of(server.uri, "faults")] == ["FINISHED"] * 2  # no other run
+    (parent,) = runs_of(server.uri, "faults", schema.KIND_SWEEP)
+    assert parent.info.status == "FINISHED"
+    assert_each_value_once(server.uri, "faults")
+
+
+def test_outage_longer_than_retry_for_stops_the_sweep_and_a_rerun_completes(
+    server, proxy, tmp_path, monkeypatch
+):
+    """The server answers 503 to everything once the first run's first checkpoint is in: the sweep retries
+    for --retry-for seconds, then stops with one line. The store holds nothing half done (the run stays
+    resumable), and a rerun, through more faults, resumes it into the same MLflow run, trains the rest
+    and closes the dead sweep's parent run as FAILED."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", CLIENT_TIMEOUT)
+    spec = spec_in(tmp_path / "host", "outage", epochs=3, replicates=2)
+    proxy.outage("status", 503, after=Fault("status", "runs/log-batch", body=schema.TAG_CHECKPOINT))
+    proc = sweep(spec, proxy.uri, "--checkpoint-every", "0", "--retry-for", "4")
+    output, _ = proc.communicate(timeout=300)
+    proxy.heal()
+    assert proc.returncode == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("seedvar: error: ")]
+    assert len(errors) == 1 and errors[0] == output.strip().splitlines()[-1], output
+    assert f"cannot reach the tracking server {proxy.uri}" in errors[0], output
+    assert "retried for 4 s" in errors[0] and "rerunning the sweep resumes" in errors[0], output
+    assert "Traceback" not in output and "FAILED" not in output, output
+    (interrupted,) = runs_of(server.uri, "outage")
+    assert interrupted.info.status == "RUNNING" and schema.TAG_CHECKPOINT in interrupted.data.tags
+    (dead,) = runs_of(server.uri, "outage", schema.KIND_SWEEP)
+    assert dead.info.status == "RUNNING"  # nobody could close it: the next sweep will
+    client = MlflowClient(server.uri)  # straight to the server, not through the proxy
+    assert [m.step for m in client.get_metric_history(interrupted.info.run_id, "train.loss")] == [1]
+
+    proxy.inject(
+        Fault("lost_reply", "runs/update"),  # the resumed run set RUNNING again, the reply lost
+        Fault("status", "metrics/get-history"),
+        Fault("cut_request", "GET /api/2.0/mlflow-artifacts"),  # the checkpoint's download
+    )
+    rerun = sweep(spec, proxy.uri, "--checkpoint-every", "0", "--claim-timeout", "2")
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    assert not proxy.pending(), (proxy.pending(), proxy.log)
+    assert_complete(server.uri, "outage", expand(load_study(spec), "cpu"), epochs=3)
+    resumed = client.get_run(interrupted.info.run_id)
+    assert resumed.info.status == "FINISHED" and int(resumed.data.tags[schema.TAG_RESUMED]) >= 1
+    assert [r.info.status for r in runs_of(server.uri, "outage")] == ["FINISHED"] * 2
+    parents = {r.info.run_id: r for r in runs_of(server.uri, "outage", schema.KIND_SWEEP)}
+    assert parents[dead.info.run_id].info.status == "FAILED"
+    assert "the sweep's process stopped" in parents[dead.info.run_id].data.tags[schema.TAG_FAILURE]
+    assert sorted(r.info.status for r in parents.values()) == ["FAILED", "FINISHED"]
+    assert_each_value_once(server.uri, "outage")
 
 
 def test_many_concurrent_writers_to_one_server_worker_never_deadlock(server, tmp_path, monkeypatch):

@@ -149,8 +149,15 @@ def test_import_path_and_entry_point_build_with_options_from_the_signature(user_
     assert info.options == {"width": 8, "dropout": 0.5} and info.origin == "import path"
     assert "tinynet" in nets.list_models() and nets.plugin_models() == {"tinynet": "mypkg"}
     assert nets.model_info("tinynet").family == "mypkg"
-    assert sum(p.numel() for p in nets.build("tinynet", 3, (1, 8, 8)).parameters()) > 0
-    nets.build("mypkg.nets:needs_depth", 3, (1, 8, 8), depth=2)
+    tiny = nets.build("tinynet", 3, (1, 8, 8))  # the entry point builds the same network as the callable
+    from mypkg.nets import build_chain
+
+    assert str(tiny) == str(build_chain(3, (1, 8, 8)))
+    # conv 1->8 (80) + BatchNorm (16) + linear 32->16 (528) + linear 16->3 (51)
+    assert sum(p.numel() for p in tiny.parameters()) == 675
+    deep = nets.build("mypkg.nets:needs_depth", 3, (1, 8, 8), depth=2)  # a required option, passed on
+    assert sum(isinstance(m, torch.nn.Identity) for m in deep) == 2
+    assert deep(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
 
 
 BAD = [

@@ -176,6 +176,8 @@ def _execute(
         outcome.status, outcome.reason = "KILLED", "interrupted (Ctrl-C); rerun the sweep to resume"
         recorder.kill(outcome.reason)
         raise
+    except StoreUnavailable:  # nothing can be recorded: the sweep stops, the run stays RUNNING, resumable
+        raise
     except Exception as exc:  # a broken run must not stop the sweep: record why and go on
         outcome.status, outcome.reason = "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         recorder.fail(outcome.reason)

@@ -29,7 +29,7 @@ from seedvar.record.checkpoints import checkpoints_for
 from seedvar.record.claims import claims_for
 from seedvar.record.reader import StoredRun, child_runs, latest_finished
 from seedvar.record.recorder import SweepRecorder, tag_experiment
-from seedvar.record.store import Store, resolve_uri
+from seedvar.record.store import Store, StoreUnavailable, resolve_uri
 from seedvar.results import condition_name
 from seedvar.twostage import Decision, Target, decide
 
@@ -182,7 +182,7 @@ class _Sweep:
             self.store.uri,
             self.exp_id,
         )
-        status_final = "FINISHED"
+        status_final: str | None = "FINISHED"
         try:
             if target.active:
                 print(
@@ -209,9 +209,14 @@ class _Sweep:
         except KeyboardInterrupt:
             status_final = "KILLED"
             raise
+        except StoreUnavailable:  # the store stayed away for the whole retry window: the next sweep closes it
+            status_final = None
+            raise
         finally:
             self.alive.close()
-            if self.recorder is not None:
+            if self.recorder is not None and status_final is None:
+                self.recorder.release()
+            elif self.recorder is not None:
                 self.recorder.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
         return result
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from seedvar.record import schema as s
 from seedvar.record.reader import StoredRun, child_runs, get_run
+from seedvar.record.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from seedvar.record.store import Store
@@ -77,6 +78,8 @@ class ArtifactCheckpoints:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 return self.store.download(run.run_id, run.tags[s.TAG_CHECKPOINT], tmp).read_bytes()
+            except StoreUnavailable:  # away, not gone: starting over would fail the checkpointed run
+                raise
             except Exception:  # deleted or unreadable: the run starts over rather than failing
                 return None
 

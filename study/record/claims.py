@@ -78,10 +78,12 @@ class LocalClaims:
         self.folder = folder
 
     @contextlib.contextmanager
-    def claim(self, key: str) -> Iterator[Claim]:
-        """Hold the config while the block runs; `held` is False when a live process holds it."""
+    def claim(self, key: str, *, remove: bool = False) -> Iterator[Claim]:
+        """Hold the config while the block runs; `held` is False when a live process holds it. With
+        `remove`, a held lock's file is deleted as the block ends (a sweep's lock: one per sweep)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.folder / f"{key}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,7 +92,11 @@ class LocalClaims:
                 return
             os.ftruncate(fd, 0)
             os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-            yield _HeldLock(True)
+            try:
+                yield _HeldLock(True)
+            finally:
+                if remove:
+                    path.unlink(missing_ok=True)
         finally:
             os.close(fd)
 

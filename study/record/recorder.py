@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import signal
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from typing import Any
 from seedvar.plan import SOURCES, RunConfig, Study
 from seedvar.record import schema as s
 from seedvar.record import view
-from seedvar.record.claims import beating, is_live
+from seedvar.record.claims import LocalClaims, RunClaims, beating, claims_for, is_live
 from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
-from seedvar.record.reader import read_runs
+from seedvar.record.reader import get_run, read_runs
 from seedvar.record.store import Store, StoreUnavailable
 from seedvar.results import EpochStats, RunResult, condition_name, describe
 from seedvar.twostage import Decision, Target
@@ -70,7 +71,8 @@ class RunRecorder:
 
     def __init__(self, store: Store, run_id: str, logged_epochs: int = 0) -> None:
         self.store, self.run_id, self.logged_epochs = store, run_id, logged_epochs
-        self.pending: list[EpochStats] = []  # epochs the store could not take yet
+        # epochs the store could not take (or confirm) yet, each with the time it was first sent
+        self.pending: list[tuple[EpochStats, int]] = []
 
     @classmethod
     def start(cls, store: Store, cfg: RunConfig, experiment_id: str, parent_id: str) -> RunRecorder:
@@ -133,32 +135,35 @@ class RunRecorder:
         (beyond a short retry) training goes on and the epoch waits: it is sent with the next one, and
         at the latest before the run is marked FINISHED, so no metric is silently dropped.
         """
-        if stats.epoch > self.logged_epochs and stats not in self.pending:
-            self.pending.append(stats)
-        return self.flush(budget=EPOCH_RETRY_SECONDS)
+        if stats.epoch > self.logged_epochs and all(st.epoch != stats.epoch for st, _ in self.pending):
+            self.pending.append((stats, int(time.time() * 1000)))
+        return self.flush(budget=min(EPOCH_RETRY_SECONDS, self.store.retry_for))
 
     def flush(self, budget: float | None = None) -> bool:
-        """Send the pending epochs; False (nothing lost) when the store is still unreachable."""
-        if not self.pending:
-            return True
+        """Send the pending epochs; False (nothing lost) when the store is still unreachable.
+
+        Each epoch keeps the timestamp of its first sending: the store may have taken a batch whose answer
+        was lost, and the same values with the same timestamp are stored once, not twice.
+        """
         try:
-            self.store.log(
-                self.run_id, [m for st in self.pending for m in s.epoch_metrics(st)], budget=budget
-            )
+            self._send_pending(budget)
         except StoreUnavailable:
             return False
-        self.logged_epochs = self.pending[-1].epoch
-        self.pending.clear()
         return True
+
+    def _send_pending(self, budget: float | None = None) -> None:
+        if not self.pending:
+            return
+        metrics = [(*m, stamp) for st, stamp in self.pending for m in s.epoch_metrics(st)]
+        self.store.log(self.run_id, metrics, budget=budget)
+        self.logged_epochs = self.pending[-1][0].epoch
+        self.pending.clear()
 
     def finish(self, result: RunResult) -> None:
         """Weights hash, every test pass's metrics, the summaries, a one-line description (the runs
-        table's Description column) and the predictions: FINISHED."""
-        if not self.flush():
-            raise StoreUnavailable(
-                f"the store {self.store.uri} did not take epochs {[e.epoch for e in self.pending]} of run "
-                f"{self.run_id}; rerun the sweep to resume"
-            )
+        table's Description column) and the predictions: FINISHED. Raises StoreUnavailable when the
+        store stays away for the whole retry window: the run then stays RUNNING, resumable."""
+        self._send_pending()  # every epoch is in the store before the run can be FINISHED
         self.store.log(
             self.run_id,
             params=s.test_params(result),
@@ -207,8 +212,15 @@ def tag_experiment(
 class SweepRecorder:
     """A sweep's parent run: the study's settings, spec and plan; its end status and failed runs."""
 
-    def __init__(self, store: Store, run_id: str, timeout: float = DEFAULT_CLAIM_TIMEOUT) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        timeout: float = DEFAULT_CLAIM_TIMEOUT,
+        lock: contextlib.ExitStack | None = None,
+    ) -> None:
         self.store, self.run_id, self.timeout = store, run_id, timeout
+        self._lock = lock or contextlib.ExitStack()  # a local sweep's own file lock, held until it ends
 
     @classmethod
     def start(
@@ -220,26 +232,39 @@ class SweepRecorder:
         device: str,
         timeout: float = DEFAULT_CLAIM_TIMEOUT,
     ) -> SweepRecorder:
-        """The parent run; sweeps of this study whose process died without ending theirs are closed."""
-        for run in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
-            if run.status == "RUNNING" and not is_live(run, timeout):
-                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.heartbeat))
-                store.log(
-                    run.run_id,
-                    tags={s.TAG_FAILURE: f"the sweep's process stopped (no heartbeat since {since})"},
-                )
-                store.end(run.run_id, "FAILED")
-        run_id = store.start_run(
-            experiment_id,
-            f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-            {s.TAG_KIND: s.KIND_SWEEP, s.TAG_SPEC: study.source, s.TAG_NOTE: study.description},
-        )
-        store.log(run_id, params=_study_params(study, device))
-        spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
-        store.log_files(
-            run_id, {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])}
-        )
-        return cls(store, run_id, timeout)
+        """The parent run; sweeps of this study whose process died without ending theirs are closed.
+
+        Beside a local store the sweep holds a file lock from before its run exists until it ends (the
+        lock dies with its process), so the next sweep closes a dead one at once; on a tracking server a
+        sweep is dead once its heartbeat is older than `timeout`.
+        """
+        owner = uuid.uuid4().hex
+        claims = claims_for(store, experiment_id, timeout=timeout)
+        lock = contextlib.ExitStack()
+        if isinstance(claims, LocalClaims):
+            lock.enter_context(claims.claim(_sweep_key(owner), remove=True))
+        try:
+            _close_dead_sweeps(store, experiment_id, claims, timeout)
+            run_id = store.start_run(
+                experiment_id,
+                f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+                {
+                    s.TAG_KIND: s.KIND_SWEEP,
+                    s.TAG_SPEC: study.source,
+                    s.TAG_NOTE: study.description,
+                    s.TAG_OWNER: owner,
+                },
+            )
+            store.log(run_id, params=_study_params(study, device))
+            spec_text = Path(study.source).read_bytes() if Path(study.source).is_file() else b""
+            store.log_files(
+                run_id,
+                {s.ARTIFACT_STUDY: spec_text, s.ARTIFACT_PLAN: to_json([c.to_dict() for c in configs])},
+            )
+        except BaseException:
+            lock.close()
+            raise
+        return cls(store, run_id, timeout, lock)
 
     def alive(self) -> contextlib.AbstractContextManager[None]:
         """Heartbeats while the sweep runs, so a later sweep can tell a dead one from a live one."""
@@ -279,8 +304,43 @@ class SweepRecorder:
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""
         with ignoring_interrupts():
-            self.store.log(self.run_id, tags={s.TAG_FAILED_RUNS: str(failed)})
-            self.store.end(self.run_id, status)
+            try:
+                self.store.log(self.run_id, tags={s.TAG_FAILED_RUNS: str(failed)})
+                self.store.end(self.run_id, status)
+            finally:
+                self.release()
+
+    def release(self) -> None:
+        """Let go of the sweep's lock (local stores): a sweep that could not record its end (the store
+        stayed away) leaves its run RUNNING, and the next sweep closes it."""
+        self._lock.close()
+
+
+def _sweep_key(owner: str) -> str:
+    return f"sweep-{owner}"
+
+
+def _close_dead_sweeps(
+    store: Store, experiment_id: str, claims: LocalClaims | RunClaims, timeout: float
+) -> None:
+    """Parent runs left RUNNING by sweeps whose process died: FAILED, with the reason."""
+    for run in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
+        if run.status != "RUNNING":
+            continue
+        owner = run.tags.get(s.TAG_OWNER)
+        if isinstance(claims, LocalClaims) and owner:
+            with claims.claim(_sweep_key(owner), remove=True) as lock:
+                # under its lock, read again: a sweep that just ended let go of its lock after ending
+                if lock.held and get_run(store, run.run_id).status == "RUNNING":
+                    _close_dead(store, run.run_id, "the sweep's process stopped")
+        elif not is_live(run, timeout):
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.heartbeat))
+            _close_dead(store, run.run_id, f"the sweep's process stopped (no heartbeat since {since})")
+
+
+def _close_dead(store: Store, run_id: str, reason: str) -> None:
+    store.log(run_id, tags={s.TAG_FAILURE: reason})
+    store.end(run_id, "FAILED")
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:

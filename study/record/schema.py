@@ -31,10 +31,14 @@ TAG_FAILED_RUNS = "seedvar.failed_runs"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
-TAG_OWNER = "seedvar.claim_owner"  # which sweep holds a config's claim (tracking servers)
+# who holds a claim: the sweep holding a config's (tracking servers), a sweep's own lock (local stores)
+TAG_OWNER = "seedvar.claim_owner"
 TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
 TAG_CHECKPOINT = "seedvar.checkpoint"  # artifact path of the run's current epoch checkpoint
 TAG_RAY_NODE = "seedvar.ray_node_id"  # the Ray node that ran the run (--executor ray)
+# a random id given to a run as it is created: a creation retried after its answer was lost finds the run
+# the first attempt made instead of making a second one
+TAG_CREATION = "seedvar.creation_id"
 
 # -- experiment tags and the MLflow UI ---------------------------------------------------------------------
 # MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.

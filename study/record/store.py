@@ -15,6 +15,7 @@ import random
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,9 +38,12 @@ class StoreUnavailable(UserError):
 
 
 def _quiet() -> None:
-    """MLflow configures its loggers on import and announces every table it creates: keep warnings only."""
+    """MLflow configures its loggers on import and announces every table it creates: keep warnings only.
+    Its database layer also logs every error it raises, with a traceback ("database is locked" included):
+    Store.call retries those or ends with one line, so that log is only noise."""
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -219,24 +223,46 @@ class Store:
     def start_run(
         self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
     ) -> str:
-        """A new run (a child of `parent_id` when given); returns its id."""
-        tags = dict(tags)
+        """A new run (a child of `parent_id` when given); returns its id.
+
+        Exactly one run, even when the store made the run but its answer was lost (a connection cut, a
+        timeout): each attempt after the first looks for the run by the creation id it carries.
+        """
+        creation = uuid.uuid4().hex
+        tags = {**tags, s.TAG_CREATION: creation}
         if parent_id:
             tags[s.TAG_PARENT] = parent_id
-        run = self.call(self._client.create_run, experiment_id, run_name=name, tags=tags)
-        return run.info.run_id
+        attempts = 0
+
+        def create() -> Run:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                made = self._client.search_runs(
+                    [experiment_id], s.tag_filter(s.TAG_CREATION, creation), max_results=1
+                )
+                if made:
+                    return made[0]
+            return self._client.create_run(experiment_id, run_name=name, tags=tags)
+
+        return self.call(create).info.run_id
 
     def log(
         self,
         run_id: str,
-        metrics: Iterable[tuple[str, float, int]] = (),
+        metrics: Iterable[tuple[str, float, int] | tuple[str, float, int, int]] = (),
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
         budget: float | None = None,
     ) -> None:
-        """One batched call per 1000 metrics (MLflow's limit), instead of one call per value."""
+        """One batched call per 1000 metrics (MLflow's limit), instead of one call per value.
+
+        A metric is (name, value, step), stamped now, or (name, value, step, timestamp in ms): a value sent
+        again with the timestamp of its first sending is stored once (MLflow keeps one copy of identical
+        values), so a batch the store took but could not confirm is never duplicated by its resend.
+        """
         now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, int(step)) for k, v, step in metrics]
+        ms = [Metric(m[0], float(m[1]), m[3] if len(m) > 3 else now, int(m[2])) for m in metrics]
         ps = [Param(k, str(v)) for k, v in (params or {}).items()]
         ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         for i in range(0, max(len(ms), 1), 1000):
@@ -295,8 +321,15 @@ class Store:
         self.call(self._client.log_inputs, run_id, datasets=[DatasetInput(dataset, tags)])
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
-        """Fetch one artifact of a run to a local folder (through MLflow, wherever it is stored)."""
-        return Path(self.call(self._client.download_artifacts, run_id, path, str(dst)))
+        """Fetch one artifact of a run to a local folder (through MLflow, wherever it is stored).
+
+        Straight from the run's artifact repository: MlflowClient.download_artifacts reports every failure
+        as a missing path, so a connection cut mid-download would read as "no such artifact" instead of
+        being retried.
+        """
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        repo = get_artifact_repository(self.get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
+        return Path(self.call(repo.download_artifacts, path, str(dst)))
 
     def end(self, run_id: str, status: str) -> None:
         """Mark a run FINISHED, FAILED or KILLED (and stamp its end time)."""
