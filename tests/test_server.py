@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -153,6 +154,33 @@ def assert_complete(uri: str, name: str, configs: list, epochs: int, passes: int
         assert len(client.get_metric_history(r.info.run_id, "test.train.acc")) == passes
         assert schema.ARTIFACT_PREDICTIONS in {a.path for a in client.list_artifacts(r.info.run_id)}
         assert schema.TAG_CHECKPOINT not in r.data.tags  # cleaned up once finished
+
+
+def test_sweeps_starting_together_tag_their_experiment_without_a_race(server):
+    """Sweeps starting at once write the same new experiment tags: MLflow reads, then inserts, so two of
+    them may insert one row together; the loser must not stop its sweep (it did, one CI run in a few)."""
+    writers = 8
+    stores = [Store(server.uri) for _ in range(writers)]
+    tags = {f"seedvar.race.{k}": "same" for k in range(12)}
+    errors: list[Exception] = []
+    for attempt in range(3):
+        exp_id = stores[0].experiment_id(f"tag-race-{attempt}")
+        start = threading.Barrier(writers)
+
+        def write(store: Store, exp_id: str = exp_id, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                store.set_experiment_tags(exp_id, tags)
+            except Exception as exc:  # collected for the assert
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(st,)) for st in stores]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert stores[0].experiment_tags(exp_id).items() >= tags.items()
+    assert not errors, [str(e).splitlines()[0][:200] for e in errors]
 
 
 def test_three_hosts_sweep_one_study_at_once(server, tmp_path):

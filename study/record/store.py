@@ -194,8 +194,18 @@ class Store:
         return dict(self.call(self._client.get_experiment, experiment_id).tags)
 
     def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        """Only the tags that change are written. Sweeps starting at once on a database may insert the same
+        new tag together (MLflow reads, then inserts): the loser's write is an update once the row is in."""
+        current = self.experiment_tags(experiment_id)
         for key, value in tags.items():
-            self.call(self._client.set_experiment_tag, experiment_id, key, value)
+            if current.get(key) == value:
+                continue
+            try:
+                self.call(self._client.set_experiment_tag, experiment_id, key, value)
+            except Exception as exc:
+                if not _duplicate_key(exc):
+                    raise
+                self.call(self._client.set_experiment_tag, experiment_id, key, value)
 
     def latest_run(self, experiment_id: str, filter_string: str = "") -> Run | None:
         """The most recently started run matching a filter, if any."""
@@ -413,6 +423,12 @@ def _failure_kind(exc: Exception) -> str:
     if any(w in text for w in _TRANSIENT):
         return "transient"
     return "other"
+
+
+def _duplicate_key(exc: Exception) -> bool:
+    """A concurrent insert of the same row (PostgreSQL, MySQL or sqlite words, as a server relays them)."""
+    text = str(exc).lower()
+    return any(w in text for w in ("integrityerror", "duplicate key", "unique constraint", "duplicate entry"))
 
 
 def _brief(exc: Exception) -> str:
