@@ -253,13 +253,22 @@ def report(
     formats: Sequence[str] = ("html", "md"),
     log: bool = False,
     retry_for: float | None = None,
+    cache: bool = True,
 ) -> Report:
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
-    tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`."""
+    tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
+    With `cache` (the default) runs read by an earlier report come from a local cache, so a report after
+    a few new runs reads only those from the store."""
     from seedvar.analysis.report import build_report
 
     built = build_report(
-        experiment, tracking_uri=tracking_uri, out=out, formats=formats, retry_for=retry_for, log=log
+        experiment,
+        tracking_uri=tracking_uri,
+        out=out,
+        formats=formats,
+        retry_for=retry_for,
+        log=log,
+        cache=cache,
     )
     return Report(experiment, built.answer, built.tables, built.folder, built.logged)
 

@@ -202,9 +202,13 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert (
         "3 of 3 predict a single class" in text and "No power analysis or ranking is drawn from it." in text
     )
-    assert "BatchNorm batch statistics (train - mc_dropout) account for" in text
     sections = {sec.title: sec for sec in build_sections(study(*runs))}
+    each = " ".join(
+        sections["Each condition"].text
+    )  # several conditions: each one's paragraph after the answer
+    assert "BatchNorm batch statistics (train - mc_dropout) account for" in each
     assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
+    assert "Comparisons need at least two conditions that are not degenerate" in text
 
 
 def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
