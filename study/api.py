@@ -135,11 +135,11 @@ def _print_plan(result: Any, out: TextIO) -> None:
 
 
 def _finish(result: Any, out: TextIO) -> None:
-    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run, print
-    the failures and the summary table."""
-    from seedvar.analysis.summary import seed_spreads, sweep_table
+    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run and on
+    each condition's run (the MLflow UI's rows), print the failures and the summary table."""
+    from seedvar.analysis.summary import condition_spreads, seed_spreads, sweep_table
     from seedvar.record.reader import child_runs, latest_finished
-    from seedvar.record.recorder import SweepRecorder
+    from seedvar.record.recorder import SweepRecorder, record_conditions
     from seedvar.record.store import Store
 
     store = Store(result.tracking_uri, create=False)
@@ -149,6 +149,8 @@ def _finish(result: Any, out: TextIO) -> None:
     modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
     if result.parent_id is not None:
         SweepRecorder(store, result.parent_id).log_summary(seed_spreads(finished, modes))
+    if latest:  # every finished run of the study, also of earlier sweeps and plans
+        record_conditions(store, result.experiment_id, *condition_spreads(list(latest.values()), modes))
     for o in result.failed:
         print(f"FAILED {o.run_name}: {o.reason}", file=out)
     result.summary = sweep_table(finished, modes)

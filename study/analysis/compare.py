@@ -182,11 +182,14 @@ def letter_groups(means: Mapping[str, float], separated: Iterable[tuple[str, str
     names = list(means)
     groups: list[frozenset[str]] = [frozenset(names)]
     for a, b in separated:
+        if a not in means or b not in means:
+            continue
         split: list[frozenset[str]] = []
         for g in groups:
             split += [g - {a}, g - {b}] if a in g and b in g else [g]
         unique = list(dict.fromkeys(split))
         groups = [g for g in unique if not any(g < h for h in unique)]
+    groups = [g for g in groups if g]
     groups.sort(key=lambda g: (-max(means[n] for n in g), sorted(g)))
     letters = {n: "" for n in names}
     for i, g in enumerate(groups):

@@ -167,8 +167,13 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
                 text=[
                     f"{m.condition}, model {m.run}: {m.flipped} of {len(m.pass_a)} test pixels change class "
                     f"between two {m.mode}-mode passes of the same trained model; in eval mode none can."
-                    for m in t.maps
+                    for m in t.maps[: figures.MAX_MAPS]
                 ]
+                + (
+                    [f"Maps of the first {figures.MAX_MAPS} of {len(t.maps)} conditions."]
+                    if len(t.maps) > figures.MAX_MAPS
+                    else []
+                )
                 + [
                     "The split panel shows the training pixels (dark), the test pixels (light) and, for a "
                     "spatial split, the labelled pixels left out as the gap (orange) so that no test window "

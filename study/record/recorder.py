@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from seedvar.record import view
 from seedvar.record.claims import beating, is_live
 from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
-from seedvar.record.reader import read_runs
+from seedvar.record.reader import StoredRun, read_runs
 from seedvar.record.store import Store, StoreUnavailable
 from seedvar.results import EpochStats, RunResult, describe
 
@@ -191,10 +191,9 @@ class RunRecorder:
 
 def tag_experiment(store: Store, experiment_id: str, configs: list[RunConfig]) -> None:
     """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
-    its runs table, with this plan's conditions and modes among its columns."""
-    conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
+    its runs table (its conditions as rows), with this plan's modes among its columns."""
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    tags = view.experiment_tags(conditions, modes, store.experiment_tags(experiment_id))
+    tags = view.experiment_tags(modes, store.experiment_tags(experiment_id))
     store.set_experiment_tags(experiment_id, tags)
 
 
@@ -255,6 +254,44 @@ class SweepRecorder:
         with ignoring_interrupts():
             self.store.log(self.run_id, tags={s.TAG_FAILED_RUNS: str(failed)})
             self.store.end(self.run_id, status)
+
+
+def record_conditions(
+    store: Store,
+    experiment_id: str,
+    spreads: Mapping[str, Mapping[str, Mapping[str, float | int | None]]],
+    members: Mapping[str, Sequence[StoredRun]],
+) -> dict[str, str]:
+    """One run per condition (kind `condition`, named by its key), kept up to date: its spread across
+    seeds per mode as `seeds.<mode>.<stat>` metrics and a one-line description; the condition's runs
+    become its child runs, so the MLflow UI lists conditions as rows and one click (the run's page, with
+    its Child runs) leads to the seeds. Returns {condition key: run id}."""
+    found = {
+        r.tags.get(s.TAG_CONDITION, ""): r
+        for r in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
+    }
+    ids = {}
+    for key, by_mode in spreads.items():
+        run = found.get(key)
+        run_id = (
+            run.run_id
+            if run is not None
+            else store.start_run(experiment_id, key, {s.TAG_KIND: s.KIND_CONDITION, s.TAG_CONDITION: key})
+        )
+        metrics = [
+            (s.seed_metric(mode, stat), float(value), 0)
+            for mode, values in by_mode.items()
+            for stat, value in values.items()
+            if value is not None
+        ]
+        store.log(run_id, metrics, tags={s.TAG_NOTE: view.condition_note(by_mode)})
+        if run is None or run.status != "FINISHED":
+            store.end(run_id, "FINISHED")
+        for member in members.get(key, []):
+            if member.tags.get(s.TAG_PARENT) != run_id or member.tags.get(s.TAG_CONDITION) != key:
+                store.log(member.run_id, tags={s.TAG_PARENT: run_id, s.TAG_CONDITION: key})
+        ids[key] = run_id
+    return ids
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:
