@@ -245,6 +245,7 @@ class Report:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     folder: Path | None = None
     logged: str = ""  # where in MLflow the folder was logged (log=True), as one line
+    loaded: str = ""  # how many runs were read from the store, how many came from the local run cache
 
 
 def report(
@@ -272,7 +273,7 @@ def report(
         log=log,
         cache=cache,
     )
-    return Report(experiment, built.answer, built.tables, built.folder, built.logged)
+    return Report(experiment, built.answer, built.tables, built.folder, built.logged, built.loaded)
 
 
 def ready_studies() -> list[Any]:

@@ -219,7 +219,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             retry_for=args.retry_for,
             cache=not args.no_cache,
         )
-        print(f"report written to {built.folder}")
+        print(f"report written to {built.folder} ({built.loaded})")
         if built.logged:
             print(built.logged)
         return 0

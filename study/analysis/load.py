@@ -59,6 +59,7 @@ class StudyRuns:
     experiment: str
     runs: list[LoadedRun]
     sweeps: int
+    read: int = 0  # finished runs whose predictions and curves came from the store (the rest: the cache)
 
     @property
     def finished(self) -> list[LoadedRun]:
@@ -90,18 +91,19 @@ def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRun
         raise UserError(
             f"experiment {experiment!r} has no finished runs yet ({detail}); run or resume `seedvar sweep`"
         )
-    _fill(store, list(latest.values()), RunCache(folder_for(store, exp_id) if cache else None))
+    read = _fill(store, list(latest.values()), RunCache(folder_for(store, exp_id) if cache else None))
     finished = sorted(
         latest.values(),
         key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != "all", r.varied, r.replicate),
     )
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
-    return StudyRuns(experiment, finished + unfinished, sweeps)
+    return StudyRuns(experiment, finished + unfinished, sweeps, read)
 
 
-def _fill(store: Store, runs: list[LoadedRun], cache: RunCache) -> None:
+def _fill(store: Store, runs: list[LoadedRun], cache: RunCache) -> int:
     """Predictions and training curves of finished runs: from the cache where it holds them, the rest
-    from the store in bulk (artifacts read in parallel, each curve in a few bulk requests)."""
+    from the store in bulk (artifacts read in parallel, each curve in a few bulk requests). Returns how
+    many runs were read from the store."""
     found: dict[str, dict[str, np.ndarray]] = {}
     todo = []
     for run in runs:
@@ -127,6 +129,7 @@ def _fill(store: Store, runs: list[LoadedRun], cache: RunCache) -> None:
 
     with ThreadPoolExecutor(DECODE_THREADS) as pool:  # zlib lets go of the GIL: both cores decompress
         list(pool.map(decode, runs))
+    return len(todo)
 
 
 PREDICTIONS = "predictions"  # a cache entry's key for the predictions file's bytes

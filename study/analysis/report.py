@@ -33,6 +33,7 @@ class Built:
     tables: dict[str, pd.DataFrame]
     folder: Path | None = None
     logged: str = ""  # the line saying where in MLflow the folder was logged, when it was
+    loaded: str = ""  # the line saying how many runs came from the store and how many from the cache
 
 
 def build_report(
@@ -59,8 +60,13 @@ def build_report(
         _writable(out_dir)
     with threadpool_limits(1):  # see BLAS_THREADS
         sections = build_sections(study)
+    cached = len(study.finished) - study.read
     built = Built(
-        sections[0].text, {name: df for sec in sections for name, df in sec.tables.items()}, out_dir
+        sections[0].text,
+        {name: df for sec in sections for name, df in sec.tables.items()},
+        out_dir,
+        loaded=f"read {study.read} runs from the store"
+        + (f", {cached} from the local run cache" if cached else ""),
     )
     if out_dir is None:
         render.close_figures(sections)
