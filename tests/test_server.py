@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,7 @@ from sweeps import start_sweep, write_spec
 import seedvar
 from seedvar.plan import expand, load_study
 from seedvar.record import schema
+from seedvar.record.reader import read_runs
 from seedvar.record.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -164,9 +166,33 @@ def test_three_hosts_sweep_one_study_at_once(server, tmp_path):
     assert not [r for r in runs_of(server.uri, "team") if r.info.status != "FINISHED"]  # no leftovers
     parents = runs_of(server.uri, "team", schema.KIND_SWEEP)
     assert {p.info.status for p in parents} == {"FINISHED"} and len(parents) <= 3
-    ids = {p.info.run_id for p in parents}
-    assert all(r.data.tags[schema.TAG_PARENT] in ids for r in runs_of(server.uri, "team"))
+    # three sweeps ended at once: still one run for the condition, the parent of every trained model
+    (condition,) = runs_of(server.uri, "team", schema.KIND_CONDITION)
+    assert all(r.data.tags[schema.TAG_PARENT] == condition.info.run_id for r in runs_of(server.uri, "team"))
+    assert condition.data.metrics["seeds.eval.runs"] == 4
     assert not any((tmp_path / f"host{i}" / "mlruns").exists() for i in range(3))  # nothing local
+
+
+def test_a_report_reads_artifacts_and_curves_in_bulk_through_the_server(server):
+    """Through the server's HTTP API: artifacts straight from each run's artifact URI (in parallel) and a
+    metric's history of many runs in one request give what the one-by-one calls give."""
+    store = Store(server.uri, create=False)
+    runs = read_runs(
+        store, store.experiment_id("team", create=False), schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)
+    )
+    ids = [r.run_id for r in runs]
+    assert len(ids) == 4 and all(r.artifact_uri.startswith("mlflow-artifacts:") for r in runs)
+    for key in ("train.loss", "train.acc"):
+        bulk = store.metric_histories(ids, key)
+        assert bulk == {i: store.metric_history(i, key) for i in ids} and all(
+            len(v) == 2 for v in bulk.values()
+        )
+    blobs = store.read_artifacts({r.run_id: r.artifact_uri for r in runs}, schema.ARTIFACT_PREDICTIONS)
+    client = MlflowClient(server.uri)
+    for r in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(r.run_id, schema.ARTIFACT_PREDICTIONS, tmp)
+            assert blobs[r.run_id] == Path(path).read_bytes()
 
 
 def test_server_killed_and_restarted_mid_sweep_loses_nothing(server, tmp_path):

@@ -264,8 +264,9 @@ def record_conditions(
 ) -> dict[str, str]:
     """One run per condition (kind `condition`, named by its key), kept up to date: its spread across
     seeds per mode as `seeds.<mode>.<stat>` metrics and a one-line description; the condition's runs
-    become its child runs, so the MLflow UI lists conditions as rows and one click (the run's page, with
-    its Child runs) leads to the seeds. Returns {condition key: run id}."""
+    become its child runs (the sweep that trained each stays in its `seedvar.sweep_run` tag), so the
+    MLflow UI lists conditions as rows and one click (the run's page, with its Child runs) leads to the
+    seeds. Returns {condition key: run id}."""
     found = {
         r.tags.get(s.TAG_CONDITION, ""): r
         for r in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
@@ -273,11 +274,7 @@ def record_conditions(
     ids = {}
     for key, by_mode in spreads.items():
         run = found.get(key)
-        run_id = (
-            run.run_id
-            if run is not None
-            else store.start_run(experiment_id, key, {s.TAG_KIND: s.KIND_CONDITION, s.TAG_CONDITION: key})
-        )
+        run_id = run.run_id if run is not None else _condition_run(store, experiment_id, key)
         metrics = [
             (s.seed_metric(mode, stat), float(value), 0)
             for mode, values in by_mode.items()
@@ -288,10 +285,27 @@ def record_conditions(
         if run is None or run.status != "FINISHED":
             store.end(run_id, "FINISHED")
         for member in members.get(key, []):
-            if member.tags.get(s.TAG_PARENT) != run_id or member.tags.get(s.TAG_CONDITION) != key:
-                store.log(member.run_id, tags={s.TAG_PARENT: run_id, s.TAG_CONDITION: key})
+            parent = member.tags.get(s.TAG_PARENT, "")
+            if parent != run_id or member.tags.get(s.TAG_CONDITION) != key:
+                sweep = {s.TAG_SWEEP_RUN: parent} if parent and s.TAG_SWEEP_RUN not in member.tags else {}
+                store.log(member.run_id, tags={s.TAG_PARENT: run_id, s.TAG_CONDITION: key, **sweep})
         ids[key] = run_id
     return ids
+
+
+def _condition_run(store: Store, experiment_id: str, key: str) -> str:
+    """A new condition run; when sweeps on several hosts create one at once, the earliest (start time,
+    then id) stays and the others are deleted by their own creators, as claims settle (claims.py)."""
+    mine = store.start_run(experiment_id, key, {s.TAG_KIND: s.KIND_CONDITION, s.TAG_CONDITION: key})
+    rivals = read_runs(
+        store,
+        experiment_id,
+        f"{s.tag_filter(s.TAG_KIND, s.KIND_CONDITION)} and {s.tag_filter(s.TAG_CONDITION, key)}",
+    )
+    first = min(rivals, key=lambda r: (r.start_time, r.run_id))
+    if first.run_id != mine:
+        store.delete_run(mine)
+    return first.run_id
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ KIND_RUN = "run"
 KIND_SWEEP = "sweep"
 KIND_CONDITION = "condition"  # one run per condition: its spread across seeds; its seed runs are its children
 TAG_CONDITION = "seedvar.condition"  # the condition key, on a condition's run and on each of its seed runs
+TAG_SWEEP_RUN = "seedvar.sweep_run"  # the sweep run that trained a run (its parent until its condition's run)
 TAG_CONFIG_HASH = "seedvar.config_hash"
 TAG_MODEL = "seedvar.model"
 TAG_REPLICATE = "seedvar.replicate"
