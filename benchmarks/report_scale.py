@@ -18,7 +18,6 @@ import concurrent.futures
 import multiprocessing
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,31 +37,18 @@ CURVES = ("train.loss", "train.acc", "train.seconds", "train.samples_per_s", "tr
 
 
 def source_study(uri: str, data_root: str, quick: bool) -> None:
-    """The real small study the clones copy: the quick study at 3 epochs, or a tiny synthetic one."""
+    """The real small study the clones copy: the quick study at 3 epochs (with --quick: 1 epoch, 3 seeds,
+    5% training pixels and 8 test pixels per class)."""
     import io
 
     import seedvar
 
+    options = dict(c.study_spec("quick").dataset_options)
+    overrides: dict[str, Any] = {"name": SOURCE, "train.epochs": 1 if quick else 3}
     if quick:
-        spec: Any = {
-            "name": SOURCE,
-            "device": "cpu",
-            "models": ["hybridsn"],
-            "dataset": {
-                "name": "synthetic_hsi",
-                "height": 24,
-                "width": 24,
-                "bands": 20,
-                "pca": 13,
-                "window": 9,
-            },
-            "train": {"epochs": 1, "batch_size": 32},
-            "seeds": {"replicates": 3},
-            "test": {"passes": 3},
-        }
-    else:
-        spec = c.study_spec("quick", {"name": SOURCE, "train.epochs": 3})
-        spec.dataset_options = c.hsi_dataset(data_root, {k: v for k, v in spec.dataset_options.items()})
+        options.update(train_fraction=0.05, test_per_class=8)
+        overrides.update({"seeds.replicates": 3, "test.passes": 2})
+    spec = c.study_spec("quick", {**overrides, "dataset": c.hsi_dataset(data_root, options)})
     out = io.StringIO()
     res = seedvar.sweep(spec, tracking_uri=uri, data_root=data_root, out=out, progress=False)
     if res.failed or not res.outcomes:
@@ -179,20 +165,6 @@ def report(uri: str, experiment: str, out: Path, cwd: Path) -> dict[str, Any]:
     }
 
 
-def start_server(backend: str, folder: Path) -> tuple[subprocess.Popen, str]:
-    port = _postgres.free_port()
-    log = (folder / "server.log").open("w")
-    cmd = [sys.executable, "-m", "seedvar", "server", "--backend-store-uri", backend, "--port", str(port)]
-    cmd += ["--artifacts-destination", str(folder / "artifacts")]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while "tracking server for seedvar" not in (folder / "server.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((folder / "server.log").read_text()[-2000:])
-        time.sleep(0.3)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def line(r: dict[str, Any]) -> str:
     return f"{r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB"
 
@@ -255,20 +227,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                  second["seconds"] / big["seconds"], digits=2)  # fmt: skip
         if not server:
             return
-        cluster = _postgres.Cluster().start()
-        proc = None
-        try:
-            proc, url = start_server(cluster.create_db("scale"), root)
+        with _postgres.seedvar_server(root) as url:
             remote = measure(url, root, source, jobs, extra, "server")
             c.result(f"report_{n}_server", line(remote["big"]), f"{line(big)} (sqlite)",
                      remote["big"]["seconds"] / big["seconds"], digits=2)  # fmt: skip
             c.result(f"report_{len(source)}_server", line(remote["small"]), f"{line(small)} (sqlite)",
                      remote["small"]["seconds"] / small["seconds"], digits=2)  # fmt: skip
-        finally:
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
-            cluster.stop()
 
 
 if __name__ == "__main__":

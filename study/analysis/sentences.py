@@ -66,9 +66,15 @@ def comparison_sentences(tables: Tables) -> list[str]:
     if ranked.empty:
         return [f"{_count(len(t), 'condition')}; none was tested in eval mode, so none is compared."]
     each = f"{seeds[0]} seeds each" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]} seeds each"
+    best, worst = ranked["eval_mean"].max(), ranked["eval_mean"].min()
+    spread = (
+        f"eval accuracy is {best:.2f}% in every condition"
+        if f"{best:.2f}" == f"{worst:.2f}"
+        else f"eval accuracy runs from {best:.2f}% ({ranked['condition'].iloc[0]}) down to {worst:.2f}% "
+        f"({ranked['condition'].iloc[-1]})"
+    )
     out = [
-        f"{_count(len(t), 'condition')}, {each}: eval accuracy runs from {ranked['eval_mean'].max():.2f}% "
-        f"({ranked['condition'].iloc[0]}) down to {ranked['eval_mean'].min():.2f}% ({ranked['condition'].iloc[-1]}); "
+        f"{_count(len(t), 'condition')}, {each}: {spread}; "
         "the table gives each condition's mean with its 95% CI over seeds, the seed std, train - eval with "
         "its BatchNorm and dropout parts, the share of train-mode variance from test-time dropout, the "
         "train-mode flip rate and the finite test set's share of the seed variance."
