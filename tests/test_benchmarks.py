@@ -56,7 +56,7 @@ def torch_state():
         ("writers.py", ["writers_2", "writers_4"], ["4/4 runs finished"]),
         (
             "report_scale.py",
-            ["report_6_sqlite", "report_second", "report_6_server", "report_3_server"],
+            ["report_6_sqlite", "report_second", "report_6_server"],
             [  # the second report, after 2 new runs, reads only those 2
                 "sqlite, 6 runs: read 6 runs from the store",
                 "sqlite, second report, 8 runs: read 2 runs from the store",
