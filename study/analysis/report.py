@@ -52,9 +52,8 @@ def build_report(
     if bad or not formats:
         raise UserError(f"--format {','.join(formats)}: choose from html, md (comma-separated)")
     store = Store(tracking_uri, create=False, retry_for=retry_for)
-    study = load.load_study(
-        store, experiment, cache=cache
-    )  # a study with nothing to report creates no folder
+    # a study with nothing to report creates no folder
+    study = load.load_study(store, experiment, cache=cache)
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         _writable(out_dir)

@@ -16,7 +16,14 @@ import pandas as pd
 
 from seedvar.analysis import compare, sources
 from seedvar.analysis.load import LoadedRun
-from seedvar.analysis.tables import ALPHA, Tables, conditions, reference_runs, separated_pairs
+from seedvar.analysis.tables import (
+    ALPHA,
+    SPREAD_FLOOR,
+    Tables,
+    conditions,
+    reference_runs,
+    separated_pairs,
+)
 from seedvar.results import STOCHASTIC_MODES
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
@@ -307,7 +314,7 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
     if t.empty or cond not in set(t["condition"]):
         return ""
     r = t.set_index("condition").loc[cond]
-    if not r["seed_var"] > 1e-9:  # no spread across seeds (float noise aside): nothing to split
+    if not r["seed_var"] > SPREAD_FLOOR:  # no spread across seeds (float noise aside): nothing to split
         return ""
     floor = (
         f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "

@@ -267,9 +267,11 @@ def record_conditions(
     become its child runs (the sweep that trained each stays in its `seedvar.sweep_run` tag), so the
     MLflow UI lists conditions as rows and one click (the run's page, with its Child runs) leads to the
     seeds. Returns {condition key: run id}."""
+    existing = read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
+    # the earliest run of a condition wins, as in _condition_run, should a race have left two
     found = {
         r.tags.get(s.TAG_CONDITION, ""): r
-        for r in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
+        for r in sorted(existing, key=lambda r: (r.start_time, r.run_id), reverse=True)
     }
     ids = {}
     for key, by_mode in spreads.items():
