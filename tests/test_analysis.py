@@ -347,6 +347,7 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
         "tell 2 of 3 pairs apart" in text
         and "Groups the seeds cannot separate: a: near_a and near_b." in text
     )
+    assert re.search(r"Told apart: near_a above far \(\+\d+\.\d\d points\) and near_b above far", text)
     assert re.search(
         r"The closest pair the seeds do not separate, near_a and near_b, lie \d\.\d\d points apart", text
     )

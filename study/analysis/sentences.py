@@ -28,6 +28,7 @@ from seedvar.results import STOCHASTIC_MODES
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
 POWER = 0.8  # the power the closest pair's seed count is sized for
+MAX_LISTED = 10  # separated pairs named one by one; beyond, the letters say it
 
 
 def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
@@ -84,7 +85,8 @@ def comparison_sentences(tables: Tables) -> list[str]:
         f"{_count(len(t), 'condition')}, {each}: {spread}; "
         "the table gives each condition's mean with its 95% CI over seeds, the seed std, train - eval with "
         "its BatchNorm and dropout parts, the share of train-mode variance from test-time dropout, the "
-        "train-mode flip rate and the finite test set's share of the seed variance."
+        "train-mode flip rate and the finite test set's share of the seed variance (100% where the test set "
+        "alone can give all of it)."
     ]
     out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
     bad = tables.degenerate_conditions
@@ -111,9 +113,16 @@ def comparison_sentences(tables: Tables) -> list[str]:
             for letter in r.group:
                 groups.setdefault(letter, []).append(r.condition)
         together = "; ".join(f"{k}: {_names(v)}" for k, v in groups.items() if len(v) > 1)
+        mean = dict(zip(compared["condition"], compared["eval_mean"], strict=True))
+        told = [(a, b) if mean[a] >= mean[b] else (b, a) for a, b in apart]
+        which = (
+            f" Told apart: {_names([f'{hi} above {lo} ({mean[hi] - mean[lo]:+.2f} points)' for hi, lo in told])}."
+            if len(told) <= MAX_LISTED
+            else ""
+        )
         out.append(
-            f"The {tests} tell {len(apart)} of {pairs} pairs apart. From best to worst, conditions that share "
-            f"a letter cannot be told apart: {order}."
+            f"The {tests} tell {len(apart)} of {pairs} pairs apart.{which} From best to worst, conditions that "
+            f"share a letter cannot be told apart: {order}."
             + (f" Groups the seeds cannot separate: {together}." if together else "")
         )
     out.append(closest_pair_sentence(tables, apart))

@@ -6,11 +6,13 @@ It takes the search facets (`orderByKey`, `orderByAsc`, `searchFilter`, ...) and
 (`selectedColumns`, `columnOrder`, `columnWidths`, `groupBy`, `groupsExpanded`, ...) from it, but not
 `runsExpanded`: a shared view cannot unfold a parent run. The table loads runs 100 at a time in the
 view's order and groups or nests only the runs it has loaded, so a study of 8 models x 100 seeds shown
-run by run needs 8 "Load more" clicks before every model appears. seedvar's view therefore lists the
-study's condition runs (one per model, determinism and dataset variant, each holding its spread across
-seeds as `seeds.<mode>.<stat>` metrics) best eval accuracy first, with the sweeps' runs after them, and
-filters out the trained models' runs: every condition is on the first screen. A condition's seed runs
-are its child runs, which its run page lists (one click on its name).
+run by run needs "Load more" again and again before every model appears. seedvar's view sorts by the
+metric only the condition runs carry (one per model, determinism and dataset variant, each holding its
+spread across seeds as `seeds.<mode>.<stat>` metrics), best eval accuracy first: the conditions are the
+first rows (the lab's 8 on the first screen), and the trained models' runs follow (a sort puts runs without
+the metric last, and a flat list nests nothing). Nothing is filtered out, so a study whose sweep was
+interrupted before it recorded its conditions still shows its runs. A condition's seed runs are its
+child runs, which its run page lists (one click on its name).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ _DEFLATE = "deflate;"  # the UI reads "deflate;" + base64(zlib) when a state is 
 RUN_NAME, DESCRIPTION, DATASET = "Run Name", "Description", "Dataset"
 WIDTHS = {RUN_NAME: 180, DESCRIPTION: 290, DATASET: 300}
 STAT_WIDTH = 110  # each `seeds.<mode>.<stat>` column
-# the conditions' runs and the sweeps' runs: every run but the trained models'
-CONDITIONS_FILTER = f"tags.`{s.TAG_KIND}` != '{s.KIND_RUN}'"
 ORDER_MODES = ("eval", "train", "mc_dropout")  # the conditions are ranked by the first of these a study has
 
 
@@ -57,7 +57,7 @@ def columns(modes: Sequence[str]) -> list[str]:
 
 
 def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
-    """The runs table seedvar shares: one row per condition, best first, then the sweeps; the key
+    """The runs table seedvar shares: one row per condition, best first, then every other run; the key
     columns first. Columns a previous state showed (modes of earlier sweeps) are kept after the new
     ones, except the per-condition columns of the sweep run that earlier seedvar versions showed."""
     selected = columns(modes)
@@ -69,7 +69,7 @@ def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
     seeds = column("metrics", s.seed_metric("", ""))[:-2]  # "metrics.`seeds."
     widths.update({c: STAT_WIDTH for c in selected if c.startswith(seeds)})
     return {
-        "searchFilter": CONDITIONS_FILTER,
+        "searchFilter": "",
         "orderByKey": column("metrics", s.seed_metric(first, "acc_mean")),
         "orderByAsc": False,
         "selectedColumns": selected,
