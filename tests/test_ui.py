@@ -213,6 +213,37 @@ def chromium() -> tuple[str, str]:
     return browser, driver
 
 
+# Every rendered row of the runs table: {row index: {column id: its text and rectangle}}.
+GRID_ROWS = """
+const out = {};
+for (const row of document.querySelectorAll('.ag-row')) {
+  const cells = out[row.getAttribute('row-index')] ??= {};
+  for (const cell of row.querySelectorAll('.ag-cell')) {
+    const b = cell.getBoundingClientRect();
+    cells[cell.getAttribute('col-id')] = {text: cell.innerText, x: b.x, y: b.y, w: b.width, h: b.height};
+  }
+}
+return out;
+"""
+# The part of the page where the table's rows show: its body, within the window.
+GRID_BOX = """
+const b = document.querySelector('.ag-body-viewport').getBoundingClientRect();
+return {left: b.left, right: Math.min(b.right, window.innerWidth), top: b.top,
+        bottom: Math.min(b.bottom, window.innerHeight)};
+"""
+
+# Click the first link whose text is arguments[0]; false when there is none.
+CLICK_LINK = """
+for (const a of document.querySelectorAll('a')) {
+  if (a.innerText.trim() === arguments[0]) { a.click(); return true; }
+}
+return false;
+"""
+# The names of the seed runs linked from the page.
+SEED_LINKS = """
+return [...document.querySelectorAll("a[href*='/runs/']")].map(a => a.innerText.trim()).filter(t => t.includes('-det-r'));
+"""
+
 LAB_MODELS = (
     "mobilenet_v1",
     "mobilenet_v2",
@@ -317,53 +348,59 @@ def test_the_first_screen_shows_every_condition_of_800_runs(chromium, lab_store,
         ):
             close.click()  # the assistant panel opens by itself on a first visit, over a third of the page
         time.sleep(1)
-        grid = driver.find_element(By.CSS_SELECTOR, ".ag-body-viewport").rect  # the table's visible part
-        right = grid["x"] + grid["width"]
-        bottom = min(grid["y"] + grid["height"], driver.execute_script("return window.innerHeight"))
-        ranked = []
-        for row in sorted(
-            driver.find_elements(By.CSS_SELECTOR, ".ag-pinned-left-cols-container .ag-row"),
-            key=lambda r: int(r.get_attribute("row-index")),
-        ):
-            ranked.append(row.find_element(By.CSS_SELECTOR, "a").text)
+        wanted = [
+            "attributes.`Run Name`",
+            "attributes.`Description`",
+            *(f"metrics.`seeds.eval.{s}`" for s in schema.SEED_STATS),
+        ]
+
+        def first_rows(d) -> list[dict] | None:
+            """The table's first 8 rows as laid out now (cells' text and rectangles), read in one go:
+            the grid re-renders its rows as they load, so element handles go stale."""
+            rows = d.execute_script(GRID_ROWS)
+            first = [rows.get(str(i), {}) for i in range(9)]
+            return first if all(set(wanted) <= set(r) for r in first) else None
+
+        rows = WebDriverWait(driver, 30, poll_frequency=0.5).until(first_rows)
+        grid = driver.execute_script(GRID_BOX)  # the table's visible part
+        ranked = [r["attributes.`Run Name`"]["text"].split("\n")[-1] for r in rows]
         assert ranked[:8] == list(reversed(LAB_MODELS))  # the conditions first, best eval accuracy first
-        assert all(re.fullmatch(r"\w+-det-r\d\d", name) for name in ranked[8:])  # then the seed runs
-        for index, name in enumerate(ranked[:8]):  # each condition whole on the first screen
-            cells = {
-                c.get_attribute("col-id"): c
-                for row in driver.find_elements(By.CSS_SELECTOR, f".ag-row[row-index='{index}']")
-                for c in row.find_elements(By.CSS_SELECTOR, ".ag-cell")
-            }
-            for col in (
-                "attributes.`Description`",
-                *(f"metrics.`seeds.eval.{s}`" for s in schema.SEED_STATS),
-            ):
-                rect = cells[col].rect
-                assert grid["y"] <= rect["y"] and rect["y"] + rect["height"] <= bottom, (
+        assert re.fullmatch(r"\w+-det-r\d\d", ranked[8])  # then the seed runs
+        for name, cells in zip(ranked[:8], rows, strict=False):  # each condition whole on the first screen
+            for col in wanted[1:]:
+                box = cells[col]
+                assert grid["top"] <= box["y"] and box["y"] + box["h"] <= grid["bottom"], (
                     name,
                     col,
-                    rect,
+                    box,
                     grid,
                 )
-                assert grid["x"] <= rect["x"] and rect["x"] + rect["width"] <= right, (name, col, rect, grid)
-            assert cells["attributes.`Description`"].text == lines[name]  # mean±std (CI), seeds, in points
-            assert cells["metrics.`seeds.eval.runs`"].text == "100"
+                assert grid["left"] <= box["x"] and box["x"] + box["w"] <= grid["right"], (
+                    name,
+                    col,
+                    box,
+                    grid,
+                )
+            assert cells["attributes.`Description`"]["text"] == lines[name]  # mean±std (CI), seeds, in points
+            assert cells["metrics.`seeds.eval.runs`"]["text"] == "100"
             mean = conditions[name].metrics["seeds.eval.acc_mean"]
-            assert float(cells["metrics.`seeds.eval.acc_mean`"].text) == pytest.approx(mean, rel=1e-9)
+            assert float(cells["metrics.`seeds.eval.acc_mean`"]["text"]) == pytest.approx(mean, rel=1e-9)
         shot = tmp_path / "mlflow-ui.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
         # one click on a condition: its page lists its seed runs (its child runs)
-        driver.find_element(By.XPATH, "//a[normalize-space(.)='senet18']").click()
+        assert driver.execute_script(CLICK_LINK, "senet18")
+        senet = conditions["senet18"].run_id
+        WebDriverWait(driver, 60, poll_frequency=0.5).until(
+            lambda d: senet in d.current_url and "Child runs" in page_text(d)
+        )
 
-        def seed_links(d) -> list[str]:
-            return [
-                a.text for a in d.find_elements(By.CSS_SELECTOR, "a[href*='/runs/']") if "-det-r" in a.text
-            ]
+        def seed_links(d) -> list[str] | None:
+            found = d.execute_script(SEED_LINKS)
+            return found if len(found) >= 10 else None
 
-        WebDriverWait(driver, 60, poll_frequency=0.5).until(lambda d: len(seed_links(d)) >= 10)
-        assert "Child runs" in page_text(driver)
-        assert all(re.fullmatch(r"senet18-det-r\d\d", n) for n in seed_links(driver)), seed_links(driver)
+        links = WebDriverWait(driver, 60, poll_frequency=0.5).until(seed_links)
+        assert all(re.fullmatch(r"senet18-det-r\d\d", n) for n in links), links
     finally:
         if driver is not None:
             driver.quit()
