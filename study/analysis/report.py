@@ -22,7 +22,8 @@ from seedvar.record.store import Store
 FORMATS = ("html", "md")
 # BLAS_THREADS: the report's statistics multiply small matrices, where OpenBLAS's second thread spins
 # against any other busy process: on a busy 2-core machine one thread did the test-noise products 18x
-# faster (0.04 s against 0.79 s per condition of 100 models), and never slower on a quiet one.
+# faster (0.04 s against 0.79 s per condition of 100 models); on a quiet one two threads save 0.06 s of
+# 0.30 per condition. One thread, then: a report is often made while sweeps train.
 
 
 @dataclass
