@@ -15,7 +15,6 @@ charts read, are left out). Every model then has the same numbers. Each report r
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import os
 import re
 import subprocess
@@ -117,20 +116,15 @@ def clone_runs(uri: str, experiment_id: str, parent: str, source: list[dict[str,
 
 def build(uri: str, experiment: str, source: list[dict[str, Any]], jobs: list[tuple[int | None, int]]) -> str:
     """Clones in an experiment, children of a new sweep run; returns the experiment's id. A local sqlite
-    store is written by two processes (MLflow's Python is the cost, not sqlite), a server by 8 threads."""
+    store takes one writer, a server 8 at once. (Not a process pool: run from tests/test_benchmarks.py
+    this module is loaded by path, and spawned workers could not import it.)"""
     from seedvar.record import schema as s
     from seedvar.record.store import Store
 
     store = Store(uri)
     exp = store.experiment_id(experiment)
     parent = store.start_run(exp, f"sweep-{uuid.uuid4().hex[:6]}", {s.TAG_KIND: s.KIND_SWEEP})
-    if store.is_local and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.starmap(
-                clone_runs, [(uri, exp, parent, source, half, 1) for half in (jobs[0::2], jobs[1::2])]
-            )
-    else:
-        clone_runs(uri, exp, parent, source, jobs, 1 if store.is_local else 8)
+    clone_runs(uri, exp, parent, source, jobs, 1 if store.is_local else 8)
     store.end(parent, "FINISHED")
     return exp
 
