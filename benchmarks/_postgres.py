@@ -7,13 +7,17 @@ itself: users point `seedvar server --backend-store-uri` at their own database.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -99,3 +103,29 @@ class Cluster:
             except RuntimeError:
                 time.sleep(0.5)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def seedvar_server(folder: Path, workers: int | None = None) -> Iterator[str]:
+    """A throwaway cluster with `seedvar server` on it (artifacts under folder): yields its URL, then
+    stops the server (SIGTERM, its whole tree) and removes the cluster."""
+    cluster = Cluster().start()
+    proc = None
+    try:
+        port = free_port()
+        log = (folder / "server.log").open("w")
+        cmd = [sys.executable, "-m", "seedvar", "server", "--backend-store-uri", cluster.create_db("seedvar")]
+        cmd += ["--port", str(port), "--artifacts-destination", str(folder / "artifacts")]
+        cmd += ["--workers", str(workers)] if workers else []
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while "tracking server for seedvar" not in (folder / "server.log").read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((folder / "server.log").read_text()[-2000:])
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        cluster.stop()

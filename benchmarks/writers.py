@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -85,20 +83,6 @@ def round_of(uri: str, n: int, epochs: int) -> dict[str, float]:
     }
 
 
-def start_server(backend: str, folder: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _postgres.free_port()
-    log = (folder / "server.log").open("w")
-    cmd = [sys.executable, "-m", "seedvar", "server", "--backend-store-uri", backend, "--port", str(port)]
-    cmd += ["--artifacts-destination", str(folder / "artifacts"), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while "tracking server for seedvar" not in (folder / "server.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((folder / "server.log").read_text()[-2000:])
-        time.sleep(0.3)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = c.parser(__doc__)
     p.add_argument("--writers", help="comma-separated N (default 8,32; 2,4 with --quick)")
@@ -113,11 +97,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    cluster = _postgres.Cluster().start()
-    proc = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="seedvar-bench-") as tmp:
-            proc, server = start_server(cluster.create_db("writers"), Path(tmp), args.server_workers)
+    with tempfile.TemporaryDirectory(prefix="seedvar-bench-") as tmp:
+        with _postgres.seedvar_server(Path(tmp), args.server_workers) as server:
             sqlite = c.new_store_uri(Path(tmp))
             for n in counts:
                 base = round_of(sqlite, n, epochs)
@@ -135,11 +116,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     seedvar["runs_per_s"] / base["runs_per_s"],
                     digits=2,
                 )
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-        cluster.stop()
 
 
 if __name__ == "__main__":

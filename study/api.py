@@ -170,11 +170,11 @@ def stage_table(result: Any) -> pd.DataFrame:
 
 
 def _finish(result: Any, out: TextIO) -> None:
-    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run, print
-    the failures and the summary table."""
-    from seedvar.analysis.summary import seed_spreads, sweep_table
+    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run and on
+    each condition's run (the MLflow UI's rows), print the failures and the summary table."""
+    from seedvar.analysis.summary import condition_spreads, seed_spreads, sweep_table
     from seedvar.record.reader import child_runs, latest_finished
-    from seedvar.record.recorder import SweepRecorder
+    from seedvar.record.recorder import SweepRecorder, record_conditions
     from seedvar.record.store import Store
 
     store = Store(result.tracking_uri, create=False)
@@ -184,6 +184,8 @@ def _finish(result: Any, out: TextIO) -> None:
     modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
     if result.parent_id is not None:
         SweepRecorder(store, result.parent_id).log_summary(seed_spreads(finished, modes))
+    if latest:  # every finished run of the study, also of earlier sweeps and plans
+        record_conditions(store, result.experiment_id, *condition_spreads(list(latest.values()), modes))
     for o in result.failed:
         print(f"FAILED {o.run_name}: {o.reason}", file=out)
     result.summary = sweep_table(finished, modes)
@@ -297,6 +299,7 @@ class Report:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     folder: Path | None = None
     logged: str = ""  # where in MLflow the folder was logged (log=True), as one line
+    loaded: str = ""  # how many runs were read from the store, how many came from the local run cache
 
 
 def report(
@@ -307,15 +310,24 @@ def report(
     formats: Sequence[str] = ("html", "md"),
     log: bool = False,
     retry_for: float | None = None,
+    cache: bool = True,
 ) -> Report:
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
-    tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`."""
+    tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
+    With `cache` (the default) runs read by an earlier report come from a local cache, so a report after
+    a few new runs reads only those from the store."""
     from seedvar.analysis.report import build_report
 
     built = build_report(
-        experiment, tracking_uri=tracking_uri, out=out, formats=formats, retry_for=retry_for, log=log
+        experiment,
+        tracking_uri=tracking_uri,
+        out=out,
+        formats=formats,
+        retry_for=retry_for,
+        log=log,
+        cache=cache,
     )
-    return Report(experiment, built.answer, built.tables, built.folder, built.logged)
+    return Report(experiment, built.answer, built.tables, built.folder, built.logged, built.loaded)
 
 
 def ready_studies() -> list[Any]:

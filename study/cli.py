@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not log the report as artifacts of the experiment's latest sweep run",
     )
+    r.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read every run from the store, not from the local cache of runs read by earlier reports",
+    )
 
     v = sub.add_parser(
         "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
@@ -233,8 +238,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             formats=formats,
             log=not args.no_log,
             retry_for=args.retry_for,
+            cache=not args.no_cache,
         )
-        print(f"report written to {built.folder}")
+        print(f"report written to {built.folder} ({built.loaded})")
         if built.logged:
             print(built.logged)
         return 0

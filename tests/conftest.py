@@ -13,6 +13,14 @@ from pathlib import Path
 
 import pytest
 
+# Tests address loopback only. Ray advertises even a local instance on the machine's network address;
+# this setting (named for Windows and macOS, honoured on Linux too) keeps every node on 127.0.0.1. It must
+# be in the environment before ray is imported, here or in a sweep the tests start.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# MLflow 3 sends usage telemetry to its servers unless told not to (it only checks for pytest when
+# imported inside a running test, not at collection); tests reach nothing beyond loopback.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 _DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REQUIRE_ALL = "SEEDVAR_REQUIRE_ALL"
 MACHINE_SKIPS = ("CUDA",)  # a skip whose reason names these is about the hardware, not the setup

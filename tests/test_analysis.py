@@ -202,9 +202,13 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert (
         "3 of 3 predict a single class" in text and "No power analysis or ranking is drawn from it." in text
     )
-    assert "BatchNorm batch statistics (train - mc_dropout) account for" in text
     sections = {sec.title: sec for sec in build_sections(study(*runs))}
+    each = " ".join(
+        sections["Each condition"].text
+    )  # several conditions: each one's paragraph after the answer
+    assert "BatchNorm batch statistics (train - mc_dropout) account for" in each
     assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
+    assert "Comparisons need at least two conditions that are not degenerate" in text
 
 
 def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
@@ -291,3 +295,84 @@ def test_test_noise_sentence_when_models_differ_only_by_the_test_set(seed):
         assert "of the variance, CI" in text
     percents = [float(p) for p in re.findall(r"(?<!\d)(-?\d+(?:\.\d+)?)%", text)]
     assert percents and all(0 <= p <= 100 for p in percents)  # no share outside 0-100% is ever written
+
+
+def condition_runs(rng: np.random.Generator, model: str, error: float, seeds: int = 4) -> list[LoadedRun]:
+    """Trained models of one condition: eval, train and MC-dropout passes around an error rate."""
+    out = []
+    for r in range(seeds):
+        e = error + rng.normal(0, 0.005)
+        ev = noisy(rng, e, 1)
+        train = noisy(rng, e + 0.02, 5)
+        out.append(
+            run(
+                f"{model}-r{r}",
+                {"eval": np.repeat(ev, 2, 0), "train": train, "mc_dropout": train.copy()},
+                model=model,
+                replicate=r,
+            )
+        )
+    return out
+
+
+def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
+    rng = np.random.default_rng(11)
+    runs = (
+        condition_runs(rng, "near_a", 0.05)
+        + condition_runs(rng, "near_b", 0.052)
+        + condition_runs(rng, "far", 0.3)
+    )
+    s = study(*runs)
+    t = tables.build(s)
+    c = t.conditions
+    assert list(c["condition"]) == ["near_a", "near_b", "far"]  # best eval accuracy first
+    assert list(c.columns[:4]) == ["condition", "seeds", "eval_mean", "eval_ci_low"]
+    assert {
+        "train_minus_eval",
+        "batchnorm_part",
+        "dropout_part",
+        "dropout_share",
+        "flip_rate",
+        "test_set_share",
+    } <= set(c.columns)
+    assert list(c["seeds"]) == [4, 4, 4]
+    groups = dict(zip(c["condition"], c["group"], strict=True))
+    assert (
+        groups["far"] not in (groups["near_a"], groups["near_b"])
+        and groups["near_a"] == groups["near_b"] == "a"
+    )
+    text = " ".join(sentences.answer(s.finished, t))
+    assert "3 conditions, 4 seeds each" in text
+    assert (
+        "tell 2 of 3 pairs apart" in text
+        and "Groups the seeds cannot separate: a: near_a and near_b." in text
+    )
+    assert re.search(r"Told apart: near_a above far \(\+\d+\.\d\d points\) and near_b above far", text)
+    assert re.search(
+        r"The closest pair the seeds do not separate, near_a and near_b, lie \d\.\d\d points apart", text
+    )
+    assert "MC dropout gives exactly the train-mode passes in every condition" in text  # said once
+    assert "Train-mode test accuracy of" not in text  # each condition's paragraph: its own section
+    sections = build_sections(s)
+    assert (
+        sections[0].title == "The answer"
+        and list(sections[0].tables) == ["conditions"]
+        and sections[0].tables_first
+    )
+    assert sections[1].title == "Each condition" and len(sections[1].text) == 3
+    md = render.render_markdown("r", sections)
+    answer = md[md.index("## The answer") : md.index("## Each condition")]
+    assert answer.index("| condition") < answer.index("3 conditions, 4 seeds each")  # the table opens it
+    assert answer.count("| condition") == 1  # one table, never split, however many columns
+
+
+def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
+    rng = np.random.default_rng(12)
+    runs = condition_runs(rng, "solo", 0.1, seeds=5)
+    t = tables.build(study(*runs))
+    (text,) = sentences.answer(runs, t)
+    assert text.startswith("Train-mode test accuracy of solo varies by") and t.conditions.shape[0] == 1
+    assert [sec.title for sec in build_sections(study(*runs))][:2] == ["The answer", "Study settings"]
+    assert sentences.share_decimals(0.6, 1.1) == 1 and sentences.share_decimals(0, 2) == 0
+    assert sentences.share_decimals(0.61, 0.65) == 2
+    assert not re.search(r"(\d+)% \(CI \1-\1%\)", text)  # never "1% (CI 1-1%)"

@@ -93,14 +93,28 @@ def torch_state():
         ("sweep.py", ["sweep"], ["identical weights sha256 with jobs=2 and jobs=1: True"]),
         ("executors.py", ["executor_ray"], ["identical weights sha256 per config: True"]),
         ("writers.py", ["writers_2", "writers_4"], ["4/4 runs finished"]),
+        (
+            "report_scale.py",
+            ["report_6_sqlite", "report_second", "report_6_server"],
+            [  # the second report, after 2 new runs, reads only those 2
+                "sqlite, 6 runs: read 6 runs from the store",
+                "sqlite, second report, 8 runs: read 2 runs from the store",
+                "server, 6 runs: read 6 runs from the store",
+                "server, second report, 8 runs: read 2 runs from the store",
+            ],
+        ),
     ],
 )
 def test_benchmark_quick(script, names, claims, capsys, torch_state):
-    if script == "writers.py" and load("_postgres.py").bin_dir() is None:
-        pytest.skip("PostgreSQL binaries not found: writers.py starts a throwaway cluster")
+    if script in ("writers.py", "report_scale.py") and load("_postgres.py").bin_dir() is None:
+        pytest.skip(f"PostgreSQL binaries not found: {script} starts a throwaway cluster")
     if script == "executors.py" and importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed: pip install -e '.[ray]'")
     load(script).main(["--quick"])
+    if script == "executors.py":
+        import ray
+
+        assert not ray.is_initialized()  # the local Ray instance the sweep started is gone
     out = capsys.readouterr().out
     found = {m[0]: m for m in RESULT.findall(out)}
     assert sorted(found) == sorted(names), out

@@ -26,6 +26,7 @@ from seedvar.plan import parse_study
 from seedvar.record import schema
 from seedvar.record.ui import serve_ui
 
+pytestmark = pytest.mark.xdist_group("report")  # the swept study is built once, on one worker
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
 
@@ -49,12 +50,12 @@ class Page(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.answer, self.tables, self.images, self._in = [], {}, [], None
+        self.answer, self.paragraphs, self.tables, self.images, self._in = [], [], {}, [], None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "p" and attrs.get("class") == "answer":
-            self._in = "answer"
+        if tag == "p":
+            self._in = "answer" if attrs.get("class") == "answer" else "p"
         elif tag == "div" and attrs.get("id", "").startswith("table-"):
             self._in = attrs["id"][len("table-") :]
             self.tables[self._in] = ""
@@ -66,8 +67,12 @@ class Page(HTMLParser):
             self._in = None
 
     def handle_data(self, data):
+        if self._in in ("answer", "p"):
+            self.paragraphs.append(data)
         if self._in == "answer":
             self.answer.append(data)
+        elif self._in == "p":
+            pass
         elif self._in:
             self.tables[self._in] += data + " "
 
@@ -91,9 +96,11 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
     page = Page()
     page.feed((out / "index.html").read_text())
     answer = " ".join(page.answer)
+    words = " ".join(page.paragraphs)  # the answer, then each condition's paragraph
     tables = {p.stem for p in (out / "tables").glob("*.csv")}
     figures = {p.stem for p in (out / "figures").glob("*.png")}
     assert tables >= {
+        "conditions",
         "settings",
         "accuracy",
         "variance_components",
@@ -145,11 +152,16 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
     assert acc.loc[("hybridsn", "eval"), "seed_std"] == pytest.approx(eval_acc.std(ddof=1), abs=1e-9)
     assert acc.loc[("hybridsn", "train"), "std"] == pytest.approx(train_passes.std(ddof=1), abs=1e-9)
     assert acc.loc[("hybridsn", "train"), "passes"] == 15
+    assert answer.startswith("2 conditions, 3 seeds each: eval accuracy")  # deterministic kernels or not
+    assert "In eval mode every trained model gives identical results on every pass." in answer
+    assert f"{eval_acc.mean():.2f}" in page.tables["conditions"]
     sentence = f"Train-mode test accuracy of hybridsn varies by {train_passes.std(ddof=1):.2f} points"
-    assert sentence in answer
-    assert f"across seeds they vary by {eval_acc.std(ddof=1):.2f} points" in answer
-    assert "In eval mode the same 3 models give identical results on every pass" in answer
-    assert re.search(r"\d+% \(CI \d+-\d+%\) of that variance comes from test-time dropout", answer)
+    assert sentence in words and sentence not in answer
+    assert f"across seeds they vary by {eval_acc.std(ddof=1):.2f} points" in words
+    assert "In eval mode the same 3 models give identical results on every pass" in words
+    assert re.search(
+        r"\d+(\.\d)?% \(CI \d+(\.\d)?-\d+(\.\d)?%\) of that variance comes from test-time dropout", words
+    )
     assert f"{eval_acc.mean():.2f}" in page.tables["accuracy"]
     vc = pd.read_csv(out / "tables" / "variance_components.csv").set_index(["condition", "mode"])
     row = vc.loc[("hybridsn", "train")]

@@ -225,8 +225,10 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
         acc = (npz["train"] == npz["labels"]).mean(1)
     steps = sorted(client.get_metric_history(run_id, "test.train.acc"), key=lambda m: m.step)
     assert np.allclose(acc, [m.value for m in steps])
-    parent = df["tags.mlflow.parentRunId"].unique()
-    assert len(parent) == 1 and parent[0] == result.parent_id
+    sweep = df[f"tags.{schema.TAG_SWEEP_RUN}"].unique()  # the sweep that trained them...
+    assert len(sweep) == 1 and sweep[0] == result.parent_id
+    (condition,) = Store(store_uri).search(df["experiment_id"][0], "tags.`seedvar.kind` = 'condition'")
+    assert set(df["tags.mlflow.parentRunId"]) == {condition.info.run_id}  # ...and their condition's run
 
 
 def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -24,6 +25,7 @@ from sweeps import expected_n, start_sweep, write_spec
 import seedvar
 from seedvar.plan import expand, load_study
 from seedvar.record import schema
+from seedvar.record.reader import read_runs
 from seedvar.record.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -183,6 +185,28 @@ def test_sweeps_starting_together_tag_their_experiment_without_a_race(server):
     assert not errors, [str(e).splitlines()[0][:200] for e in errors]
 
 
+def assert_bulk_reads_match(uri: str, name: str) -> None:
+    """Through the server's HTTP API, as a report reads: artifacts straight from each run's artifact URI
+    (in parallel) and a metric's history of many runs in one request give what the one-by-one calls give."""
+    store = Store(uri, create=False)
+    runs = read_runs(
+        store, store.experiment_id(name, create=False), schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)
+    )
+    ids = [r.run_id for r in runs]
+    assert len(ids) == 4 and all(r.artifact_uri.startswith("mlflow-artifacts:") for r in runs)
+    for key in ("train.loss", "train.acc"):
+        bulk = store.metric_histories(ids, key)
+        assert bulk == {i: store.metric_history(i, key) for i in ids} and all(
+            len(v) == 2 for v in bulk.values()
+        )
+    blobs = store.read_artifacts({r.run_id: r.artifact_uri for r in runs}, schema.ARTIFACT_PREDICTIONS)
+    client = MlflowClient(uri)
+    for r in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(r.run_id, schema.ARTIFACT_PREDICTIONS, tmp)
+            assert blobs[r.run_id] == Path(path).read_bytes()
+
+
 def test_three_hosts_sweep_one_study_at_once(server, tmp_path):
     specs = [spec_in(tmp_path / f"host{i}", "team", replicates=4) for i in range(3)]
     procs = [sweep(s, server.uri) for s in specs]
@@ -193,9 +217,12 @@ def test_three_hosts_sweep_one_study_at_once(server, tmp_path):
     assert not [r for r in runs_of(server.uri, "team") if r.info.status != "FINISHED"]  # no leftovers
     parents = runs_of(server.uri, "team", schema.KIND_SWEEP)
     assert {p.info.status for p in parents} == {"FINISHED"} and len(parents) <= 3
-    ids = {p.info.run_id for p in parents}
-    assert all(r.data.tags[schema.TAG_PARENT] in ids for r in runs_of(server.uri, "team"))
+    # three sweeps ended at once: still one run for the condition, the parent of every trained model
+    (condition,) = runs_of(server.uri, "team", schema.KIND_CONDITION)
+    assert all(r.data.tags[schema.TAG_PARENT] == condition.info.run_id for r in runs_of(server.uri, "team"))
+    assert condition.data.metrics["seeds.eval.runs"] == 4
     assert not any((tmp_path / f"host{i}" / "mlruns").exists() for i in range(3))  # nothing local
+    assert_bulk_reads_match(server.uri, "team")  # the report's bulk reads, on runs three hosts wrote
 
 
 def test_two_hosts_agree_on_a_two_stage_sweep_through_the_server(server, tmp_path):
@@ -487,15 +514,15 @@ def test_ray_cluster_of_two_hosts_sweeps_through_the_server(server, tmp_path):
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")  # a second host, as far as Ray knows
+    cluster.add_node(num_cpus=1)  # a second node: each node of a real cluster is one host
     try:
-        spec = spec_in(tmp_path / "driver", "ray-hosts", epochs=3, replicates=4)
+        spec = spec_in(tmp_path / "driver", "ray-hosts", epochs=1, replicates=4)
         study = load_study(spec, {"execution.executor": "ray", "execution.ray_address": cluster.address})
         result = seedvar.sweep(study, tracking_uri=server.uri, progress=False)
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert [o.status for o in result.outcomes] == ["FINISHED"] * 4
-    assert_complete(server.uri, "ray-hosts", expand(study, "cpu"), epochs=3)
+    assert_complete(server.uri, "ray-hosts", expand(study, "cpu"), epochs=1)
     nodes = {r.data.tags[schema.TAG_RAY_NODE] for r in runs_of(server.uri, "ray-hosts")}
     assert len(nodes) == 2  # both hosts trained runs, writing only to the server

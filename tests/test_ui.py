@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import re
 import shutil
 import signal
 import subprocess
@@ -21,12 +23,18 @@ from ui_process import Server, alive, descendants, free_port, headless_chromium
 
 import seedvar
 from seedvar.analysis.spread import SeedSpread
+from seedvar.analysis.summary import condition_spreads, seed_spreads
 from seedvar.cli import main
 from seedvar.plan import parse_study
 from seedvar.record import schema, view
-from seedvar.record.recorder import SweepRecorder
+from seedvar.record.reader import StoredRun, read_runs
+from seedvar.record.recorder import SweepRecorder, record_conditions
 from seedvar.record.serve import port_free
+from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
+
+# one worker builds the module's stores once (a module fixture is built again on every xdist worker)
+pytestmark = pytest.mark.xdist_group("ui")
 
 
 @pytest.fixture(scope="module")
@@ -72,23 +80,60 @@ def study(tmp_path_factory, _template_store):
     }
 
 
-def test_the_experiment_opens_on_a_shared_view_of_its_runs_table(study):
+def test_the_experiment_opens_on_a_shared_view_of_its_conditions(study):
     tags = study["exp"].tags
     assert tags[schema.TAG_EXPERIMENT_KIND] == "custom_model_development"
     state = json.loads(tags[schema.TAG_VIEW_STATE])
-    assert state["selectedColumns"][:3] == [
+    # sorted by a metric only condition runs carry: the conditions first, best first, then every other run
+    assert state["searchFilter"] == ""
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`seeds.eval.acc_mean`", False)
+    assert state["selectedColumns"][:6] == [
         "attributes.`Description`",
-        "attributes.`Dataset`",
-        "metrics.`test.eval.acc_mean`",
+        *(
+            f"metrics.`seeds.eval.{stat}`"
+            for stat in ("acc_mean", "acc_std", "acc_ci_low", "acc_ci_high", "runs")
+        ),
     ]
-    for cond in ("hybridsn", "hybridsn-nondet"):
-        for stat in ("acc_mean", "acc_std", "acc_ci_low", "acc_ci_high", "runs"):
-            assert f"metrics.`summary.{cond}.train.{stat}`" in state["selectedColumns"]
-    assert state["groupBy"]["groupByKeys"] == [
-        {"mode": "param", "groupByData": "model"},
-        {"mode": "tag", "groupByData": "seedvar.deterministic"},
-    ]
-    assert state["groupsExpanded"] == {"param.model,tag.seedvar.deterministic": True}  # the sweep runs
+    assert "metrics.`test.train.flip_rate`" in state["selectedColumns"]  # for the seed runs, one click away
+    assert "groupBy" not in state
+
+
+def test_each_condition_has_a_run_with_its_spread_and_its_seeds_as_children(study):
+    client, exp = study["client"], study["exp"]
+    conditions = client.search_runs([exp.experiment_id], "tags.`seedvar.kind` = 'condition'")
+    assert sorted(r.info.run_name for r in conditions) == ["hybridsn", "hybridsn-nondet"]
+    for cond in conditions:
+        key = cond.data.tags[schema.TAG_CONDITION]
+        seeds = [
+            r
+            for r in study["children"]
+            if r.data.tags[schema.TAG_DETERMINISTIC] == str(key == "hybridsn").lower()
+        ]
+        children = client.search_runs(
+            [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{cond.info.run_id}'"
+        )
+        assert sorted(r.info.run_id for r in children) == sorted(r.info.run_id for r in seeds)
+        assert all(r.data.tags[schema.TAG_CONDITION] == key for r in children)
+        assert cond.info.status == "FINISHED"
+        for mode in MODES:
+            spread = SeedSpread.of([r.data.metrics[f"test.{mode}.acc_mean"] for r in seeds])
+            got = {stat: cond.data.metrics[f"seeds.{mode}.{stat}"] for stat in schema.SEED_STATS}
+            assert got == pytest.approx(dataclasses.asdict(spread))
+        eval_ = SeedSpread.of([r.data.metrics["test.eval.acc_mean"] for r in seeds])
+        line = cond.data.tags[schema.TAG_NOTE].split("\n")[0]
+        assert line == (
+            f"eval {100 * eval_.acc_mean:.2f}±{100 * eval_.acc_std:.2f} "
+            f"(CI {100 * eval_.acc_ci_low:.2f}-{100 * eval_.acc_ci_high:.2f}), 2 seeds"
+        )
+        assert len(line) <= 50  # what the runs table shows of a description
+    # the next sweep's end updates them in place: no second run per condition
+    record_conditions(
+        Store(study["uri"]),
+        exp.experiment_id,
+        *condition_spreads([StoredRun.of(r) for r in study["children"]], list(MODES)),
+    )
+    again = client.search_runs([exp.experiment_id], "tags.`seedvar.kind` = 'condition'")
+    assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in conditions)
 
 
 def test_each_run_carries_its_description_and_its_data(study):
@@ -171,72 +216,194 @@ def chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def test_the_runs_table_in_a_real_browser(chromium, study, tmp_path, monkeypatch):
-    """What a new user sees at the URL `seedvar ui` prints: every trained model's run with its
-    description and dataset, without a click; then Ctrl-C (SIGINT) stops the whole tree."""
+# Every rendered row of the runs table: {row index: {column id: its text and rectangle}}.
+GRID_ROWS = """
+const out = {};
+for (const row of document.querySelectorAll('.ag-row')) {
+  const cells = out[row.getAttribute('row-index')] ??= {};
+  for (const cell of row.querySelectorAll('.ag-cell')) {
+    const b = cell.getBoundingClientRect();
+    cells[cell.getAttribute('col-id')] = {text: cell.innerText, x: b.x, y: b.y, w: b.width, h: b.height};
+  }
+}
+return out;
+"""
+# The part of the page where the table's rows show: its body, within the window.
+GRID_BOX = """
+const b = document.querySelector('.ag-body-viewport').getBoundingClientRect();
+return {left: b.left, right: Math.min(b.right, window.innerWidth), top: b.top,
+        bottom: Math.min(b.bottom, window.innerHeight)};
+"""
+
+# Click the first link whose text is arguments[0]; false when there is none.
+CLICK_LINK = """
+for (const a of document.querySelectorAll('a')) {
+  if (a.innerText.trim() === arguments[0]) { a.click(); return true; }
+}
+return false;
+"""
+# The names of the seed runs linked from the page.
+SEED_LINKS = """
+return [...document.querySelectorAll("a[href*='/runs/']")].map(a => a.innerText.trim()).filter(t => t.includes('-det-r'));
+"""
+
+LAB_MODELS = (
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "shufflenet_v1",
+    "shufflenet_v2",
+    "senet18",
+    "cbam_resnet18",
+)
+
+
+def write_seed_runs(uri: str, experiment_id: str, sweep_id: str, models: list[tuple[int, str]]) -> None:
+    """100 finished seed runs per model, children of the sweep run, as a sweep leaves them: tags, each
+    mode's summary metrics, the description. Model i's accuracy is 0.80 + 0.01 i with seed noise."""
+    store = Store(uri)
+    for i, model in models:
+        rng = np.random.default_rng(i)
+        for rep in range(100):
+            tags = {
+                schema.TAG_KIND: schema.KIND_RUN,
+                schema.TAG_MODEL: model,
+                schema.TAG_REPLICATE: str(rep),
+                schema.TAG_DETERMINISTIC: "true",
+                schema.TAG_CONFIG_HASH: f"{model}-{rep}",
+            }
+            run_id = store.start_run(experiment_id, f"{model}-det-r{rep:02d}", tags, parent_id=sweep_id)
+            acc = 0.80 + 0.01 * i + rng.normal(0, 0.01)
+            summaries = {
+                mode: PassSummary(
+                    10, acc - 0.005 * (mode != "eval"), 0.002 * (mode != "eval"), acc - 0.01, acc, 0.02
+                )
+                for mode in MODES
+            }
+            metrics = [m for mode in MODES for m in schema.summary_metrics(summaries[mode], mode)]
+            store.log(run_id, metrics, tags={schema.TAG_NOTE: describe(summaries, schema.DESCRIPTION_MODES)})
+            store.end(run_id, "FINISHED")
+
+
+@pytest.fixture(scope="module")
+def lab_store(chromium, tmp_path_factory, _template_store):
+    """The lab's study shape, 8 models x 100 seeds, written straight through the record (no training) by
+    two processes at once, then what a sweep's end records: the spread across seeds on the sweep run and
+    the condition runs, which take the seed runs as their children. After `chromium`, so that a machine
+    without a browser builds nothing."""
+    folder = tmp_path_factory.mktemp("lab") / "mlruns"
+    folder.mkdir()
+    shutil.copy(_template_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    store = Store(uri)
+    exp = store.experiment_id("lab")
+    store.set_experiment_tags(exp, view.experiment_tags(list(MODES), {}))
+    sweep = store.start_run(exp, "sweep-lab", {schema.TAG_KIND: schema.KIND_SWEEP})
+    models = list(enumerate(LAB_MODELS))
+    with multiprocessing.get_context("spawn").Pool(2) as pool:  # MLflow's Python, not sqlite, is the cost
+        pool.starmap(write_seed_runs, [(uri, exp, sweep, models[0::2]), (uri, exp, sweep, models[1::2])])
+    store.end(sweep, "FINISHED")
+    runs = [r for r in read_runs(store, exp) if r.kind == schema.KIND_RUN]
+    SweepRecorder(store, sweep).log_summary(seed_spreads(runs, MODES))
+    record_conditions(store, exp, *condition_spreads(runs, MODES))
+    return {"uri": uri, "store": store, "exp": exp, "runs": runs}
+
+
+def test_the_first_screen_shows_every_condition_of_800_runs(chromium, lab_store, tmp_path, monkeypatch):
+    """At the URL `seedvar ui` prints for an 8 x 100 study: every condition on the first screen, without
+    scrolling or loading more, with its mean, std, CI and seeds, above the seed runs; one click on a
+    condition leads to its seed runs; Ctrl-C (SIGINT) stops the whole tree."""
     browser, driver_path = chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not fetch a browser or a driver
+    store, exp = lab_store["store"], lab_store["exp"]
+    conditions = {
+        r.name: r for r in read_runs(store, exp, schema.tag_filter(schema.TAG_KIND, schema.KIND_CONDITION))
+    }
+    assert sorted(conditions) == sorted(LAB_MODELS)
     port = free_port()
-    server = Server("--tracking-uri", study["uri"], "--port", str(port))
+    server = Server("--tracking-uri", lab_store["uri"], "--port", str(port))
     driver = None
     try:
-        url = server.wait_for(r"^browse\s+(http\S+)").group(1)
+        url = server.wait_for(r"^lab\s+(http\S+)").group(1)
         server.wait_for("MLflow UI ready")
         driver = headless_chromium(browser, driver_path, tmp_path / "profile")
         driver.get(url)
-        names = [r.info.run_name for r in study["children"]]
-        descriptions = [r.data.tags[schema.TAG_NOTE] for r in study["children"]]
-        digests = [r.inputs.dataset_inputs[0].dataset.digest for r in study["children"]]
-        expected = [*names, *descriptions, *(f"synthetic_hsi ({d})" for d in digests)]
+        lines = {name: r.tags[schema.TAG_NOTE].split("\n")[0] for name, r in conditions.items()}
 
         def page_text(d) -> str:
             return d.find_element(By.TAG_NAME, "body").text
 
         try:
             WebDriverWait(driver, 120, poll_frequency=0.5).until(
-                lambda d: all(e in page_text(d) for e in expected)
+                lambda d: all(line in page_text(d) for line in lines.values())
             )
         except Exception:
-            missing = [e for e in expected if e not in page_text(driver)]
-            raise AssertionError(f"not on the page: {missing}\n{page_text(driver)}") from None
+            missing = [n for n, line in lines.items() if line not in page_text(driver)]
+            raise AssertionError(f"conditions not on the page: {missing}\n{page_text(driver)}") from None
         text = page_text(driver)
-        assert study["parent"].info.run_name in text  # the sweep run and its summary: folded by no one
-        assert "Group: model: hybridsn, seedvar.deterministic: true" in text  # the shared view's state
-        assert "Group by: model" in text and "Sort: Run Name" in text and "viewing a shared view" in text
-        header = {
-            name: driver.find_element(By.CSS_SELECTOR, f'.ag-header-cell[col-id="attributes.`{name}`"]').rect
-            for name in ("Run Name", "Description", "Dataset")
-        }
-        # the shared view's column order and widths (the grid places its cells, whatever their DOM order)
-        assert header["Run Name"]["x"] < header["Description"]["x"] < header["Dataset"]["x"], header
-        assert {k: round(v["width"]) for k, v in header.items()} == {
-            "Run Name": view.WIDTHS["Run Name"],
-            "Description": view.WIDTHS["Description"],
-            "Dataset": view.WIDTHS["Dataset"],
-        }
-        # far right, the sweep run's spread across seeds: the last condition and mode's mean, as MLflow has it
-        key = "summary.hybridsn-nondet.mc_dropout.acc_mean"
-        driver.execute_script(
-            "const e = document.querySelector('.ag-body-horizontal-scroll-viewport'); e.scrollLeft = e.scrollWidth;"
-        )
-        want = str(study["parent"].data.metrics[key])
-        WebDriverWait(driver, 30, poll_frequency=0.5).until(
-            lambda d: (
-                want
-                in [c.text for c in d.find_elements(By.CSS_SELECTOR, f'.ag-cell[col-id="metrics.`{key}`"]')]
-            )
-        )
-        driver.execute_script("document.querySelector('.ag-body-horizontal-scroll-viewport').scrollLeft = 0;")
+        assert "viewing a shared view" in text
         for close in driver.find_elements(
             By.CSS_SELECTOR, '[data-component-id="mlflow.assistant.chat_panel.close"]'
         ):
-            close.click()  # the assistant panel opens by itself on a first visit; the table matters here
+            close.click()  # the assistant panel opens by itself on a first visit, over a third of the page
         time.sleep(1)
+        wanted = [
+            "attributes.`Run Name`",
+            "attributes.`Description`",
+            *(f"metrics.`seeds.eval.{s}`" for s in schema.SEED_STATS),
+        ]
+
+        def first_rows(d) -> list[dict] | None:
+            """The table's first 8 rows as laid out now (cells' text and rectangles), read in one go:
+            the grid re-renders its rows as they load, so element handles go stale."""
+            rows = d.execute_script(GRID_ROWS)
+            first = [rows.get(str(i), {}) for i in range(9)]
+            return first if all(set(wanted) <= set(r) for r in first) else None
+
+        rows = WebDriverWait(driver, 30, poll_frequency=0.5).until(first_rows)
+        grid = driver.execute_script(GRID_BOX)  # the table's visible part
+        ranked = [r["attributes.`Run Name`"]["text"].split("\n")[-1] for r in rows]
+        assert ranked[:8] == list(reversed(LAB_MODELS))  # the conditions first, best eval accuracy first
+        assert re.fullmatch(r"\w+-det-r\d\d", ranked[8])  # then the seed runs
+        for name, cells in zip(ranked[:8], rows, strict=False):  # each condition whole on the first screen
+            for col in wanted[1:]:
+                box = cells[col]
+                assert grid["top"] <= box["y"] and box["y"] + box["h"] <= grid["bottom"], (
+                    name,
+                    col,
+                    box,
+                    grid,
+                )
+                assert grid["left"] <= box["x"] and box["x"] + box["w"] <= grid["right"], (
+                    name,
+                    col,
+                    box,
+                    grid,
+                )
+            assert cells["attributes.`Description`"]["text"] == lines[name]  # mean±std (CI), seeds, in points
+            assert cells["metrics.`seeds.eval.runs`"]["text"] == "100"
+            mean = conditions[name].metrics["seeds.eval.acc_mean"]
+            assert float(cells["metrics.`seeds.eval.acc_mean`"]["text"]) == pytest.approx(mean, rel=1e-9)
         shot = tmp_path / "mlflow-ui.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+        # one click on a condition: its page lists its seed runs (its child runs)
+        assert driver.execute_script(CLICK_LINK, "senet18")
+        senet = conditions["senet18"].run_id
+        WebDriverWait(driver, 60, poll_frequency=0.5).until(
+            lambda d: senet in d.current_url and "Child runs" in page_text(d)
+        )
+
+        def seed_links(d) -> list[str] | None:
+            found = d.execute_script(SEED_LINKS)
+            return found if len(found) >= 10 else None
+
+        links = WebDriverWait(driver, 60, poll_frequency=0.5).until(seed_links)
+        assert all(re.fullmatch(r"senet18-det-r\d\d", n) for n in links), links
     finally:
         if driver is not None:
             driver.quit()
@@ -246,18 +413,19 @@ def test_the_runs_table_in_a_real_browser(chromium, study, tmp_path, monkeypatch
 # -------------------------------------------------------------------- pieces, without a server
 
 
-def test_view_state_keeps_earlier_columns_and_fits_in_a_tag():
-    first = view.experiment_tags([("a", True)], ["eval"], {})
+def test_view_state_keeps_earlier_columns_but_not_the_old_per_condition_ones():
+    first = view.experiment_tags(["eval"], {})
     state = view.decode(first[schema.TAG_VIEW_STATE])
-    assert "metrics.`summary.a.eval.acc_mean`" in state["selectedColumns"]
-    second = view.decode(view.experiment_tags([("b", False)], ["eval"], first)[schema.TAG_VIEW_STATE])
-    assert {"metrics.`summary.a.eval.acc_mean`", "metrics.`summary.b-nondet.eval.acc_mean`"} <= set(
-        second["selectedColumns"]
+    assert "metrics.`seeds.eval.acc_mean`" in state["selectedColumns"]
+    state["selectedColumns"] += ["metrics.`my.metric`", "metrics.`summary.a.eval.acc_mean`"]
+    second = view.decode(
+        view.experiment_tags(["train"], {schema.TAG_VIEW_STATE: view.encode(state)})[schema.TAG_VIEW_STATE]
     )
-    many = [(f"model_{i:02d}", d) for i in range(40) for d in (True, False)]
-    big = view.experiment_tags(many, list(MODES), {})[schema.TAG_VIEW_STATE]
-    assert big.startswith("deflate;") and len(big) <= view.MAX_TAG_VALUE  # the UI's compressed form
-    assert len(view.decode(big)["selectedColumns"]) == 2 + 7 + len(many) * 3 * 5
+    assert second["selectedColumns"][1] == "metrics.`seeds.train.acc_mean`"  # this plan's modes first
+    assert {"metrics.`seeds.eval.acc_mean`", "metrics.`my.metric`"} <= set(second["selectedColumns"])
+    assert "metrics.`summary.a.eval.acc_mean`" not in second["selectedColumns"]
+    assert second["orderByKey"] == "metrics.`seeds.train.acc_mean`"  # ranked by the first mode there is
+    assert view.decode(view.encode({"x": "y" * 30_000})) == {"x": "y" * 30_000}  # the UI's compressed form
 
 
 def test_runs_url_names_the_shared_view_only_where_there_is_one():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,3 +136,37 @@ def spread_test(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
         warnings.simplefilter("ignore")
         res = stats.levene(x, y, center="median")
     return float(res.statistic), float(res.pvalue)
+
+
+def letter_groups(means: Mapping[str, float], separated: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Compact letter display: conditions that share a letter are not told apart by the tests.
+
+    `means` gives each condition's mean (the letters run from the best group down), `separated` the
+    pairs the (Holm-corrected) tests tell apart. Insert-and-absorb (Piepho 2004): start with one group
+    of all conditions; each separated pair inside a group splits it into the group without one and
+    the group without the other; groups inside another group are dropped. No statistics library
+    offers it, so it is written here.
+    """
+    names = list(means)
+    groups: list[frozenset[str]] = [frozenset(names)]
+    for a, b in separated:
+        if a not in means or b not in means:
+            continue
+        split: list[frozenset[str]] = []
+        for g in groups:
+            split += [g - {a}, g - {b}] if a in g and b in g else [g]
+        unique = list(dict.fromkeys(split))
+        groups = [g for g in unique if not any(g < h for h in unique)]
+    groups = [g for g in groups if g]
+    groups.sort(key=lambda g: (-max(means[n] for n in g), sorted(g)))
+    letters = {n: "" for n in names}
+    for i, g in enumerate(groups):
+        for n in g:
+            letters[n] += _letter(i)
+    return letters
+
+
+def _letter(i: int) -> str:
+    """a, b, ..., z, then A, B, ..., then a1, b1, ... (beyond 52 groups)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return alphabet[i % 52] + (str(i // 52) if i >= 52 else "")

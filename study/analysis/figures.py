@@ -18,152 +18,275 @@ from seedvar.analysis.tables import MapData  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
+# Every figure keeps to a bounded width from 1 to 30 conditions and 3 to 300 seeds: conditions wrap into
+# rows (or run down the y axis), and legends sit above the axes, never on the data.
+WIDTH = 12.0  # inches, at the report's 110 dpi: 1,320 pixels
+PER_ROW = 8  # conditions side by side before a figure wraps to the next row
+PANELS_PER_ROW = 4  # small panels (one per condition) side by side
+MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditions shown
+MODE_ORDER = ("eval", "train", "mc_dropout")
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _columns(fig: Figure, labels: list[str]) -> int:
+    """Legend entries per row that fit the figure's width (small font: ~0.085 inch a character, 0.9 for the handle and gaps)."""
+    longest = max((len(label) for label in labels), default=1)
+    return max(1, min(len(labels), int(fig.get_figwidth() // (0.085 * longest + 0.9))))
+
+
+def _legend_above(fig: Figure, handles: list, labels: list[str], title: str, top: float) -> None:
+    """One legend for the whole figure, just above its highest axes (laid out below `top`)."""
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    boxes = [ax.get_tightbbox(renderer).transformed(to_fig) for ax in fig.axes if ax.get_visible()]
+    highest = max((b.y1 for b in boxes), default=top)  # the axes with their titles
+    fig.legend(
+        handles,
+        labels,
+        title=title or None,
+        loc="lower center",
+        bbox_to_anchor=(0.5, highest),
+        ncol=_columns(fig, labels),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+    )
+
+
+def _legend_inches(fig: Figure, labels: list[str], title: bool = True, suptitle: bool = False) -> float:
+    rows = -(-len(labels) // _columns(fig, labels))
+    return 0.15 + 0.25 * rows + 0.2 * title + 0.35 * suptitle
+
+
+def _top(fig: Figure, labels: list[str], title: bool = True, suptitle: bool = False) -> float:
+    """The fraction of a figure's height left to its axes below the legend of these labels (with a
+    legend title or not) and a figure title."""
+    return 1.0 - _legend_inches(fig, labels, title, suptitle) / fig.get_figheight()
+
+
+def _tick_labels(ax: plt.Axes, names: list[str]) -> None:
+    if max((len(n) for n in names), default=0) * len(names) > 90:  # long names side by side: slant them
+        ax.tick_params(axis="x", labelrotation=25)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+
 
 def accuracy_distribution(passes: pd.DataFrame) -> Figure:
-    """Every pass of every trained model, per condition and mode: box plus points."""
-    n = passes["condition"].nunique()
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * n + 3), 4.2))
-    sns.boxplot(
-        data=passes,
-        x="condition",
-        y="accuracy",
-        hue="mode",
-        ax=ax,
-        fliersize=0,
-        width=0.7,
-        boxprops={"alpha": 0.4},
+    """Per condition and mode: a box over every pass of every trained model and a point per trained
+    model (its mean over passes), so 300 seeds stay 300 points; conditions wrap PER_ROW to a row."""
+    modes = [m for m in MODE_ORDER if m in set(passes["mode"])]
+    conds = list(dict.fromkeys(passes["condition"]))
+    rows = _chunks(conds, PER_ROW)
+    width = min(WIDTH, max(6.0, 1.4 * len(rows[0]) + 2.5))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 3.4 * len(rows) + 1.0), squeeze=False)
+    palette = dict(zip(modes, sns.color_palette(n_colors=len(modes)), strict=True))
+    means = passes.groupby(["condition", "run", "mode"], sort=False, as_index=False)["accuracy"].mean()
+    n_models = means.groupby(["condition", "mode"]).size().max()
+    for ax, chunk in zip(axes[:, 0], rows, strict=True):
+        sub = passes[passes["condition"].isin(chunk)]
+        common = {"x": "condition", "y": "accuracy", "hue": "mode", "order": chunk, "hue_order": modes}
+        sns.boxplot(
+            data=sub,
+            **common,
+            palette=palette,
+            ax=ax,
+            fliersize=0,
+            width=0.75,
+            legend=False,
+            boxprops={"alpha": 0.4},
+        )
+        sns.stripplot(
+            data=means[means["condition"].isin(chunk)],
+            **common,
+            palette=palette,
+            dodge=len(modes) > 1,
+            ax=ax,
+            size=4 if n_models <= 30 else 2.5,
+            alpha=0.8 if n_models <= 30 else 0.5,
+            legend=False,
+        )
+        ax.set(xlabel="", ylabel="test accuracy (%)")
+        _tick_labels(ax, chunk)
+    fig.suptitle(
+        "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", y=0.995
     )
-    sns.stripplot(
-        data=passes,
-        x="condition",
-        y="accuracy",
-        hue="mode",
-        dodge=True,
-        ax=ax,
-        size=3,
-        alpha=0.7,
-        legend=False,
-    )
-    ax.set(xlabel="", ylabel="test accuracy (%)", title="Test accuracy: every pass of every trained model")
-    ax.legend(title="test mode", loc="best")
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[m]) for m in modes]
+    top = _top(fig, modes, suptitle=True)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, modes, "test mode", top)
     return fig
 
 
 def variance_components(vc: pd.DataFrame) -> Figure:
-    """Stacked bars: absolute variance (left) and shares of it (right), each with its 95% CI."""
-    labels = [f"{c}\n{m}" for c, m in zip(vc["condition"], vc["mode"], strict=True)]
-    x = np.arange(len(vc))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(vc) + 3), 4.4))
-    between, within = vc["between"].to_numpy(), vc["within"].to_numpy()
+    """Per condition (down the y axis) and stochastic mode: the variance of accuracy split into training
+    randomness and test-time dropout (left), and the dropout's share with its 95% CI (right)."""
+    stochastic = vc[vc["mode"] != "eval"]
+    vc = stochastic if len(stochastic) else vc
+    modes = [m for m in MODE_ORDER if m in set(vc["mode"])]
+    conds = list(dict.fromkeys(vc["condition"]))
+    band = 0.8 / len(modes)
+    height = max(3.0, 0.2 * len(conds) * len(modes) + 1.8)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(WIDTH, height), sharey=True)
     colors = {"between": "#4C72B0", "within": "#DD8452"}
-    names = {
-        "between": "training randomness (between models)",
-        "within": "test-time dropout (within a model)",
-    }
-    ax.bar(x, between, color=colors["between"], label=names["between"])
-    ax.bar(x, within, bottom=between, color=colors["within"], label=names["within"])
-    for offset, part, base in ((-0.12, "between", 0 * between), (0.12, "within", between)):
-        value = vc[part].to_numpy()
-        lo = np.clip(value - vc[f"{part}_ci_low"].to_numpy(), 0, None)
-        hi = np.clip(vc[f"{part}_ci_high"].to_numpy() - value, 0, None)
-        ax.errorbar(x + offset, base + value, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
-    top = float((between + within).max())
-    if top > 0:
-        ax.set_ylim(0, 1.6 * top)  # wide CIs (few models) run off the top rather than flatten the bars
-    ax.set_xticks(x, labels)
-    ax.set(ylabel="variance of accuracy (points²)", title="Variance components (95% CIs, clipped at the top)")
-    ax.legend(loc="upper left", fontsize="small")
-    share_w = vc["share_within"].to_numpy()
-    ax2.bar(x, 100 - share_w, color=colors["between"])
-    ax2.bar(x, share_w, bottom=100 - share_w, color=colors["within"])
-    lo = np.clip(share_w - vc["share_within_ci_low"].to_numpy(), 0, None)
-    hi = np.clip(vc["share_within_ci_high"].to_numpy() - share_w, 0, None)
-    ax2.errorbar(x, 100 - share_w, yerr=[hi, lo], fmt="none", ecolor="black", capsize=4, lw=1)
-    ax2.set_xticks(x, labels)
-    ax2.set(ylim=(0, 100), ylabel="share of the variance (%)", title="Share from test-time dropout (95% CI)")
-    fig.tight_layout()
+    y_of = {c: i for i, c in enumerate(conds)}
+    top = 0.0
+    for j, mode in enumerate(modes):
+        m = vc[vc["mode"] == mode]
+        y = np.array([y_of[c] for c in m["condition"]]) - 0.4 + band * (j + 0.5)
+        between, within = m["between"].to_numpy(), m["within"].to_numpy()
+        hatch = None if j == 0 else "//"
+        ax.barh(y, between, height=band * 0.9, color=colors["between"], hatch=hatch, edgecolor="white")
+        ax.barh(
+            y, within, left=between, height=band * 0.9, color=colors["within"], hatch=hatch, edgecolor="white"
+        )
+        top = max(top, float((between + within).max()))
+        share = m["share_within"].to_numpy()
+        lo = np.clip(share - m["share_within_ci_low"].to_numpy(), 0, None)
+        hi = np.clip(m["share_within_ci_high"].to_numpy() - share, 0, None)
+        ax2.barh(y, share, height=band * 0.9, color=colors["within"], hatch=hatch, edgecolor="white")
+        ax2.errorbar(share, y, xerr=[lo, hi], fmt="none", ecolor="black", capsize=2, lw=1)
+    ax.set_yticks(range(len(conds)), conds)
+    ax.invert_yaxis()
+    ax.set(xlabel="variance of accuracy (points²)", title="Between models and within a model")
+    ax2.set(
+        xlim=(0, 100),
+        xlabel="share of the variance from test-time dropout (%)",
+        title="Dropout's share (95% CI)",
+    )
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in ("between", "within")]
+    labels = ["training randomness (between models)", "test-time dropout (within a model)"]
+    handles += [
+        plt.Rectangle((0, 0), 1, 1, facecolor="#bbbbbb", hatch=None if j == 0 else "//")
+        for j in range(len(modes))
+    ]
+    labels += [f"{m} mode" for m in modes]
+    top = _top(fig, labels, title=False)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, labels, "", top)
     return fig
 
 
 def per_source(values: pd.DataFrame) -> Figure:
-    """Eval accuracy of each trained model, by the one source of randomness that varied."""
-    fig, ax = plt.subplots(
-        figsize=(max(6, 1.1 * values["source"].nunique() * values["condition"].nunique() + 2), 4.2)
-    )
-    several = values["condition"].nunique() > 1  # seaborn cannot dodge a single hue level
-    sns.stripplot(data=values, x="source", y="accuracy", hue="condition", dodge=several, ax=ax, size=5)
-    sns.pointplot(
-        data=values,
-        x="source",
-        y="accuracy",
-        hue="condition",
-        dodge=0.4 if several else False,
-        ax=ax,
-        errorbar="sd",
-        linestyle="none",
-        marker="_",
-        markersize=20,
-        legend=False,
-        palette="dark",
-    )
-    ax.set(
-        xlabel="source varied (others held at the base seed)",
-        ylabel="eval accuracy (%)",
-        title="Spread from each source of training randomness (bars: ±1 sd)",
-    )
+    """Eval accuracy of each trained model by the one source of randomness that varied: one panel per
+    condition, PANELS_PER_ROW to a row."""
+    conds = list(dict.fromkeys(values["condition"]))
+    sources_ = list(dict.fromkeys(values["source"]))
+    cols = min(len(conds), PANELS_PER_ROW)
+    rows = -(-len(conds) // cols)
+    width = min(WIDTH, max(6.0, (0.9 * len(sources_) + 1.5) * cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.4 * rows + 0.6), squeeze=False, sharey=True)
+    for ax, cond in zip(axes.flat, conds, strict=False):
+        sub = values[values["condition"] == cond]
+        sns.stripplot(data=sub, x="source", y="accuracy", order=sources_, ax=ax, size=4, alpha=0.7)
+        sns.pointplot(
+            data=sub,
+            x="source",
+            y="accuracy",
+            order=sources_,
+            ax=ax,
+            errorbar="sd",
+            linestyle="none",
+            marker="_",
+            markersize=18,
+            color="black",
+        )
+        ax.set(xlabel="source varied", ylabel="eval accuracy (%)", title=cond if len(conds) > 1 else "")
+        _tick_labels(ax, sources_)
+    for ax in list(axes.flat)[len(conds) :]:
+        ax.set_visible(False)
+    fig.suptitle("Spread from each source of training randomness, others at the base seed (bars: ±1 sd)")
     fig.tight_layout()
     return fig
 
 
 def flip_rates(flips: pd.DataFrame) -> Figure:
-    """Share of test predictions that change: between two passes of one model, and between two models."""
+    """Share of test predictions that change: between two passes of one model, and between two models;
+    conditions down the y axis."""
     within = flips.assign(what=lambda d: "two passes, " + d["mode"], rate=flips["flip_rate"])
     between = flips[flips["mode"] == "eval"].assign(
         what="two seeds, eval", rate=lambda d: d["churn_between_models"]
     )
     bars = pd.concat([within, between])[["condition", "what", "rate"]].dropna()
-    fig, ax = plt.subplots(figsize=(max(6, 2.0 * flips["condition"].nunique() + 3), 4))
-    sns.barplot(data=bars, x="condition", y="rate", hue="what", ax=ax, errorbar=None)
+    conds = list(dict.fromkeys(flips["condition"]))
+    kinds = max(1, bars["what"].nunique())
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 9.0), max(3.0, (0.1 + 0.11 * kinds) * len(conds) + 1.8)))
+    sns.barplot(data=bars, y="condition", x="rate", hue="what", order=conds, ax=ax, errorbar=None, orient="h")
     ax.set(
-        xlabel="", ylabel="% of test samples", title="Predictions that change between two passes or two seeds"
+        ylabel="", xlabel="% of test samples", title="Predictions that change between two passes or two seeds"
     )
-    ax.legend(title="between", fontsize="small")
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    top = _top(fig, labels)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, labels, "between", top)
     return fig
 
 
 def training_curves(curves: pd.DataFrame) -> Figure:
-    """Mean training loss and accuracy per epoch with a ±1 sd band over replicates."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    """Mean training loss and accuracy per epoch with a ±1 sd band over replicates, a line per condition;
+    the legend above both panels."""
+    conds = list(dict.fromkeys(curves["condition"]))
+    palette = sns.color_palette("husl" if len(conds) > 10 else None, n_colors=len(conds))
+    fig, axes = plt.subplots(1, 2, figsize=(min(WIDTH, 11.0), 4.0))
+    fig.set_figheight(4.0 + _legend_inches(fig, conds))
     for ax, metric, label in ((axes[0], "loss", "training loss"), (axes[1], "acc", "training accuracy (%)")):
-        sns.lineplot(data=curves, x="epoch", y=metric, hue="condition", errorbar="sd", ax=ax)
+        sns.lineplot(
+            data=curves,
+            x="epoch",
+            y=metric,
+            hue="condition",
+            hue_order=conds,
+            palette=palette,
+            errorbar="sd",
+            ax=ax,
+            legend=ax is axes[0],
+        )
         ax.set(ylabel=label, title=f"{label}: mean ± 1 sd over replicates")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    top = _top(fig, labels)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, labels, "condition", top)
     return fig
 
 
 def comparison_matrix(diff: pd.DataFrame, pvals: pd.DataFrame) -> Figure:
-    """Pairwise difference of mean eval accuracy (row minus column), annotated with Holm-adjusted p."""
+    """Pairwise difference of mean eval accuracy (row minus column): each cell annotated with its
+    Holm-adjusted p up to 10 conditions; beyond, `*` marks the pairs told apart (p < 0.05)."""
     n = len(diff)
-    fig, ax = plt.subplots(figsize=(1.4 * n + 3, 1.1 * n + 2))
-    annot = (
-        diff.map(lambda v: f"{v:+.2f}").astype(str)
-        + "\n"
-        + pvals.map(lambda p: "" if np.isnan(p) else f"p={p:.3f}")
+    side = min(WIDTH - 1.5, 0.5 * n + 3.5)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    if n <= 10:
+        annot = (
+            diff.map(lambda v: f"{v:+.2f}").astype(str)
+            + "\n"
+            + pvals.map(lambda p: "" if np.isnan(p) else f"p={p:.3f}")
+        )
+        title = "Eval accuracy: row minus column (Welch p, Holm-adjusted)"
+    else:
+        annot = pvals.map(lambda p: "*" if p < 0.05 else "")
+        title = "Eval accuracy: row minus column (*: told apart, Holm-adjusted Welch p < 0.05)"
+    sns.heatmap(
+        diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": "points"}, square=n > 10
     )
-    sns.heatmap(diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": "points"})
-    ax.set(title="Eval accuracy: row minus column (Welch p, Holm-adjusted)", xlabel="", ylabel="")
+    ax.set(title=title, xlabel="", ylabel="")
+    _tick_labels(ax, list(diff.columns))
     fig.tight_layout()
     return fig
 
 
 def classification_maps(maps: list[MapData]) -> Figure:
-    """One row per condition: ground truth, the split (training blocks, test pixels, the gap), the
-    eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
+    """One row per condition (the first MAX_MAPS): ground truth, the split (training blocks, test pixels,
+    the gap), the eval-mode map, two train-mode passes, and the test pixels that flipped between them."""
+    maps = maps[:MAX_MAPS]
     columns = 6
-    fig, axes = plt.subplots(len(maps), columns, figsize=(3.3 * columns, 3.5 * len(maps)), squeeze=False)
+    side = WIDTH / columns
+    fig, axes = plt.subplots(len(maps), columns, figsize=(WIDTH, (side + 0.3) * len(maps)), squeeze=False)
     for row, m in zip(axes, maps, strict=True):
         _map_row(row, m)
     fig.tight_layout()

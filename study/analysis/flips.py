@@ -24,13 +24,23 @@ def churn(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def mean_churn(models: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Mean churn over every pair of trained models, given as (test sample ids, predictions): each pair
-    is compared on the test samples both were tested on (their splits may differ). nan when no pair
-    shares a sample."""
-    values = []
-    for i, (ids_a, pred_a) in enumerate(models):
-        for ids_b, pred_b in models[i + 1 :]:
-            common, ia, ib = np.intersect1d(ids_a, ids_b, return_indices=True)
-            if len(common):
-                values.append(churn(np.asarray(pred_a)[ia], np.asarray(pred_b)[ib]))
-    return float(np.mean(values)) if values else float("nan")
+    """Churn over every pair of trained models, given as (test sample ids, predictions): the share of
+    (pair, shared test sample) comparisons that disagree, so each pair is compared on the samples both
+    were tested on (their splits may differ) and weighs by how many those are. When every model saw the
+    same samples this is exactly the mean of the pairs' churns. nan when no pair shares a sample.
+
+    Linear in the number of models: per sample, of its C(k, 2) pairs of the k models tested on it,
+    sum_c C(k_c, 2) agree (k_c of them predict class c), so no pair is formed.
+    """
+    if len(models) < 2:
+        return float("nan")
+    ids = [np.asarray(i).reshape(-1) for i, _ in models]
+    preds = [np.asarray(p).reshape(-1) for _, p in models]
+    union, where = np.unique(np.concatenate(ids), return_inverse=True)
+    classes = np.unique(np.concatenate(preds), return_inverse=True)[1]
+    counts = np.bincount(classes * union.size + where.reshape(-1)).astype(float)  # (class, sample) counts
+    k_c = np.pad(counts, (0, -counts.size % union.size)).reshape(-1, union.size)
+    k = k_c.sum(axis=0)
+    compared = float((k * (k - 1)).sum() / 2)
+    agree = float((k_c * (k_c - 1)).sum() / 2)
+    return (compared - agree) / compared if compared else float("nan")

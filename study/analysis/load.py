@@ -6,14 +6,15 @@ synthetic runs without MLflow, and a report can be made on any machine that reac
 
 from __future__ import annotations
 
-import tempfile
+import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 
 from seedvar.errors import UserError
 from seedvar.record import schema as s
+from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
 from seedvar.results import Predictions
@@ -28,6 +29,7 @@ class LoadedRun(StoredRun):
 
     predictions: Predictions | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # loss/acc: (epoch, value)
+    _accuracy: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of_stored(cls, run: StoredRun) -> LoadedRun:
@@ -45,8 +47,10 @@ class LoadedRun(StoredRun):
         return self.predictions
 
     def accuracy(self, mode: str) -> np.ndarray:
-        """Per-pass accuracy in percentage points, recomputed from the logged predictions."""
-        return self.preds.accuracy(mode)
+        """Per-pass accuracy in percentage points, recomputed from the logged predictions (once)."""
+        if mode not in self._accuracy:
+            self._accuracy[mode] = self.preds.accuracy(mode)
+        return self._accuracy[mode]
 
 
 @dataclass
@@ -57,15 +61,17 @@ class StudyRuns:
     runs: list[LoadedRun]
     sweeps: int
     target: Target | None = None  # a two-stage study's target, as its sweeps recorded it
+    read: int = 0  # finished runs whose predictions and curves came from the store (the rest: the cache)
 
     @property
     def finished(self) -> list[LoadedRun]:
         return [r for r in self.runs if r.status == "FINISHED"]
 
 
-def load_study(store: Store, experiment: str) -> StudyRuns:
+def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRuns:
     """Every child run of the experiment, with predictions and curves; a one-line error when there is
-    no such experiment or no finished run."""
+    no such experiment or no finished run. With `cache`, what was read of a finished run before is taken
+    from the local run cache, so only new or changed runs are read from the store."""
     exp_id = store.experiment_id(experiment, create=False)
     if exp_id is None:
         known = ", ".join(store.experiment_names()) or "none yet"
@@ -87,15 +93,57 @@ def load_study(store: Store, experiment: str) -> StudyRuns:
         raise UserError(
             f"experiment {experiment!r} has no finished runs yet ({detail}); run or resume `seedvar sweep`"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in latest.values():
-            path = store.download(run.run_id, s.ARTIFACT_PREDICTIONS, Path(tmp) / run.run_id)
-            run.predictions = Predictions.load(path)
-            run.curves = {c: store.metric_history(run.run_id, s.train_metric(c)) for c in CURVES}
+    read = _fill(store, list(latest.values()), RunCache(folder_for(store, exp_id) if cache else None))
     finished = sorted(
         latest.values(),
         key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != "all", r.varied, r.replicate),
     )
     unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
     tag = store.experiment_tags(exp_id).get(s.TAG_TARGET)
-    return StudyRuns(experiment, finished + unfinished, sweeps, Target.from_json(tag) if tag else None)
+    target = Target.from_json(tag) if tag else None
+    return StudyRuns(experiment, finished + unfinished, sweeps, target, read)
+
+
+def _fill(store: Store, runs: list[LoadedRun], cache: RunCache) -> int:
+    """Predictions and training curves of finished runs: from the cache where it holds them, the rest
+    from the store in bulk (artifacts read in parallel, each curve in a few bulk requests). Returns how
+    many runs were read from the store."""
+    found: dict[str, dict[str, np.ndarray]] = {}
+    todo = []
+    for run in runs:
+        entry = cache.get(run)
+        if entry is None:
+            todo.append(run)
+        else:
+            found[run.run_id] = entry
+    blobs = store.read_artifacts({r.run_id: r.artifact_uri for r in todo}, s.ARTIFACT_PREDICTIONS)
+    curves = {c: store.metric_histories([r.run_id for r in todo], s.train_metric(c)) for c in CURVES}
+    for run in todo:
+        entry = {PREDICTIONS: np.frombuffer(blobs[run.run_id], dtype=np.uint8)}
+        for c in CURVES:
+            entry[c] = np.array(curves[c][run.run_id], dtype=float).reshape(-1, 2)
+        cache.put(run, entry)
+        found[run.run_id] = entry
+    cache.prune(found)
+
+    def decode(run: LoadedRun) -> None:
+        entry = found[run.run_id]
+        run.predictions = compact(Predictions.load(io.BytesIO(entry[PREDICTIONS].tobytes())))
+        run.curves = {c: [(int(step), float(v)) for step, v in entry[c]] for c in CURVES}
+
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:  # zlib lets go of the GIL: both cores decompress
+        list(pool.map(decode, runs))
+    return len(todo)
+
+
+PREDICTIONS = "predictions"  # a cache entry's key for the predictions file's bytes
+DECODE_THREADS = 2
+
+
+def compact(p: Predictions) -> Predictions:
+    """Predicted classes in the smallest integer type that holds them: a report holds every pass of every
+    run in memory, and int8 halves what the file's int16 takes for up to 127 classes."""
+    small = all(a.size == 0 or (a.min() >= 0 and a.max() < 128) for a in p.passes.values())
+    if small:
+        p.passes = {m: a.astype(np.int8) for m, a in p.passes.items()}
+    return p

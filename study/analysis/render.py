@@ -23,6 +23,8 @@ class Section:
     text: list[str] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
+    tables_first: bool = False  # the tables open the section (the answer's table of conditions)
+    whole: bool = False  # tables are never split into parts, however many columns they have
 
 
 def write(out_dir: Path, title: str, sections: list[Section], formats: list[str] | tuple[str, ...]) -> None:
@@ -94,7 +96,7 @@ def _text_cell(v: object) -> object:
     return v
 
 
-def display(df: pd.DataFrame) -> list[pd.DataFrame]:
+def display(df: pd.DataFrame, max_columns: int = MAX_COLUMNS) -> list[pd.DataFrame]:
     """A table as a reader sees it: no (low, high) tuples, each `x_ci_low`/`x_ci_high` pair as one
     `x 95% CI` column, rounded, and split into tables of at most MAX_COLUMNS columns (the leading text
     columns repeated in each) or transposed when it has few rows. The CSV keeps every digit."""
@@ -111,7 +113,7 @@ def display(df: pd.DataFrame) -> list[pd.DataFrame]:
             ]
         else:
             out[col] = _column(df[col])
-    if out.shape[1] <= MAX_COLUMNS:
+    if out.shape[1] <= max_columns:
         return [out]
     keys = []
     for col in df.columns[:3]:
@@ -129,6 +131,10 @@ def display(df: pd.DataFrame) -> list[pd.DataFrame]:
     return [out[keys + rest[i : i + width]] for i in range(0, len(rest), width)]
 
 
+def _width(sec: Section) -> int:
+    return 10**6 if sec.whole else MAX_COLUMNS
+
+
 def render_markdown(title: str, sections: list[Section]) -> str:
     lines = [
         f"# {title}",
@@ -138,12 +144,13 @@ def render_markdown(title: str, sections: list[Section]) -> str:
     ]
     for sec in sections:
         lines += [f"## {sec.title}", ""]
-        for t in sec.text:
-            lines += [t, ""]
+        text = [line for t in sec.text for line in (t, "")]
+        tables = []
         for name, df in sec.tables.items():
-            for part in display(df):
-                lines += [part.to_markdown(index=False, disable_numparse=True), ""]
-            lines += [f"(tables/{name}.csv)", ""]
+            for part in display(df, _width(sec)):
+                tables += [part.to_markdown(index=False, disable_numparse=True), ""]
+            tables += [f"(tables/{name}.csv)", ""]
+        lines += tables + text if sec.tables_first else text + tables
         for name in sec.figures:
             lines += [f"![{name}](figures/{name}.png)", ""]
     return "\n".join(lines)
@@ -162,11 +169,12 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
     ]
     for i, sec in enumerate(sections):
         out.append(f"<h2>{html.escape(sec.title)}</h2>")
-        for t in sec.text:
-            out.append(f"<p{' class=answer' if i == 0 else ''}>{html.escape(t)}</p>")
+        text = [f"<p{' class=answer' if i == 0 else ''}>{html.escape(t)}</p>" for t in sec.text]
+        tables = []
         for name, df in sec.tables.items():
-            parts = "".join(part.to_html(index=False, escape=True) for part in display(df))
-            out.append(f"<div class='table' id='table-{name}'>{parts}</div>")
+            parts = "".join(part.to_html(index=False, escape=True) for part in display(df, _width(sec)))
+            tables.append(f"<div class='table' id='table-{name}'>{parts}</div>")
+        out += tables + text if sec.tables_first else text + tables
         for name in sec.figures:
             data = base64.b64encode(images[name]).decode()
             out.append(

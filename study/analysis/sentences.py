@@ -1,9 +1,12 @@
 """Step 3 of the report: the answer in plain words, written from the tables.
 
-One paragraph per condition: whether it is degenerate, how much the accuracy varies, how much of that
-is test-time dropout versus training randomness, how train mode splits into BatchNorm and dropout, and
-how much of the seed-to-seed spread is the finite test set. Then the leakage of the splits, and for a
-one-source-at-a-time study each source against the `all` reference.
+A study of one condition gets one paragraph: whether it is degenerate, how much the accuracy varies, how
+much of that is test-time dropout versus training randomness, how train mode splits into BatchNorm and
+dropout, and how much of the seed-to-seed spread is the finite test set. A study of several conditions
+(models, determinism, dataset variants) opens with the table of conditions and says what its seeds can
+and cannot tell apart; what holds for every condition is said once, and each condition's paragraph
+follows in a section of its own. Then the leakage of the splits, and for a one-source-at-a-time study
+each source against the `all` reference.
 """
 
 from __future__ import annotations
@@ -11,16 +14,36 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import sources
+from seedvar.analysis import compare, sources
 from seedvar.analysis.load import LoadedRun
-from seedvar.analysis.tables import Tables, conditions, reference_runs
+from seedvar.analysis.tables import (
+    ALPHA,
+    SPREAD_FLOOR,
+    Tables,
+    conditions,
+    reference_runs,
+    separated_pairs,
+)
 from seedvar.results import STOCHASTIC_MODES
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
+POWER = 0.8  # the power the closest pair's seed count is sized for
+MAX_LISTED = 10  # separated pairs named one by one; beyond, the letters say it
 
 
 def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
-    """The opening paragraphs: one per condition, then leakage and the sources against `all`."""
+    """The opening paragraphs: a single condition's paragraph, or for several conditions what the seeds
+    tell apart and what they share; then leakage and the sources against `all`."""
+    ref = reference_runs(finished)
+    if len(conditions(ref)) > 1:
+        text = comparison_sentences(tables) + common_sentences(ref, tables)
+    else:
+        text = condition_paragraphs(finished, tables)
+    return text + split_sentences(tables.splits) + source_sentences(tables.per_source)
+
+
+def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]:
+    """One paragraph per condition: degenerate or not, spread per mode and where it comes from, test noise."""
     ref = reference_runs(finished)
     out = []
     for cond in conditions(ref):
@@ -30,7 +53,141 @@ def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
             test_noise_sentence(cond, tables),
         ]
         out.append(" ".join(p for p in parts if p))
-    return out + split_sentences(tables.splits) + source_sentences(tables.per_source)
+    return out
+
+
+def _names(items: list[str]) -> str:
+    """a; a and b; a, b and c."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def comparison_sentences(tables: Tables) -> list[str]:
+    """What the seeds can and cannot tell apart: the groups the Holm-corrected comparisons of eval accuracy
+    cannot separate, the ranking where they can, and the seeds the closest unseparated pair would need."""
+    t = tables.conditions
+    seeds = sorted({int(n) for n in t["seeds"] if n > 0})
+    ranked = t[np.isfinite(t["eval_mean"])]
+    if ranked.empty:
+        return [f"{_count(len(t), 'condition')}; none was tested in eval mode, so none is compared."]
+    each = f"{seeds[0]} seeds each" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]} seeds each"
+    best, worst = ranked["eval_mean"].max(), ranked["eval_mean"].min()
+    spread = (
+        f"eval accuracy is {best:.2f}% in every condition"
+        if f"{best:.2f}" == f"{worst:.2f}"
+        else f"eval accuracy runs from {best:.2f}% ({ranked['condition'].iloc[0]}) down to {worst:.2f}% "
+        f"({ranked['condition'].iloc[-1]})"
+    )
+    out = [
+        f"{_count(len(t), 'condition')}, {each}: {spread}; "
+        "the table gives each condition's mean with its 95% CI over seeds, the seed std, train - eval with "
+        "its BatchNorm and dropout parts, the share of train-mode variance from test-time dropout, the "
+        "train-mode flip rate and the finite test set's share of the seed variance (100% where the test set "
+        "alone can give all of it)."
+    ]
+    out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
+    bad = tables.degenerate_conditions
+    compared = ranked[~ranked["condition"].isin(bad)]
+    if len(compared) < 2 or tables.comparisons.empty:
+        out.append("Comparisons need at least two conditions that are not degenerate, with 2+ seeds each.")
+        return out
+    pairs = len(tables.comparisons)
+    apart = separated_pairs(tables.comparisons)
+    tests = (
+        f"Holm-corrected Welch tests of eval accuracy over the {_count(pairs, 'pair')} (family-wise {ALPHA})"
+    )
+    if not apart:
+        out.append(
+            f"The seeds cannot tell any of the {len(compared)} compared conditions apart: none of the {tests} separates them."
+        )
+    elif len(apart) == pairs:
+        order = " > ".join(f"{r.condition} ({r.eval_mean:.2f}%)" for r in compared.itertuples())
+        out.append(f"The {tests} tell every pair apart, so the seeds rank them: {order}.")
+    else:
+        order = ", ".join(f"{r.condition} {r.eval_mean:.2f}% ({r.group})" for r in compared.itertuples())
+        groups: dict[str, list[str]] = {}
+        for r in compared.itertuples():
+            for letter in r.group:
+                groups.setdefault(letter, []).append(r.condition)
+        together = "; ".join(f"{k}: {_names(v)}" for k, v in groups.items() if len(v) > 1)
+        mean = dict(zip(compared["condition"], compared["eval_mean"], strict=True))
+        told = [(a, b) if mean[a] >= mean[b] else (b, a) for a, b in apart]
+        which = (
+            f" Told apart: {_names([f'{hi} above {lo} ({mean[hi] - mean[lo]:+.2f} points)' for hi, lo in told])}."
+            if len(told) <= MAX_LISTED
+            else ""
+        )
+        out.append(
+            f"The {tests} tell {len(apart)} of {pairs} pairs apart.{which} From best to worst, conditions that "
+            f"share a letter cannot be told apart: {order}."
+            + (f" Groups the seeds cannot separate: {together}." if together else "")
+        )
+    out.append(closest_pair_sentence(tables, apart))
+    return out
+
+
+def closest_pair_sentence(tables: Tables, apart: list[tuple[str, str]]) -> str:
+    """How many seeds per condition would separate the two closest conditions the tests do not separate."""
+    c = tables.comparisons
+    pairs = len(c)
+    separated = {frozenset(p) for p in apart}
+    left = c[[frozenset((a, b)) not in separated for a, b in zip(c["a"], c["b"], strict=True)]]
+    if left.empty:
+        return ""
+    row = left.loc[left["diff"].abs().idxmin()]
+    a, b, diff = row["a"], row["b"], abs(float(row["diff"]))
+    if diff == 0:
+        return (
+            f"The closest pair, {a} and {b}, have the same mean eval accuracy ({row['mean_a']:.2f}%): no "
+            "number of seeds tells them apart."
+        )
+    sd = float(np.sqrt((row["std_a"] ** 2 + row["std_b"] ** 2) / 2))
+    need = compare.replicates_needed(sd, diff, alpha=ALPHA / pairs, power=POWER)
+    return (
+        f"The closest pair the seeds do not separate, {a} and {b}, lie {diff:.2f} points apart at a seed std "
+        f"of {sd:.2f}: about {need:,} seeds per condition would tell them apart ({POWER:.0%} power, two-sided "
+        f"test at {ALPHA} / {pairs}, the strictest step of the Holm correction)."
+    )
+
+
+def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
+    """What holds for every condition (or a named few), said once instead of in every paragraph."""
+    names = conditions(ref)
+    by_cond = {c: [r for r in ref if r.condition == c] for c in names}
+    out = []
+    f = tables.flips
+    ev = f[f["mode"] == "eval"].set_index("condition")["flip_rate"] if not f.empty else pd.Series(dtype=float)
+    moving = [c for c in names if c in ev.index and ev[c] > 0]
+    if not moving and len(ev):
+        out.append("In eval mode every trained model gives identical results on every pass.")
+    elif moving:
+        out.append(
+            f"In eval mode predictions still change between passes in {_names(moving)} (nondeterministic "
+            "kernels); every other condition repeats itself exactly."
+        )
+    same = [c for c in names if train_equals_mc_dropout(by_cond[c])]
+    if same:
+        where = "every condition" if len(same) == len(names) else _names(same)
+        out.append(
+            f"MC dropout gives exactly the train-mode passes in {where}: without BatchNorm, train mode only "
+            "switches dropout on."
+        )
+    v = tables.variance
+    still = (
+        [c for c in names if ((v["condition"] == c) & (v["mode"] == "train") & (v["within"] == 0)).any()]
+        if not v.empty
+        else []
+    )
+    if still:
+        where = "every condition" if len(still) == len(names) else _names(still)
+        out.append(
+            f"Train-mode passes repeat their predictions exactly in {where} (no dropout is active), so all "
+            "train-mode spread there is training randomness."
+        )
+    return out
 
 
 def _by_mode(table: pd.DataFrame, cond: str) -> pd.DataFrame:
@@ -104,10 +261,11 @@ def _stochastic_mode(
                 "so all of that spread comes from training randomness"
             )
         else:
+            d = share_decimals(c["share_within_ci_low"], c["share_within_ci_high"])
             text += (
-                f"; {c['share_within']:.0f}% (CI {c['share_within_ci_low']:.0f}-"
-                f"{c['share_within_ci_high']:.0f}%) of that variance comes from test-time dropout, "
-                f"{c['share_between']:.0f}% from training randomness"
+                f"; {c['share_within']:.{d}f}% (CI {c['share_within_ci_low']:.{d}f}-"
+                f"{c['share_within_ci_high']:.{d}f}%) of that variance comes from test-time dropout, "
+                f"{c['share_between']:.{d}f}% from training randomness"
             )
     text += "."
     decompose = mode == "train" and not same and gaps is not None and not gaps.empty
@@ -135,6 +293,13 @@ def _stochastic_mode(
     return text
 
 
+def share_decimals(lo: float, hi: float) -> int:
+    """Decimals for a share in % and its CI: whole percents unless the interval is narrower than one,
+    so that a tight interval never reads as "1% (CI 1-1%)"."""
+    width = hi - lo if np.isfinite(lo) and np.isfinite(hi) else 100.0
+    return 0 if width >= 1 else 1 if width >= 0.1 else 2
+
+
 def _ci(lo: float, hi: float, fmt: str = "+.2f") -> str:
     return f"CI {lo:{fmt}} to {hi:{fmt}}" if np.isfinite(lo) and np.isfinite(hi) else "no CI"
 
@@ -158,7 +323,7 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
     if t.empty or cond not in set(t["condition"]):
         return ""
     r = t.set_index("condition").loc[cond]
-    if not r["seed_var"] > 1e-9:  # no spread across seeds (float noise aside): nothing to split
+    if not r["seed_var"] > SPREAD_FLOOR:  # no spread across seeds (float noise aside): nothing to split
         return ""
     floor = (
         f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "
@@ -171,10 +336,11 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
             "the models' own differences cannot be told apart from test-set noise" + floor
         )
     lo, hi = (np.clip(r[k], 0, 100) for k in ("test_set_share_ci_low", "test_set_share_ci_high"))
+    d = share_decimals(lo, hi)
     text = (
         f"Of the {r['seed_std']:.2f}-point seed-to-seed std in eval mode, the finite test set "
         f"({r['test_samples']:,.0f} samples per model) accounts for {r['test_set_std']:.2f} points "
-        f"({r['test_set_share']:.0f}% of the variance, {_ci(lo, hi, '.0f')}%)"
+        f"({r['test_set_share']:.{d}f}% of the variance, {_ci(lo, hi, f'.{d}f')}%)"
     )
     if r["models_var"] > 0:
         text += f" and the models themselves for {r['models_std']:.2f} points"
@@ -209,21 +375,24 @@ def degenerate_sentence(cond: str, tables: Tables) -> str:
 
 
 def split_sentences(splits: pd.DataFrame) -> list[str]:
-    """How much the test windows of each condition see training pixels, and what a spatial split gave up."""
+    """How much the test windows of each condition see training pixels, and what a spatial split gave up;
+    said once when every condition split alike."""
     if splits.empty:
         return []
-    parts = []
+    said = []
     for r in splits.itertuples():
         w = r.window
-        name = r.condition if "split=" in r.condition else f"{r.condition} ({r.split} split)"
-        text = f"{name}: {r.leakage_mean:.1f}% of test pixels have a training pixel in their {w}x{w} window"
+        text = f"{r.leakage_mean:.1f}% of test pixels have a training pixel in their {w}x{w} window"
         if r.split == "spatial":
             text += (
                 f" (blocks of {r.block}x{r.block} pixels; {r.gap_pixels:,.0f} pixels left out as the gap on "
                 f"average; classes on one side only: {r.one_sided_classes})"
             )
-        parts.append(text)
-    return ["Leakage: " + "; ".join(parts) + "."]
+        name = r.condition if "split=" in r.condition else f"{r.condition} ({r.split} split)"
+        said.append((name, text, r.split))
+    if len(said) > 1 and len({(text, split) for _, text, split in said}) == 1:
+        return [f"Leakage: in every condition ({said[0][2]} split), {said[0][1]}."]
+    return ["Leakage: " + "; ".join(f"{name}: {text}" for name, text, _ in said) + "."]
 
 
 def source_sentences(per_source: pd.DataFrame) -> list[str]:

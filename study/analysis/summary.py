@@ -55,3 +55,21 @@ def seed_spreads(
         )
         for first, mode, summaries in by_condition(runs, modes)
     }
+
+
+def condition_spreads(
+    runs: list[StoredRun], modes: Sequence[str] = MODES
+) -> tuple[dict[str, dict[str, dict[str, float | int | None]]], dict[str, list[StoredRun]]]:
+    """Per condition key: the spread across seeds per mode (of the runs with every source varied, where a
+    study varies sources one at a time) for the condition's own run, and every run of the condition."""
+    members: dict[str, list[StoredRun]] = {}
+    for run in runs:
+        members.setdefault(condition_key(run.model, run.deterministic, run.variant), []).append(run)
+    spreads = {}
+    for key, group in members.items():
+        reference = [r for r in group if r.varied == "all"] or group
+        spreads[key] = {
+            mode: asdict(SeedSpread.of([s.acc_mean for s in summaries]))
+            for _, mode, summaries in by_condition(reference, modes)
+        }
+    return spreads, members

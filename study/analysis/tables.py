@@ -348,6 +348,82 @@ def power_table(samples: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ALPHA = 0.05  # the family-wise error rate of the Holm-corrected comparisons
+SPREAD_FLOOR = 1e-9  # points²: a seed variance below this is float noise, not spread
+
+
+def separated_pairs(comparisons: pd.DataFrame, alpha: float = ALPHA) -> list[tuple[str, str]]:
+    """The pairs of conditions the Holm-corrected Welch tests tell apart."""
+    if comparisons.empty:
+        return []
+    apart = comparisons[comparisons["welch_p_holm"] < alpha]
+    return list(zip(apart["a"], apart["b"], strict=True))
+
+
+def condition_table(
+    accuracy: pd.DataFrame,
+    mode_gaps: pd.DataFrame,
+    variance: pd.DataFrame,
+    flips: pd.DataFrame,
+    test_noise: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    degenerate: list[str],
+) -> pd.DataFrame:
+    """One row per condition, best eval accuracy first: what a several-condition answer opens with.
+
+    Eval accuracy (mean over trained models, its 95% CI and the seed std), the train - eval gap with its
+    BatchNorm (train - mc_dropout) and dropout (mc_dropout - eval) parts, the share of train-mode variance
+    from test-time dropout, the train-mode flip rate, the finite test set's share of the eval seed
+    variance (all in points or %), and the group letter: conditions sharing a letter are not told apart by
+    the Holm-corrected comparisons (degenerate conditions are not compared). The test set's share is
+    clipped to 0-100% (the test-noise table keeps the estimate).
+    """
+
+    def cell(table: pd.DataFrame, cond: str, column: str, **where: str) -> float:
+        if table.empty:
+            return float("nan")
+        mask = table["condition"] == cond
+        for key, value in where.items():
+            mask &= table[key] == value
+        found = table.loc[mask, column]
+        return float(found.iloc[0]) if len(found) else float("nan")
+
+    names = list(dict.fromkeys(accuracy["condition"]))
+    means = {c: cell(accuracy, c, "mean", mode="eval") for c in names}
+    compared = [c for c in names if c not in degenerate and np.isfinite(means[c])]
+    letters = compare.letter_groups({c: means[c] for c in compared}, separated_pairs(comparisons))
+    rows = []
+    for cond in names:
+        gap = cell(mode_gaps, cond, "mean", part="total")
+        if not np.isfinite(gap):  # no MC dropout: the gap without its parts
+            gap = cell(accuracy, cond, "mean", mode="train") - means[cond]
+        rows.append(
+            {
+                "condition": cond,
+                "seeds": int(cell(accuracy, cond, "runs", mode="eval")) if np.isfinite(means[cond]) else 0,
+                "eval_mean": means[cond],
+                "eval_ci_low": cell(accuracy, cond, "ci_low", mode="eval"),
+                "eval_ci_high": cell(accuracy, cond, "ci_high", mode="eval"),
+                "seed_std": cell(accuracy, cond, "seed_std", mode="eval"),
+                "train_minus_eval": gap,
+                "batchnorm_part": cell(mode_gaps, cond, "mean", part="batchnorm"),
+                "dropout_part": cell(mode_gaps, cond, "mean", part="dropout"),
+                "dropout_share": cell(variance, cond, "share_within", mode="train"),
+                "flip_rate": cell(flips, cond, "flip_rate", mode="train"),
+                # no seed-to-seed spread (float noise aside): no share of it to speak of; an estimate
+                # above 100% (few seeds) means the test set alone can give all of the spread
+                "test_set_share": float(np.clip(cell(test_noise, cond, "test_set_share"), 0, 100))
+                if cell(test_noise, cond, "seed_var") > SPREAD_FLOOR
+                else float("nan"),
+                "group": "degenerate" if cond in degenerate else letters.get(cond, "–"),
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table.sort_values("eval_mean", ascending=False, kind="stable", na_position="last").reset_index(
+        drop=True
+    )
+
+
 def comparison_matrices(table: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Difference of means (row minus column) and Holm-adjusted Welch p-values, as square tables."""
     diff = pd.DataFrame(0.0, index=names, columns=names)
@@ -493,6 +569,7 @@ class Tables:
     curves: pd.DataFrame
     failures: pd.DataFrame
     maps: list[MapData]
+    conditions: pd.DataFrame  # one row per condition: what a several-condition answer opens with
 
     @property
     def degenerate_conditions(self) -> list[str]:
@@ -508,22 +585,28 @@ def build(study: StudyRuns) -> Tables:
     bad = set(degenerate_conditions(flags))
     samples = {k: v for k, v in eval_samples(ref).items() if k not in bad}
     per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
+    accuracy, gaps, variance = accuracy_table(ref), mode_gap_table(ref), variance_table(ref)
+    flip, noise = flip_table(ref), test_noise_table(ref)
+    comparisons = compare.compare_all(samples) if len(samples) >= 2 else pd.DataFrame()
     return Tables(
         passes=pass_table(ref),
-        accuracy=accuracy_table(ref),
-        variance=variance_table(ref),
-        test_noise=test_noise_table(ref),
-        mode_gaps=mode_gap_table(ref),
+        accuracy=accuracy,
+        variance=variance,
+        test_noise=noise,
+        mode_gaps=gaps,
         degenerate=flags,
         splits=split_table(ref),
-        flips=flip_table(ref),
+        flips=flip,
         settings=settings_table(study),
         source_values=values,
         per_source=per_source,
         power=power_table(samples),
-        comparisons=compare.compare_all(samples) if len(samples) >= 2 else pd.DataFrame(),
+        comparisons=comparisons,
         spread_tests=spread_test_table(ref),
         curves=curve_table(finished),
         failures=failure_table(study.runs),
         maps=map_data(ref),
+        conditions=condition_table(
+            accuracy, gaps, variance, flip, noise, comparisons, degenerate_conditions(flags)
+        ),
     )

@@ -35,6 +35,7 @@ class StoredRun:
     tags: dict[str, str] = field(default_factory=dict)
     start_time: int = 0  # ms since the epoch
     end_time: int = 0  # ms since the epoch; 0 while it runs
+    artifact_uri: str = ""  # where its artifacts are (read without looking the run up again)
 
     @classmethod
     def of(cls, run: Run) -> StoredRun:
@@ -58,6 +59,7 @@ class StoredRun:
             tags=dict(tags),
             start_time=info.start_time or 0,
             end_time=info.end_time or 0,
+            artifact_uri=info.artifact_uri or "",
         )
 
     @property

@@ -11,7 +11,7 @@ import dataclasses
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from seedvar.record import view
 from seedvar.record.claims import LocalClaims, RunClaims, beating, claims_for, is_live
 from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
-from seedvar.record.reader import get_run, read_runs
+from seedvar.record.reader import StoredRun, get_run, read_runs
 from seedvar.record.store import Store, StoreUnavailable
 from seedvar.results import EpochStats, RunResult, condition_name, describe
 from seedvar.twostage import Decision, Target
@@ -199,11 +199,10 @@ def tag_experiment(
     store: Store, experiment_id: str, configs: list[RunConfig], target: Target | None = None
 ) -> None:
     """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
-    its runs table, with this plan's conditions and modes among its columns; a two-stage study also
-    keeps its target, so that its report can state and check the rule."""
-    conditions = list(dict.fromkeys((c.model, c.deterministic) for c in configs))
+    its runs table (its conditions as rows), with this plan's modes among its columns; a two-stage study
+    also keeps its target, so that its report can state and check the rule."""
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    tags = view.experiment_tags(conditions, modes, store.experiment_tags(experiment_id))
+    tags = view.experiment_tags(modes, store.experiment_tags(experiment_id))
     if target is not None and target.active:
         tags[s.TAG_TARGET] = target.to_json()
     store.set_experiment_tags(experiment_id, tags)
@@ -341,6 +340,60 @@ def _close_dead_sweeps(
 def _close_dead(store: Store, run_id: str, reason: str) -> None:
     store.log(run_id, tags={s.TAG_FAILURE: reason})
     store.end(run_id, "FAILED")
+
+
+def record_conditions(
+    store: Store,
+    experiment_id: str,
+    spreads: Mapping[str, Mapping[str, Mapping[str, float | int | None]]],
+    members: Mapping[str, Sequence[StoredRun]],
+) -> dict[str, str]:
+    """One run per condition (kind `condition`, named by its key), kept up to date: its spread across
+    seeds per mode as `seeds.<mode>.<stat>` metrics and a one-line description; the condition's runs
+    become its child runs (the sweep that trained each stays in its `seedvar.sweep_run` tag), so the
+    MLflow UI lists conditions as rows and one click (the run's page, with its Child runs) leads to the
+    seeds. Returns {condition key: run id}."""
+    existing = read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
+    # the earliest run of a condition wins, as in _condition_run, should a race have left two
+    found = {
+        r.tags.get(s.TAG_CONDITION, ""): r
+        for r in sorted(existing, key=lambda r: (r.start_time, r.run_id), reverse=True)
+    }
+    ids = {}
+    for key, by_mode in spreads.items():
+        run = found.get(key)
+        run_id = run.run_id if run is not None else _condition_run(store, experiment_id, key)
+        metrics = [
+            (s.seed_metric(mode, stat), float(value), 0)
+            for mode, values in by_mode.items()
+            for stat, value in values.items()
+            if value is not None
+        ]
+        store.log(run_id, metrics, tags={s.TAG_NOTE: view.condition_note(by_mode)})
+        if run is None or run.status != "FINISHED":
+            store.end(run_id, "FINISHED")
+        for member in members.get(key, []):
+            parent = member.tags.get(s.TAG_PARENT, "")
+            if parent != run_id or member.tags.get(s.TAG_CONDITION) != key:
+                sweep = {s.TAG_SWEEP_RUN: parent} if parent and s.TAG_SWEEP_RUN not in member.tags else {}
+                store.log(member.run_id, tags={s.TAG_PARENT: run_id, s.TAG_CONDITION: key, **sweep})
+        ids[key] = run_id
+    return ids
+
+
+def _condition_run(store: Store, experiment_id: str, key: str) -> str:
+    """A new condition run; when sweeps on several hosts create one at once, the earliest (start time,
+    then id) stays and the others are deleted by their own creators, as claims settle (claims.py)."""
+    mine = store.start_run(experiment_id, key, {s.TAG_KIND: s.KIND_CONDITION, s.TAG_CONDITION: key})
+    rivals = read_runs(
+        store,
+        experiment_id,
+        f"{s.tag_filter(s.TAG_KIND, s.KIND_CONDITION)} and {s.tag_filter(s.TAG_CONDITION, key)}",
+    )
+    first = min(rivals, key=lambda r: (r.start_time, r.run_id))
+    if first.run_id != mine:
+        store.delete_run(mine)
+    return first.run_id
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:

@@ -16,6 +16,9 @@ TAG_PREFIX = "seedvar."
 TAG_KIND = "seedvar.kind"  # KIND_RUN on a trained model's run, KIND_SWEEP on a sweep's parent run
 KIND_RUN = "run"
 KIND_SWEEP = "sweep"
+KIND_CONDITION = "condition"  # one run per condition: its spread across seeds; its seed runs are its children
+TAG_CONDITION = "seedvar.condition"  # the condition key, on a condition's run and on each of its seed runs
+TAG_SWEEP_RUN = "seedvar.sweep_run"  # the sweep run that trained a run (its parent until its condition's run)
 TAG_CONFIG_HASH = "seedvar.config_hash"
 TAG_MODEL = "seedvar.model"
 TAG_REPLICATE = "seedvar.replicate"
@@ -108,6 +111,12 @@ def target_metric(condition: str, stat: str) -> str:
 def summary_metric(condition: str, mode: str, stat: str) -> str:
     """`summary.hybridsn.eval.acc_mean` and friends, on a sweep's parent run."""
     return f"{SUMMARY_PREFIX}{condition}.{mode}.{stat}"
+
+
+def seed_metric(mode: str, stat: str) -> str:
+    """`seeds.eval.acc_mean` and friends (SEED_STATS), on a condition's run: the same names on every
+    condition, so that the runs table lines the conditions up as rows."""
+    return f"seeds.{mode}.{stat}"
 
 
 # -- dataset inputs --------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def run_server(
             env["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
             env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", _secret_key(state))
     cmd = server_command(backend, artifacts, host, port, workers, auth)
-    shown = socket.getfqdn() if host in ("0.0.0.0", "::") else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host  # no DNS lookup
     uri = f"http://{shown}:{port}"
     local = f"http://127.0.0.1:{port}" if not is_loopback(host) else uri
 

@@ -15,15 +15,20 @@ import random
 import sqlite3
 import tempfile
 import time
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.store.tracking.rest_store import RestStore
+from mlflow.utils.file_utils import local_file_uri_to_path
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from seedvar.errors import UserError
 from seedvar.record import schema as s
@@ -341,6 +346,26 @@ class Store:
         repo = get_artifact_repository(self.get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
         return Path(self.call(repo.download_artifacts, path, str(dst)))
 
+    def read_artifacts(self, runs: Mapping[str, str], path: str) -> dict[str, bytes]:
+        """One artifact of many runs ({run id: its artifact URI}), as bytes. Read from each run's artifact
+        repository directly (MLflow's download_artifacts looks the run up again for every file): a local
+        store's files straight from disk, a server's through HTTP, READ_THREADS at a time."""
+        if not runs:
+            return {}
+        if all(_local_dir(uri) is not None for uri in runs.values()):
+            return {run_id: (_local_dir(uri) / path).read_bytes() for run_id, uri in runs.items()}  # type: ignore[operator]
+        with ThreadPoolExecutor(min(READ_THREADS, len(runs))) as pool:
+            blobs = pool.map(lambda uri: self._read_artifact(uri, path), runs.values())
+            return dict(zip(runs, blobs, strict=True))
+
+    def _read_artifact(self, artifact_uri: str, path: str) -> bytes:
+        local = _local_dir(artifact_uri)
+        if local is not None:
+            return (local / path).read_bytes()
+        repo = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.call(repo.download_artifacts, path, tmp)).read_bytes()
+
     def end(self, run_id: str, status: str) -> None:
         """Mark a run FINISHED, FAILED or KILLED (and stamp its end time)."""
         self.call(self._client.set_terminated, run_id, status)
@@ -362,6 +387,26 @@ class Store:
         history = self.call(self._client.get_metric_history, run_id, key)
         return sorted((m.step, m.value) for m in history)
 
+    def metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """metric_history of many runs in a few bulk requests: a database store's bulk query, a tracking
+        server's bulk-history endpoint (the one its UI charts use); one request per run elsewhere."""
+        backend = self._client._tracking_client.store
+        found: dict[str, list[tuple[int, float]]] = {run_id: [] for run_id in run_ids}
+        if isinstance(backend, RestStore):
+            for chunk in _chunks(list(run_ids), BULK_RUNS_HTTP):
+                rows = self.call(_history_bulk_http, backend.get_host_creds(), chunk, key)
+                if rows is None:  # a server without the endpoint, or more values than one answer holds
+                    rows = [(r, *v) for r in chunk for v in self.metric_history(r, key)]
+                for run_id, step, value in rows:
+                    found[run_id].append((step, value))
+        elif hasattr(backend, "get_metric_history_bulk"):
+            for chunk in _chunks(list(run_ids), BULK_RUNS_SQL):
+                for row in self.call(backend.get_metric_history_bulk, chunk, key, 2**31 - 1):
+                    found[row.run_id].append((row.step, row.value))
+        else:
+            return {run_id: self.metric_history(run_id, key) for run_id in run_ids}
+        return {run_id: sorted(values) for run_id, values in found.items()}
+
     def experiment_names(self) -> list[str]:
         """The studies in this store (MLflow's Default experiment left out)."""
         return sorted(e.name for e in self.call(self._client.search_experiments) if e.name != "Default")
@@ -375,6 +420,38 @@ class Store:
         with contextlib.suppress(Exception):
             uri = self.get_run(run_id).info.artifact_uri
             get_artifact_repository(uri, tracking_uri=self.uri).delete_artifacts(path)
+
+
+READ_THREADS = 8  # artifact reads in flight at once from a tracking server
+BULK_RUNS_SQL = 500  # run ids per bulk metric-history query (well under sqlite's 32,766 variables)
+BULK_RUNS_HTTP = 100  # the tracking server's limit per get-history-bulk request
+BULK_VALUES_HTTP = 25_000  # ... and on the values one answer holds
+HISTORY_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _local_dir(artifact_uri: str) -> Path | None:
+    """A run's artifact folder when it is on this machine's disk (file: URIs), else None."""
+    if urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
+        return None
+    return Path(local_file_uri_to_path(artifact_uri))
+
+
+def _history_bulk_http(creds: Any, run_ids: list[str], key: str) -> list[tuple[str, int, float]] | None:
+    """(run id, step, value) rows of one metric from a tracking server's bulk endpoint; None when the
+    server has no such endpoint or the answer may have been cut at its limit."""
+    params = {"run_id": run_ids, "metric_key": key, "max_results": BULK_VALUES_HTTP}
+    response = http_request(creds, HISTORY_BULK, "GET", params=params, raise_on_status=False)
+    if response.status_code == 404:
+        return None
+    metrics = verify_rest_response(response, HISTORY_BULK).json().get("metrics", [])
+    if len(metrics) >= BULK_VALUES_HTTP:
+        return None
+    return [(m["run_id"], int(m.get("step", 0)), float(m["value"])) for m in metrics]
 
 
 def _enable_wal(db: Path) -> None:

@@ -1,12 +1,18 @@
-"""What MLflow's UI shows of a study: its runs table in the model-training view, as a shared view.
+"""What MLflow's UI shows of a study: its conditions as rows of the runs table, as a shared view.
 
 MLflow 3.17's UI (mlflow/server/js/src/experiment-tracking) keeps shareable views of an experiment's runs
 table as experiment tags `mlflow.sharedViewState.<key>` holding JSON, opened by `?viewStateShareKey=<key>`.
 It takes the search facets (`orderByKey`, `orderByAsc`, `searchFilter`, ...) and the UI fields
 (`selectedColumns`, `columnOrder`, `columnWidths`, `groupBy`, `groupsExpanded`, ...) from it, but not
-`runsExpanded`: a shared view cannot unfold a parent run. Grouping can: grouped rows list every run,
-children included, and a group is expanded unless `groupsExpanded` says otherwise; the runs in no group
-("Additional runs": the sweeps' parent runs) are folded unless `groupsExpanded` names that group.
+`runsExpanded`: a shared view cannot unfold a parent run. The table loads runs 100 at a time in the
+view's order and groups or nests only the runs it has loaded, so a study of 8 models x 100 seeds shown
+run by run needs "Load more" again and again before every model appears. seedvar's view sorts by the
+metric only the condition runs carry (one per model, determinism and dataset variant, each holding its
+spread across seeds as `seeds.<mode>.<stat>` metrics), best eval accuracy first: the conditions are the
+first rows (the lab's 8 on the first screen), and the trained models' runs follow (a sort puts runs without
+the metric last, and a flat list nests nothing). Nothing is filtered out, so a study whose sweep was
+interrupted before it recorded its conditions still shows its runs. A condition's seed runs are its
+child runs, which its run page lists (one click on its name).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from seedvar.record import schema as s
@@ -25,8 +31,9 @@ MAX_TAG_VALUE = 20_000  # MLflow's limit on an experiment tag's value
 _DEFLATE = "deflate;"  # the UI reads "deflate;" + base64(zlib) when a state is too long for plain JSON
 
 RUN_NAME, DESCRIPTION, DATASET = "Run Name", "Description", "Dataset"
-GROUP_KEYS = (("param", s.PARAM_MODEL), ("tag", s.TAG_DETERMINISTIC))
-WIDTHS = {RUN_NAME: 320, DESCRIPTION: 230, DATASET: 300}
+WIDTHS = {RUN_NAME: 180, DESCRIPTION: 290, DATASET: 300}
+STAT_WIDTH = 110  # each `seeds.<mode>.<stat>` column
+ORDER_MODES = ("eval", "train", "mc_dropout")  # the conditions are ranked by the first of these a study has
 
 
 def column(kind: str, key: str) -> str:
@@ -34,44 +41,54 @@ def column(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"
 
 
-def columns(conditions: Iterable[tuple[str, bool]], modes: Sequence[str]) -> list[str]:
-    """Description and dataset, each run's accuracy per mode (mean, and for stochastic modes the spread
-    over passes and the flip rate), then the parent run's spread across seeds per condition and mode."""
-    out = [column("attributes", DESCRIPTION), column("attributes", DATASET)]
+def columns(modes: Sequence[str]) -> list[str]:
+    """Description, each condition's spread across seeds per mode (mean, std, 95% CI, seeds), then what
+    each trained model's run shows: its dataset and accuracy per mode (mean, and for stochastic modes the
+    spread over passes and the flip rate)."""
+    out = [column("attributes", DESCRIPTION)]
+    for mode in modes:
+        out += [column("metrics", s.seed_metric(mode, stat)) for stat in s.SEED_STATS]
+    out.append(column("attributes", DATASET))
     for mode in modes:
         out.append(column("metrics", s.test_metric(mode, "acc_mean")))
         if mode in STOCHASTIC_MODES:
             out += [column("metrics", s.test_metric(mode, n)) for n in ("acc_std", "flip_rate")]
-    for model, deterministic in conditions:
-        for mode in modes:
-            cond = s.condition_key(model, deterministic)
-            out += [column("metrics", s.summary_metric(cond, mode, stat)) for stat in s.SEED_STATS]
     return out
 
 
-def view_state(
-    conditions: Iterable[tuple[str, bool]], modes: Sequence[str], previous: str | None = None
-) -> dict:
-    """The runs table seedvar shares: runs grouped by model and determinism (group rows average each
-    column over the seeds), every child run listed, sorted by name, the key columns first. Columns a
-    previous state showed (other models of earlier sweeps) are kept after the new ones."""
-    selected = columns(conditions, modes)
+def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
+    """The runs table seedvar shares: one row per condition, best first, then every other run; the key
+    columns first. Columns a previous state showed (modes of earlier sweeps) are kept after the new
+    ones, except the per-condition columns of the sweep run that earlier seedvar versions showed."""
+    selected = columns(modes)
     old = decode(previous) if previous else {}
-    selected += [c for c in old.get("selectedColumns", []) if c not in selected]
-    ungrouped = ",".join(f"{mode}.{key}" for mode, key in GROUP_KEYS)  # the group of runs in no group
+    stale = column("metrics", s.SUMMARY_PREFIX)[:-1]
+    selected += [c for c in old.get("selectedColumns", []) if c not in selected and not c.startswith(stale)]
+    first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else "eval")
+    widths = {column("attributes", k): w for k, w in WIDTHS.items()}
+    seeds = column("metrics", s.seed_metric("", ""))[:-2]  # "metrics.`seeds."
+    widths.update({c: STAT_WIDTH for c in selected if c.startswith(seeds)})
     return {
         "searchFilter": "",
-        "orderByKey": column("tags", "mlflow.runName"),
-        "orderByAsc": True,
+        "orderByKey": column("metrics", s.seed_metric(first, "acc_mean")),
+        "orderByAsc": False,
         "selectedColumns": selected,
         "columnOrder": [column("attributes", RUN_NAME), *selected],
-        "columnWidths": {column("attributes", k): w for k, w in WIDTHS.items()},
-        "groupBy": {
-            "aggregateFunction": "average",
-            "groupByKeys": [{"mode": mode, "groupByData": key} for mode, key in GROUP_KEYS],
-        },
-        "groupsExpanded": {ungrouped: True},
+        "columnWidths": widths,
     }
+
+
+def condition_note(by_mode: Mapping[str, Mapping[str, float | int | None]]) -> str:
+    """A condition run's description, as the runs table shows it (50 characters): its spread across seeds
+    in points, `eval 95.56±1.24 (CI 95.31-95.81), 100 seeds`."""
+    mode = next((m for m in ORDER_MODES if m in by_mode), next(iter(by_mode)))
+    v = by_mode[mode]
+    n = int(v["runs"] or 0)
+    line = f"{mode} {100 * float(v['acc_mean'] or 0):.2f}"
+    std, low, high = v.get("acc_std"), v.get("acc_ci_low"), v.get("acc_ci_high")
+    if std is not None and low is not None and high is not None:
+        line += f"±{100 * std:.2f} (CI {100 * low:.2f}-{100 * high:.2f})"
+    return f"{line}, {n} seed{'' if n == 1 else 's'}"
 
 
 def encode(state: Mapping) -> str:
@@ -98,11 +115,9 @@ def decode(value: str) -> dict:
     return state if isinstance(state, dict) else {}
 
 
-def experiment_tags(
-    conditions: Iterable[tuple[str, bool]], modes: Sequence[str], current: Mapping[str, str]
-) -> dict[str, str]:
+def experiment_tags(modes: Sequence[str], current: Mapping[str, str]) -> dict[str, str]:
     """The tags that make a study open as a model-training experiment on seedvar's shared view."""
-    state = view_state(conditions, modes, current.get(s.TAG_VIEW_STATE))
+    state = view_state(modes, current.get(s.TAG_VIEW_STATE))
     return {s.TAG_EXPERIMENT_KIND: s.EXPERIMENT_KIND, s.TAG_VIEW_STATE: encode(state)}
 
 
