@@ -77,7 +77,7 @@ class Page(HTMLParser):
             self.tables[self._in] += data + " "
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def swept(tmp_path_factory, _template_store):
     import shutil
 

@@ -108,7 +108,7 @@ class Server:
         return self.proc.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres():
     pg = postgres_module()
     if pg.bin_dir() is None:
@@ -120,7 +120,7 @@ def postgres():
     cluster.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(postgres, tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     srv = Server(folder, postgres.create_db("seedvar"), postgres_module().free_port())
