@@ -54,6 +54,19 @@ def pytest_make_collect_report(collector: pytest.Collector) -> object:
     _strict(outcome.get_result())
 
 
+# Under `--dist loadfile` a worker takes a whole module; the longest go first, so that the two workers end
+# together instead of one starting the server tests when the other is nearly done.
+LONGEST_FIRST = ("test_server", "test_ray", "test_benchmarks", "test_reliability", "test_report", "test_ui")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        stem = Path(str(item.fspath)).stem
+        return LONGEST_FIRST.index(stem) if stem in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the tests of a module keep their order
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     """The folder of real datasets (Indian Pines, CIFAR-10 test batch); skips when it is absent."""

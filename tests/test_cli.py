@@ -43,7 +43,7 @@ passes = 2
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def world(tmp_path_factory, _template_store):
     """A store holding one finished study, plus broken data files and specs to throw at the CLI."""
     import shutil

@@ -81,7 +81,7 @@ def test_a_user_project_with_its_own_data_nets_and_study_packages(tmp_path):
     assert set(runs["model"]) == {"mynet:build"} and (runs["status"] == "FINISHED").all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """`pip wheel --no-deps` of this tree (about 4 s), built once."""
     folder = tmp_path_factory.mktemp("wheel")

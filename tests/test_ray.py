@@ -25,7 +25,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from seedvar.engine.executors import ray as ray_executor  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow
 
 RAY = '[execution]\nexecutor = "ray"\n'
 

@@ -26,7 +26,6 @@ from seedvar.plan import parse_study
 from seedvar.record import schema
 from seedvar.record.ui import serve_ui
 
-pytestmark = pytest.mark.xdist_group("report")  # the swept study is built once, on one worker
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 
 
@@ -77,7 +76,7 @@ class Page(HTMLParser):
             self.tables[self._in] += data + " "
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def swept(tmp_path_factory, _template_store):
     import shutil
 

@@ -29,7 +29,7 @@ from seedvar.record.reader import read_runs
 from seedvar.record.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
+pytestmark = pytest.mark.slow
 
 
 def postgres_module():
@@ -108,7 +108,7 @@ class Server:
         return self.proc.wait(timeout=60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres():
     pg = postgres_module()
     if pg.bin_dir() is None:
@@ -120,7 +120,7 @@ def postgres():
     cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(postgres, tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     srv = Server(folder, postgres.create_db("seedvar"), postgres_module().free_port())

@@ -33,11 +33,8 @@ from seedvar.record.serve import port_free
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
 
-# one worker builds the module's stores once (a module fixture is built again on every xdist worker)
-pytestmark = pytest.mark.xdist_group("ui")
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def study(tmp_path_factory, _template_store):
     """One small finished study: HybridSN on a synthetic scene, with and without deterministic kernels."""
     folder = tmp_path_factory.mktemp("ui") / "mlruns"
@@ -202,7 +199,7 @@ def test_report_no_log_leaves_the_sweep_run_alone(study, tmp_path):
     assert (tmp_path / "index.html").exists()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> tuple[str, str]:
     """Debian's chromium and its driver, else a skip that says how to get them; nothing is downloaded.
     Listed first, so that a skip comes before the study is built."""
@@ -286,7 +283,7 @@ def write_seed_runs(uri: str, experiment_id: str, sweep_id: str, models: list[tu
             store.end(run_id, "FINISHED")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_store(chromium, tmp_path_factory, _template_store):
     """The lab's study shape, 8 models x 100 seeds, written straight through the record (no training) by
     two processes at once, then what a sweep's end records: the spread across seeds on the sweep run and
