@@ -158,31 +158,42 @@ def assert_complete(uri: str, name: str, configs: list, epochs: int, passes: int
         assert schema.TAG_CHECKPOINT not in r.data.tags  # cleaned up once finished
 
 
-def test_sweeps_starting_together_tag_their_experiment_without_a_race(server):
-    """Sweeps starting at once write the same new experiment tags: MLflow reads, then inserts, so two of
-    them may insert one row together; the loser must not stop its sweep (it did, one CI run in a few)."""
+def test_writers_racing_to_insert_one_row_all_succeed(server):
+    """MLflow reads, then inserts, so writers on several hosts may insert one row together: sweeps starting
+    at once write the same new experiment tags, and runs starting at once log the same dataset (one row
+    per name and digest in an experiment). The loser's write must not stop its sweep (both did, in CI)."""
     writers = 8
     stores = [Store(server.uri) for _ in range(writers)]
     tags = {f"seedvar.race.{k}": "same" for k in range(12)}
     errors: list[Exception] = []
-    for attempt in range(3):
-        exp_id = stores[0].experiment_id(f"tag-race-{attempt}")
-        start = threading.Barrier(writers)
 
-        def write(store: Store, exp_id: str = exp_id, start: threading.Barrier = start) -> None:
+    def at_once(work: list) -> None:
+        start = threading.Barrier(len(work))
+
+        def go(fn, *args) -> None:
             start.wait()
             try:
-                store.set_experiment_tags(exp_id, tags)
+                fn(*args)
             except Exception as exc:  # collected for the assert
                 errors.append(exc)
 
-        threads = [threading.Thread(target=write, args=(st,)) for st in stores]
+        threads = [threading.Thread(target=go, args=w) for w in work]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
+        assert not errors, [str(e).splitlines()[0][:200] for e in errors]
+
+    for attempt in range(3):
+        exp_id = stores[0].experiment_id(f"tag-race-{attempt}")
+        at_once([(st.set_experiment_tags, exp_id, tags) for st in stores])
         assert stores[0].experiment_tags(exp_id).items() >= tags.items()
-    assert not errors, [str(e).splitlines()[0][:200] for e in errors]
+        runs = [st.start_run(exp_id, f"run-{i}", {}) for i, st in enumerate(stores)]
+        data = ("scene", f"digest{attempt}", "synthetic", {"bands": 20}, "train")
+        at_once([(st.log_dataset, run, *data) for st, run in zip(stores, runs, strict=True)])
+        for run in runs:
+            (given,) = MlflowClient(server.uri).get_run(run).inputs.dataset_inputs
+            assert given.dataset.digest == f"digest{attempt}"
 
 
 def assert_bulk_reads_match(uri: str, name: str) -> None:

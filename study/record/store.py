@@ -35,6 +35,7 @@ from seedvar.record import schema as s
 from seedvar.record.defaults import DEFAULT_RETRY_SECONDS, ENV_RETRY
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+RACE_RETRIES = 3  # tries after a duplicate-key answer (Store.call)
 T = TypeVar("T")
 
 
@@ -137,10 +138,15 @@ class Store:
         Transient: sqlite "database is locked", a server that refuses connections while it restarts,
         5xx answers, timeouts. Retrying is safe: a batch is resent with the same timestamps, and MLflow
         keeps one copy of an identical metric value. Other failures become one line (auth) or raise.
+
+        A duplicate key is a race, retried at most RACE_RETRIES times: MLflow reads, then inserts (an
+        experiment tag, a dataset of `log_inputs`), so writers on several hosts may insert one row
+        together; the loser's second try finds the row and updates or links it instead.
         """
         budget = self.retry_for if budget is None else budget
         deadline = time.monotonic() + budget
         delay = 0.05
+        races = 0
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -148,12 +154,16 @@ class Store:
                 raise
             except Exception as exc:  # MLflow wraps sqlite, SQLAlchemy and HTTP errors in several types
                 kind = _failure_kind(exc)
+                if kind == "race" and races < RACE_RETRIES:
+                    races += 1
+                    time.sleep(0.05 * races * (1 + random.random()))
+                    continue
                 if kind == "auth":
                     raise UserError(
                         f"the tracking server {self.uri} refused the credentials (HTTP 401/403): set "
                         "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a valid user"
                     ) from None
-                if kind == "other":
+                if kind in ("other", "race"):
                     raise
                 if time.monotonic() + delay > deadline:
                     if kind == "locked":
@@ -199,17 +209,11 @@ class Store:
         return dict(self.call(self._client.get_experiment, experiment_id).tags)
 
     def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
-        """Only the tags that change are written. Sweeps starting at once on a database may insert the same
-        new tag together (MLflow reads, then inserts): the loser's write is an update once the row is in."""
+        """Only the tags that change are written (sweeps starting at once may still race to insert one:
+        Store.call retries that)."""
         current = self.experiment_tags(experiment_id)
         for key, value in tags.items():
-            if current.get(key) == value:
-                continue
-            try:
-                self.call(self._client.set_experiment_tag, experiment_id, key, value)
-            except Exception as exc:
-                if not _duplicate_key(exc):
-                    raise
+            if current.get(key) != value:
                 self.call(self._client.set_experiment_tag, experiment_id, key, value)
 
     def latest_run(self, experiment_id: str, filter_string: str = "") -> Run | None:
@@ -486,11 +490,13 @@ _TRANSIENT = (
 
 
 def _failure_kind(exc: Exception) -> str:
-    """locked | transient | auth | other: what a failed store call deserves."""
+    """locked | race | transient | auth | other: what a failed store call deserves."""
     text = f"{type(exc).__name__} {exc}".lower()
     code = str(getattr(exc, "error_code", "")).lower()
     if "database is locked" in text or "database table is locked" in text:
         return "locked"
+    if _duplicate_key(exc):
+        return "race"
     if code in ("unauthenticated", "permission_denied") or "401" in text and "unauthorized" in text:
         return "auth"
     if "403" in text and "forbidden" in text:
