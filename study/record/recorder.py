@@ -202,10 +202,12 @@ def tag_experiment(
     its runs table (its conditions as rows), with this plan's modes among its columns; a two-stage study
     also keeps its target, so that its report can state and check the rule."""
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
-    tags = view.experiment_tags(modes, store.experiment_tags(experiment_id))
+    current = store.experiment_tags(experiment_id)
+    tags = view.experiment_tags(modes, current)
     if target is not None and target.active:
         tags[s.TAG_TARGET] = target.to_json()
-    store.set_experiment_tags(experiment_id, tags)
+    # only what changes: sweeps starting together then seldom race to insert a tag (Store.call retries that)
+    store.set_experiment_tags(experiment_id, {k: v for k, v in tags.items() if current.get(k) != v})
 
 
 class SweepRecorder:
@@ -355,10 +357,7 @@ def record_conditions(
     seeds. Returns {condition key: run id}."""
     existing = read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_CONDITION))
     # the earliest run of a condition wins, as in _condition_run, should a race have left two
-    found = {
-        r.tags.get(s.TAG_CONDITION, ""): r
-        for r in sorted(existing, key=lambda r: (r.start_time, r.run_id), reverse=True)
-    }
+    found = {r.tags.get(s.TAG_CONDITION, ""): r for r in sorted(existing, key=_seniority, reverse=True)}
     ids = {}
     for key, by_mode in spreads.items():
         run = found.get(key)
@@ -390,10 +389,15 @@ def _condition_run(store: Store, experiment_id: str, key: str) -> str:
         experiment_id,
         f"{s.tag_filter(s.TAG_KIND, s.KIND_CONDITION)} and {s.tag_filter(s.TAG_CONDITION, key)}",
     )
-    first = min(rivals, key=lambda r: (r.start_time, r.run_id))
+    first = min(rivals, key=_seniority)
     if first.run_id != mine:
         store.delete_run(mine)
     return first.run_id
+
+
+def _seniority(run: StoredRun) -> tuple[int, str]:
+    """Which of two condition runs stays: the earlier started, then the smaller id (every host agrees)."""
+    return run.start_time, run.run_id
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:

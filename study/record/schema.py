@@ -113,10 +113,13 @@ def summary_metric(condition: str, mode: str, stat: str) -> str:
     return f"{SUMMARY_PREFIX}{condition}.{mode}.{stat}"
 
 
+SEED_PREFIX = "seeds."
+
+
 def seed_metric(mode: str, stat: str) -> str:
     """`seeds.eval.acc_mean` and friends (SEED_STATS), on a condition's run: the same names on every
     condition, so that the runs table lines the conditions up as rows."""
-    return f"seeds.{mode}.{stat}"
+    return f"{SEED_PREFIX}{mode}.{stat}"
 
 
 # -- dataset inputs --------------------------------------------------------------------------------------

@@ -209,12 +209,8 @@ class Store:
         return dict(self.call(self._client.get_experiment, experiment_id).tags)
 
     def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
-        """Only the tags that change are written (sweeps starting at once may still race to insert one:
-        Store.call retries that)."""
-        current = self.experiment_tags(experiment_id)
         for key, value in tags.items():
-            if current.get(key) != value:
-                self.call(self._client.set_experiment_tag, experiment_id, key, value)
+            self.call(self._client.set_experiment_tag, experiment_id, key, value)
 
     def latest_run(self, experiment_id: str, filter_string: str = "") -> Run | None:
         """The most recently started run matching a filter, if any."""
@@ -357,7 +353,7 @@ class Store:
         if not runs:
             return {}
         if all(_local_dir(uri) is not None for uri in runs.values()):
-            return {run_id: (_local_dir(uri) / path).read_bytes() for run_id, uri in runs.items()}  # type: ignore[operator]
+            return {run_id: self._read_artifact(uri, path) for run_id, uri in runs.items()}
         with ThreadPoolExecutor(min(READ_THREADS, len(runs))) as pool:
             blobs = pool.map(lambda uri: self._read_artifact(uri, path), runs.values())
             return dict(zip(runs, blobs, strict=True))
@@ -467,6 +463,8 @@ def _enable_wal(db: Path) -> None:
         pass  # another process holds the file; the store works without WAL, only with more retries
 
 
+# A concurrent insert of the same row, in PostgreSQL's, MySQL's or sqlite's words as a server relays them.
+_DUPLICATE = ("integrityerror", "duplicate key", "unique constraint", "duplicate entry")
 _TRANSIENT = (
     "connection refused",
     "connection reset",
@@ -495,7 +493,7 @@ def _failure_kind(exc: Exception) -> str:
     code = str(getattr(exc, "error_code", "")).lower()
     if "database is locked" in text or "database table is locked" in text:
         return "locked"
-    if _duplicate_key(exc):
+    if any(w in text for w in _DUPLICATE):
         return "race"
     if code in ("unauthenticated", "permission_denied") or "401" in text and "unauthorized" in text:
         return "auth"
@@ -506,12 +504,6 @@ def _failure_kind(exc: Exception) -> str:
     if any(w in text for w in _TRANSIENT):
         return "transient"
     return "other"
-
-
-def _duplicate_key(exc: Exception) -> bool:
-    """A concurrent insert of the same row (PostgreSQL, MySQL or sqlite words, as a server relays them)."""
-    text = str(exc).lower()
-    return any(w in text for w in ("integrityerror", "duplicate key", "unique constraint", "duplicate entry"))
 
 
 def _brief(exc: Exception) -> str:

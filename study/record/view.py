@@ -66,7 +66,7 @@ def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
     selected += [c for c in old.get("selectedColumns", []) if c not in selected and not c.startswith(stale)]
     first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else "eval")
     widths = {column("attributes", k): w for k, w in WIDTHS.items()}
-    seeds = column("metrics", s.seed_metric("", ""))[:-2]  # "metrics.`seeds."
+    seeds = column("metrics", s.SEED_PREFIX)[:-1]  # "metrics.`seeds."
     widths.update({c: STAT_WIDTH for c in selected if c.startswith(seeds)})
     return {
         "searchFilter": "",
