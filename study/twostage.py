@@ -144,10 +144,20 @@ def difference_replicates(stds: Mapping[str, float], diff: float) -> dict[str, i
     pairs = len(names) * (len(names) - 1) // 2
     need = dict.fromkeys(names, 0)
     for a, b in itertools.combinations(names, 2):
-        sd = math.sqrt((stds[a] ** 2 + stds[b] ** 2) / 2)
-        n = replicates_needed(sd, diff, alpha=(1 - LEVEL) / pairs)
+        n = pair_replicates(pooled_std(stds[a], stds[b]), diff, pairs)
         need[a], need[b] = max(need[a], n), max(need[b], n)
     return need
+
+
+def pooled_std(std_a: float, std_b: float) -> float:
+    """Two conditions' seed stds pooled with equal weight: the std a pair's seed count is sized at."""
+    return math.sqrt((std_a**2 + std_b**2) / 2)
+
+
+def pair_replicates(sd: float, diff: float, pairs: int) -> int:
+    """Replicates per condition that detect `diff` in one of `pairs` comparisons: power POWER, two-sided at
+    (1 - LEVEL) / pairs (Bonferroni, the strictest step of the Holm correction)."""
+    return replicates_needed(sd, diff, alpha=(1 - LEVEL) / pairs)
 
 
 def decide(pilots: Mapping[str, Sequence[float]], target: Target) -> dict[str, Decision]:

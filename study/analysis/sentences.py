@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import compare, sources
+from seedvar.analysis import sources
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import (
     ALPHA,
@@ -25,9 +25,9 @@ from seedvar.analysis.tables import (
     separated_pairs,
 )
 from seedvar.results import STOCHASTIC_MODES
+from seedvar.twostage import POWER, pair_replicates, pooled_std
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
-POWER = 0.8  # the power the closest pair's seed count is sized for
 MAX_LISTED = 10  # separated pairs named one by one; beyond, the letters say it
 
 
@@ -59,6 +59,11 @@ def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]
 def _names(items: list[str]) -> str:
     """a; a and b; a, b and c."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _where(some: list[str], names: list[str]) -> str:
+    """The words for where a statement holds: every condition, or the few named."""
+    return "every condition" if len(some) == len(names) else _names(some)
 
 
 def _count(n: int, word: str) -> str:
@@ -144,8 +149,8 @@ def closest_pair_sentence(tables: Tables, apart: list[tuple[str, str]]) -> str:
             f"The closest pair, {a} and {b}, have the same mean eval accuracy ({row['mean_a']:.2f}%): no "
             "number of seeds tells them apart."
         )
-    sd = float(np.sqrt((row["std_a"] ** 2 + row["std_b"] ** 2) / 2))
-    need = compare.replicates_needed(sd, diff, alpha=ALPHA / pairs, power=POWER)
+    sd = pooled_std(float(row["std_a"]), float(row["std_b"]))
+    need = pair_replicates(sd, diff, pairs)
     return (
         f"The closest pair the seeds do not separate, {a} and {b}, lie {diff:.2f} points apart at a seed std "
         f"of {sd:.2f}: about {need:,} seeds per condition would tell them apart ({POWER:.0%} power, two-sided "
@@ -170,10 +175,9 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
         )
     same = [c for c in names if train_equals_mc_dropout(by_cond[c])]
     if same:
-        where = "every condition" if len(same) == len(names) else _names(same)
         out.append(
-            f"MC dropout gives exactly the train-mode passes in {where}: without BatchNorm, train mode only "
-            "switches dropout on."
+            f"MC dropout gives exactly the train-mode passes in {_where(same, names)}: without BatchNorm, "
+            "train mode only switches dropout on."
         )
     v = tables.variance
     still = (
@@ -182,10 +186,9 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
         else []
     )
     if still:
-        where = "every condition" if len(still) == len(names) else _names(still)
         out.append(
-            f"Train-mode passes repeat their predictions exactly in {where} (no dropout is active), so all "
-            "train-mode spread there is training randomness."
+            f"Train-mode passes repeat their predictions exactly in {_where(still, names)} (no dropout is "
+            "active), so all train-mode spread there is training randomness."
         )
     return out
 
