@@ -117,7 +117,6 @@ class Executor:
     def close(self) -> None:
         if self.started:
             ray.shutdown()
-            self.started = False
 
     def where(self, pending: list[RunConfig]) -> str:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -137,7 +136,6 @@ class Executor:
         waiting = list(enumerate(pending))
         refs: dict[Any, RunConfig] = {}
         outcomes: list[RunOutcome] = []
-        interrupted = False
         try:
             while waiting or refs:
                 while waiting and len(refs) < limit:
@@ -156,16 +154,10 @@ class Executor:
             self._relay(events, progress)
         except KeyboardInterrupt:
             self._cancel(refs)
-            interrupted = True
             raise
         finally:
             with contextlib.suppress(Exception):
                 events.shutdown()
-            if interrupted:
-                # A worker interrupted mid-write may keep its store connection in a transaction (on sqlite:
-                # the write lock, which would stall the sweep's own KILLED for the whole retry window).
-                # Workers of an instance this sweep started go with it, before the sweep records its end.
-                self.close()
         return outcomes
 
     @staticmethod
