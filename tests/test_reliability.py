@@ -132,6 +132,67 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, _template_store)
 
 
+def test_a_ctrl_c_anywhere_in_a_store_write_leaves_it_whole_and_the_store_free(tmp_path):
+    """Ctrl-C, or Ray's cancel (which simulates one), lands wherever the process is. Inside SQLAlchemy's
+    statement execution it used to leave the connection holding sqlite's write lock, so every later write,
+    the record of the stop included, waited out --retry-for: a Ray sweep given Ctrl-C hung in CI. Here the
+    interrupt lands on each line SQLAlchemy's engine runs from a write's first INSERT or UPDATE (where
+    the lock is taken) to its commit, one write per line."""
+    import _thread
+
+    import sqlalchemy.engine.base
+
+    db = tmp_path / "mlflow.db"
+    store = Store(f"sqlite:///{db}")
+    run_id = store.start_run(store.experiment_id("interrupts"), "r", tags={})
+    engine_file = sqlalchemy.engine.base.__file__
+
+    def write_interrupted_at(line: int) -> int:
+        """Write one tag, interrupting at the `line`-th engine line after the first write statement (0:
+        never); how many such lines ran."""
+        seen, writing = 0, False
+
+        def on_line(frame, event, arg):
+            nonlocal seen
+            if event == "line" and writing:
+                seen += 1
+                if seen == line:
+                    _thread.interrupt_main()
+            return on_line
+
+        def on_call(frame, event, arg):
+            nonlocal writing
+            if frame.f_code.co_name == "do_execute":  # the dialect hands a statement to sqlite3
+                writing = writing or str(frame.f_locals.get("statement", "")).lstrip().upper().startswith(
+                    ("INSERT", "UPDATE", "DELETE")
+                )
+            return on_line if frame.f_code.co_filename == engine_file else None
+
+        sys.settrace(on_call)
+        try:
+            store.log(run_id, tags={"line": str(line)})
+        finally:
+            sys.settrace(None)
+        return seen
+
+    lines = write_interrupted_at(0)
+    assert lines > 20  # the write does run through the engine after its first write statement
+    for line in range(1, lines + 1):
+        with pytest.raises(KeyboardInterrupt):  # the interrupt is not lost: it arrives after the write
+            write_interrupted_at(line)
+        other = sqlite3.connect(db, timeout=0.2)  # another writer gets the write lock at once
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise AssertionError(
+                f"an interrupt at engine line {line} of {lines} left the store {exc}"
+            ) from None
+        finally:
+            other.close()
+        tags = dict(sqlite3.connect(db).execute("select key, value from tags where run_uuid = ?", (run_id,)))
+        assert tags["line"] == str(line), f"an interrupt at engine line {line} of {lines} cut the write short"
+
+
 def test_three_studies_write_one_store_at_once(tmp_path, store_uri):
     specs = [
         study_spec(tmp_path, f"concurrent{i}", epochs=2, replicates=2, size=24, base=i) for i in range(3)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +21,13 @@ from seedvar.record.claims import LocalClaims, RunClaims, beating, claims_for, i
 from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
 from seedvar.record.reader import StoredRun, get_run, read_runs
-from seedvar.record.store import Store, StoreUnavailable
+from seedvar.record.store import Store, StoreUnavailable, interrupts_held
 from seedvar.results import EpochStats, RunResult, condition_name, describe
 from seedvar.twostage import Decision, Target
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
 EPOCH_RETRY_SECONDS = 10.0
-
-
-@contextlib.contextmanager
-def ignoring_interrupts() -> Iterator[None]:
-    """While a stop is being recorded, a second Ctrl-C must not cut the record short."""
-    try:
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: signals cannot reach this code anyway
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run_params(cfg: RunConfig) -> dict[str, str]:
@@ -190,7 +174,7 @@ class RunRecorder:
 
     def kill(self, reason: str) -> None:
         """KILLED (Ctrl-C, SIGTERM): recorded whole even if the user presses Ctrl-C again."""
-        with ignoring_interrupts(), contextlib.suppress(Exception):
+        with interrupts_held(deliver=False), contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
             self.store.end(self.run_id, "KILLED")
 
@@ -304,7 +288,7 @@ class SweepRecorder:
 
     def end(self, status: str, failed: int) -> None:
         """FINISHED or KILLED, with how many runs failed; never cut short by a second Ctrl-C."""
-        with ignoring_interrupts():
+        with interrupts_held(deliver=False):
             try:
                 self.store.log(self.run_id, tags={s.TAG_FAILED_RUNS: str(failed)})
                 self.store.end(self.run_id, status)

@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import random
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -41,6 +43,34 @@ T = TypeVar("T")
 
 class StoreUnavailable(UserError):
     """The store stayed unreachable (or locked) for the whole retry budget."""
+
+
+@contextlib.contextmanager
+def interrupts_held(deliver: bool = True) -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then arrive (or, without `deliver`, are dropped).
+
+    An interrupt that lands inside a database transaction (a user's Ctrl-C, or Ray's task cancel, which
+    simulates one) leaves its connection open and sqlite's write lock held until the process exits,
+    so every later write, the record of the stop included, waits out the whole retry window.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only ever interrupt the main thread
+        return
+    caught: list[int] = []
+    # a handler that C code installed (getsignal: None) cannot be put back from Python: leave it be
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not None]
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if deliver and caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # Python's own SIGINT handler raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 def _quiet() -> None:
@@ -107,6 +137,11 @@ class Store:
             _enable_wal(self.db)
 
     @property
+    def remote(self) -> bool:
+        """A tracking server: a request cut short holds no lock in it (a database URI's transaction would)."""
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
     def is_local(self) -> bool:
         """A sqlite file on this machine (only processes here can share it)."""
         return self.db is not None
@@ -149,7 +184,10 @@ class Store:
         races = 0
         while True:
             try:
-                return fn(*args, **kwargs)
+                if self.remote:
+                    return fn(*args, **kwargs)
+                with interrupts_held():
+                    return fn(*args, **kwargs)
             except UserError:
                 raise
             except Exception as exc:  # MLflow wraps sqlite, SQLAlchemy and HTTP errors in several types

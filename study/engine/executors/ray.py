@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayError, TaskCancelledError
+from ray.exceptions import RayError
 from ray.util.queue import Empty, Queue
 
 from seedvar.engine.execution import Execution
@@ -22,10 +23,12 @@ from seedvar.engine.progress import Progress
 from seedvar.engine.runner import RunContext, RunOutcome, run_one
 from seedvar.errors import UserError
 from seedvar.plan import RunConfig
-from seedvar.record.schema import TAG_RAY_NODE
+from seedvar.record import schema
+from seedvar.record.reader import read_runs
 from seedvar.record.store import Store, local_db
 
 RETRIES = 3  # times Ray reruns a task whose worker process or node died
+STOP_SECONDS = 30.0  # how long Ctrl-C waits for the cancelled tasks to record their runs KILLED
 
 _stores: dict[tuple[str, float | None], Store] = {}  # one store connection per worker process
 
@@ -46,7 +49,7 @@ def _task(cfg: RunConfig, ctx: RunContext, events: Queue, slot: int) -> RunOutco
     if outcome.run_id and outcome.status in ("FINISHED", "FAILED"):
         node = ray.get_runtime_context().get_node_id()
         with contextlib.suppress(Exception):
-            store.log(outcome.run_id, tags={TAG_RAY_NODE: node})
+            store.log(outcome.run_id, tags={schema.TAG_RAY_NODE: node})
     return outcome
 
 
@@ -153,7 +156,7 @@ class Executor:
                     progress.finished(outcome)
             self._relay(events, progress)
         except KeyboardInterrupt:
-            self._cancel(refs)
+            self._cancel(refs, store, ctx.experiment_id)
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -175,11 +178,20 @@ class Executor:
                 progress.event(slot, kind, payload)
 
     @staticmethod
-    def _cancel(refs: dict[Any, RunConfig]) -> None:
-        """Ctrl-C: each running task gets a KeyboardInterrupt, so its run is marked KILLED; rerunning resumes."""
+    def _cancel(refs: dict[Any, RunConfig], store: Store, experiment_id: str) -> None:
+        """Ctrl-C: each running task gets a KeyboardInterrupt and records its run KILLED; rerunning resumes.
+
+        Ray answers for a cancelled task at once, while its worker is still recording, and shutting Ray
+        down then would kill the worker mid-record: so wait (bounded) until none of the runs is RUNNING.
+        """
         for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=False, recursive=True)
-        for ref in refs:
-            with contextlib.suppress(TaskCancelledError, RayError, GetTimeoutError):
-                ray.get(ref, timeout=30)
+        keys = {cfg.config_hash for cfg in refs.values()}
+        running = f"{schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)} and attributes.status = 'RUNNING'"
+        deadline = time.monotonic() + STOP_SECONDS
+        with contextlib.suppress(Exception):
+            while time.monotonic() < deadline and any(
+                r.config_hash in keys for r in read_runs(store, experiment_id, running)
+            ):
+                time.sleep(0.2)
