@@ -138,8 +138,9 @@ class Store:
 
     @property
     def remote(self) -> bool:
-        """A tracking server: a request cut short holds no lock in it (a database URI's transaction would)."""
-        return self.uri.startswith(("http://", "https://"))
+        """A tracking server (MLflow's REST client): a request cut short holds no lock in it, where a
+        database URI's transaction would."""
+        return isinstance(self._client._tracking_client.store, RestStore)
 
     @property
     def is_local(self) -> bool:
@@ -184,9 +185,7 @@ class Store:
         races = 0
         while True:
             try:
-                if self.remote:
-                    return fn(*args, **kwargs)
-                with interrupts_held():
+                with contextlib.nullcontext() if self.remote else interrupts_held():
                     return fn(*args, **kwargs)
             except UserError:
                 raise
@@ -430,7 +429,7 @@ class Store:
         server's bulk-history endpoint (the one its UI charts use); one request per run elsewhere."""
         backend = self._client._tracking_client.store
         found: dict[str, list[tuple[int, float]]] = {run_id: [] for run_id in run_ids}
-        if isinstance(backend, RestStore):
+        if self.remote:
             for chunk in _chunks(list(run_ids), BULK_RUNS_HTTP):
                 rows = self.call(_history_bulk_http, backend.get_host_creds(), chunk, key)
                 if rows is None:  # a server without the endpoint, or more values than one answer holds
