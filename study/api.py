@@ -34,6 +34,7 @@ SPEC_KEYWORDS = {
     "target_diff": "seeds.target_diff",
     "target_mode": "seeds.target_mode",
     "max_replicates": "seeds.max_replicates",
+    "target_std": "seeds.target_std",
 }
 EXECUTION_KEYWORDS = (
     "executor",
@@ -172,9 +173,9 @@ def stage_table(result: Any) -> pd.DataFrame:
 def _finish(result: Any, out: TextIO) -> None:
     """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run and on
     each condition's run (the MLflow UI's rows), print the failures and the summary table."""
-    from seedvar.analysis.summary import condition_spreads, seed_spreads, sweep_table
+    from seedvar.analysis.summary import condition_spreads, sweep_table
     from seedvar.record.reader import child_runs, latest_finished
-    from seedvar.record.recorder import SweepRecorder, record_conditions
+    from seedvar.record.recorder import record_conditions
     from seedvar.record.store import Store
 
     store = Store(result.tracking_uri, create=False)
@@ -182,8 +183,6 @@ def _finish(result: Any, out: TextIO) -> None:
     latest = latest_finished(child_runs(store, result.experiment_id))
     finished = sorted((r for h, r in latest.items() if h in order), key=lambda r: order[r.config_hash])
     modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
-    if result.parent_id is not None:
-        SweepRecorder(store, result.parent_id).log_summary(seed_spreads(finished, modes))
     if latest:  # every finished run of the study, also of earlier sweeps and plans
         record_conditions(store, result.experiment_id, *condition_spreads(list(latest.values()), modes))
     for o in result.failed:
@@ -264,7 +263,7 @@ def runs(experiment: str, tracking_uri: str | None = None, *, retry_for: float |
             "run_id": r.run_id,
             "run": r.name,
             "model": r.model,
-            "condition": r.condition,
+            "condition": r.condition.name,
             "deterministic": r.deterministic,
             "variant": r.variant,
             "varied": r.varied,

@@ -15,6 +15,7 @@ from seedvar.engine import executors
 from seedvar.engine.execution import DEFAULT_CHECKPOINT_EVERY
 from seedvar.errors import UserError
 from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
+from seedvar.stats.twostage import STD_CHOICES
 
 EXIT_USER_ERROR = 2
 
@@ -112,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
         "(power 0.8, Holm-corrected 5%%)",
     )
     s.add_argument("--target-mode", help="the test mode the targets are about (default eval)")
+    s.add_argument(
+        "--target-std",
+        choices=STD_CHOICES,
+        help="--target-diff sizes each pair at: upper80, the 80%% upper confidence bound of its pilot std "
+        "(Browne 1995; the default), or pilot, the pilot std itself",
+    )
     s.add_argument(
         "--max-replicates",
         type=int,
@@ -302,6 +309,7 @@ def _sweep(args: argparse.Namespace) -> int:
         target_ci=args.target_ci,
         target_diff=args.target_diff,
         target_mode=args.target_mode,
+        target_std=args.target_std,
         max_replicates=args.max_replicates,
         **overrides,
     )

@@ -1,27 +1,47 @@
 """What a run computes, as plain types: test modes, epoch stats, pass summaries, predictions, the run result.
 
-Below plan, engine, record and analysis alike: numpy only, and no MLflow names (the record maps these
-to params, metrics and files in `record/schema.py`), so the report can use them without torch or MLflow.
+Below plan, engine, record, the sweep room and analysis alike: numpy only, and no MLflow names (the
+record maps these to params, metrics and files in `record/schema.py`), so the report can use them
+without torch or MLflow.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from seedvar.stats.flips import flip_rate, pass_accuracy
 
 MODES = ("eval", "train", "mc_dropout")
 STOCHASTIC_MODES = ("train", "mc_dropout")
 
 
-def condition_name(model: str, deterministic: bool, variant: str = "") -> str:
-    """How summaries and reports name a model trained with or without deterministic kernels, on one
-    variant of the dataset options: `hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`."""
-    extras = ([] if deterministic else ["nondet"]) + ([variant] if variant else [])
-    return f"{model} ({', '.join(extras)})" if extras else model
+@dataclass(frozen=True)
+class Condition:
+    """What the seeds of a study are compared across: a model, trained with or without deterministic
+    kernels, on one variant of the dataset options. A run config carries it, a stored run reads it back."""
+
+    model: str
+    deterministic: bool = True
+    variant: str = ""  # "split=spatial" when a spec compares values of dataset options
+
+    @property
+    def name(self) -> str:
+        """How tables and sentences name it: `hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`."""
+        extras = ([] if self.deterministic else ["nondet"]) + ([self.variant] if self.variant else [])
+        return f"{self.model} ({', '.join(extras)})" if extras else self.model
+
+    @property
+    def key(self) -> str:
+        """How MLflow names allow it (no spaces, brackets or '='): `hybridsn`, `hybridsn-nondet`,
+        `hybridsn-split-spatial`: a condition run's name and tag."""
+        key = self.model if self.deterministic else f"{self.model}-nondet"
+        return f"{key}-{self.variant.replace('=', '-').replace(', ', '-')}" if self.variant else key
 
 
 @dataclass(frozen=True)
@@ -36,36 +56,6 @@ class EpochStats:
     lr: float
 
     FIELDS = ("loss", "acc", "seconds", "samples_per_s", "lr")
-
-
-def pass_accuracy(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Accuracy (fraction) of each pass of (K, N) predictions."""
-    return (preds == labels[None, :]).mean(axis=1)
-
-
-def flip_rate(preds: np.ndarray) -> float:
-    """Mean over all pairs of passes of the fraction of samples whose predicted class differs.
-
-    ``preds`` is (K passes, N samples). Per sample, the number of agreeing pairs is sum_c C(count_c, 2);
-    it is found by sorting each column and counting, for every element, the earlier equal elements of
-    its run, so the cost is O(K N log K) with no (N, classes) table. K < 2 -> nan.
-    """
-    p = np.asarray(preds)
-    if p.ndim != 2:
-        raise ValueError(f"preds must be 2-D (passes, samples), got shape {p.shape}")
-    k, n = p.shape
-    if k < 2:
-        return float("nan")
-    if n == 0:
-        raise ValueError("preds has no samples")
-    s = np.sort(p, axis=0)
-    starts = np.ones_like(s, dtype=bool)
-    starts[1:] = s[1:] != s[:-1]
-    rows = np.arange(k)[:, None]
-    run_start = np.maximum.accumulate(np.where(starts, rows, 0), axis=0)
-    agreeing = int(np.sum(rows - run_start))  # sum over samples of sum_c C(count_c, 2)
-    pairs = k * (k - 1) // 2
-    return 1.0 - agreeing / (pairs * n)
 
 
 @dataclass(frozen=True)
@@ -209,3 +199,24 @@ class RunResult:
         if len(splits) <= 1:
             return next(iter(splits), "")
         return "; ".join(f"{m}: {r.split}" for m, r in stochastic.items())
+
+
+@dataclass
+class RunOutcome:
+    """How one run of a sweep ended, as the sweep prints and counts it: status, reason, each mode's summary.
+    Picklable: it comes back from worker processes and Ray tasks."""
+
+    config_hash: str
+    run_name: str
+    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    run_id: str | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    summaries: dict[str, PassSummary] = field(default_factory=dict)
+    weights_sha256: str = ""
+    node: str = ""  # where it ran, when the executor knows (a Ray node id)
+
+
+Event = Callable[
+    [str, dict[str, Any]], None
+]  # a run's progress: (kind, payload), kinds start, epoch, testing, end

@@ -106,7 +106,6 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
         "flip_rates",
         "comparisons",
         "power",
-        "spread_tests",
     }
     assert figures >= {
         "accuracy_distribution",

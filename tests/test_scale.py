@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedvar.analysis import figures, flips, load
-from seedvar.analysis.compare import letter_groups
+from seedvar.analysis import figures, load
 from seedvar.record import schema
 from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import read_runs
 from seedvar.record.store import Store
 from seedvar.results import EpochStats, Predictions
+from seedvar.stats import flips
+from seedvar.stats.compare import letter_groups
 
 
 def stored_run(store: Store, exp: str, name: str, seed: int, *, finish: bool = True) -> str:

@@ -1,4 +1,4 @@
-"""Enough seeds, decided by the data: Stein's two-stage rule (seedvar.twostage) and two-stage sweeps."""
+"""Enough seeds, decided by the data: Stein's two-stage rule (seedvar.stats.twostage) and two-stage sweeps."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from seedvar.plan import expand, load_study
 from seedvar.record import schema
 from seedvar.record.reader import child_runs, latest_finished
 from seedvar.record.store import Store
-from seedvar.twostage import (
+from seedvar.stats.power import replicates_needed, upper_std
+from seedvar.stats.twostage import (
     Target,
+    decidable,
     decide,
     difference_replicates,
-    replicates_needed,
     stein_interval,
     stein_replicates,
 )
@@ -61,7 +62,8 @@ def test_stein_interval_covers_the_true_mean_95_percent_of_the_time():
 
 def test_difference_target_gives_power_at_the_holm_level_over_all_pairs():
     stds = {"a": 1.0, "b": 1.0, "c": 2.0}
-    need = difference_replicates(stds, 1.5)
+    plain = Target(diff=1.5, std="pilot")
+    need = difference_replicates(stds, 1.5, 3, plain)
     power = TTestIndPower()
     for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
         sd = math.sqrt((stds[a] ** 2 + stds[b] ** 2) / 2)
@@ -70,8 +72,40 @@ def test_difference_target_gives_power_at_the_holm_level_over_all_pairs():
     noisy = replicates_needed(math.sqrt((1.0 + 4.0) / 2), 1.5, alpha=0.05 / 3)
     assert need == {"a": noisy, "b": noisy, "c": noisy}  # every condition is in a pair with the noisy c
     assert replicates_needed(1.0, 1.5, alpha=0.05 / 3) < noisy
-    two = difference_replicates({"a": 1.0, "b": 1.0}, 1.5)
+    two = difference_replicates({"a": 1.0, "b": 1.0}, 1.5, 3, plain)
     assert two["a"] < need["a"]  # one pair: alpha 5%, not 5%/3
+    # by default each pair is sized at Browne's 80% upper bound of its pooled pilot std (4 df at n0 = 3)
+    bound = difference_replicates(stds, 1.5, 3, Target(diff=1.5))
+    assert bound["a"] == replicates_needed(upper_std(math.sqrt(2.5), 4), 1.5, alpha=0.05 / 3) > noisy
+
+
+def test_a_pilot_whose_models_all_scored_alike_is_floored_at_the_test_sets_resolution():
+    """500 test samples: a 0.2-point grid. Three models at exactly 25.40% gave s = 0, n = n0 and a
+    half-width of 0; the floor 0.2 / sqrt(12) gives a half-width that is > 0 and says so."""
+    (d,) = decide({"a": [25.4, 25.4, 25.4]}, Target(ci=0.5, pilot=3), {"a": 0.2}).values()
+    floor = 0.2 / math.sqrt(12)
+    assert (d.s, d.floor, d.s_used) == (0.0, pytest.approx(floor), pytest.approx(floor))
+    assert d.n == 3 and d.half_width > 0
+    assert d.half_width == pytest.approx(stats.t.ppf(0.975, 2) * floor / math.sqrt(3))
+    _, low, high = stein_interval([25.4] * 3, d)
+    assert low < 25.4 < high
+    (free,) = decide({"a": [25.4, 25.4, 25.4]}, Target(ci=0.5, pilot=3)).values()
+    assert free.half_width == 0.0  # without a resolution there is nothing to floor at
+
+
+def test_the_pilot_gate_is_one_rule_for_the_sweep_and_the_report():
+    pilots = {"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0]}
+    complete, waiting = decidable(pilots, Target(ci=1.0))
+    assert list(complete) == ["a"] and waiting == {"b": "pilot 2/3 finished"}
+    complete, waiting = decidable(pilots, Target(diff=1.0))
+    assert complete == {} and waiting["a"].startswith("waits for the other conditions' pilots")
+
+
+def test_a_target_recorded_before_the_upper_bound_reads_as_sized_at_the_pilot_std():
+    old = '{"ci": 0.0, "diff": 1.0, "max_replicates": 100, "mode": "eval", "pilot": 3}'
+    assert Target.from_json(old).std == "pilot"
+    assert Target.from_json(Target(diff=1.0).to_json()) == Target(diff=1.0, std="upper80")
+    assert Target.from_json("nonsense") is None
 
 
 def test_a_target_needs_a_pilot_of_three_and_ordinary_seeds(tmp_path):

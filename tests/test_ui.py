@@ -4,7 +4,6 @@ Chromium, and stopping `seedvar ui` (and any supervised server) as a whole proce
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import multiprocessing
 import re
@@ -22,13 +21,12 @@ from scipy import stats
 from ui_process import Server, alive, descendants, free_port, headless_chromium
 
 import seedvar
-from seedvar.analysis.spread import SeedSpread
-from seedvar.analysis.summary import condition_spreads, seed_spreads
+from seedvar.analysis.summary import condition_spreads, seed_spread
 from seedvar.cli import main
 from seedvar.plan import parse_study
 from seedvar.record import schema, view
 from seedvar.record.reader import StoredRun, read_runs
-from seedvar.record.recorder import SweepRecorder, record_conditions
+from seedvar.record.recorder import record_conditions
 from seedvar.record.serve import port_free
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
@@ -95,6 +93,21 @@ def test_the_experiment_opens_on_a_shared_view_of_its_conditions(study):
     assert "groupBy" not in state
 
 
+def t_interval(runs: list, mode: str) -> dict[str, float]:
+    """The 95% t-interval of the per-run mean accuracy (fractions), its std floored at one test sample
+    over sqrt(12), worked by hand from the runs' logged metrics and params."""
+    x = np.array([r.data.metrics[f"test.{mode}.acc_mean"] for r in runs])
+    sd = max(x.std(ddof=1), 1 / min(int(r.data.params["data.n_test"]) for r in runs) / np.sqrt(12))
+    half = stats.t.ppf(0.975, len(x) - 1) * sd / np.sqrt(len(x))
+    return {
+        "acc_mean": x.mean(),
+        "acc_std": x.std(ddof=1),
+        "acc_ci_low": max(x.mean() - half, 0.0),
+        "acc_ci_high": min(x.mean() + half, 1.0),
+        "runs": len(x),
+    }
+
+
 def test_each_condition_has_a_run_with_its_spread_and_its_seeds_as_children(study):
     client, exp = study["client"], study["exp"]
     conditions = client.search_runs([exp.experiment_id], "tags.`seedvar.kind` = 'condition'")
@@ -113,14 +126,13 @@ def test_each_condition_has_a_run_with_its_spread_and_its_seeds_as_children(stud
         assert all(r.data.tags[schema.TAG_CONDITION] == key for r in children)
         assert cond.info.status == "FINISHED"
         for mode in MODES:
-            spread = SeedSpread.of([r.data.metrics[f"test.{mode}.acc_mean"] for r in seeds])
             got = {stat: cond.data.metrics[f"seeds.{mode}.{stat}"] for stat in schema.SEED_STATS}
-            assert got == pytest.approx(dataclasses.asdict(spread))
-        eval_ = SeedSpread.of([r.data.metrics["test.eval.acc_mean"] for r in seeds])
+            assert got == pytest.approx(t_interval(seeds, mode))
+        eval_ = t_interval(seeds, "eval")
         line = cond.data.tags[schema.TAG_NOTE].split("\n")[0]
         assert line == (
-            f"eval {100 * eval_.acc_mean:.2f}±{100 * eval_.acc_std:.2f} "
-            f"(CI {100 * eval_.acc_ci_low:.2f}-{100 * eval_.acc_ci_high:.2f}), 2 seeds"
+            f"eval {100 * eval_['acc_mean']:.2f}±{100 * eval_['acc_std']:.2f} "
+            f"(CI {100 * eval_['acc_ci_low']:.2f}-{100 * eval_['acc_ci_high']:.2f}), 2 seeds"
         )
         assert len(line) <= 50  # what the runs table shows of a description
     # the next sweep's end updates them in place: no second run per condition
@@ -158,25 +170,21 @@ def test_each_run_carries_its_description_and_its_data(study):
     assert len(digests) == 2  # two replicates, two splits; with and without deterministic kernels alike
 
 
-def test_the_sweep_run_holds_the_spread_across_seeds(study):
-    metrics = study["parent"].data.metrics
-    for det, cond in ((True, "hybridsn"), (False, "hybridsn-nondet")):
-        runs = [r for r in study["children"] if r.data.tags[schema.TAG_DETERMINISTIC] == str(det).lower()]
+def test_the_spread_across_seeds_is_logged_once_and_the_report_gives_the_same_interval(study):
+    """The condition runs hold each condition's spread; the sweep run holds none (it did, twice over), and
+    the report's 95% interval of mean eval accuracy is the condition run's, from the same function."""
+    assert not [k for k in study["parent"].data.metrics if k.startswith(schema.SUMMARY_PREFIX)]
+    rep = seedvar.report("browse", tracking_uri=study["uri"])
+    acc = rep.tables["accuracy"].set_index(["condition", "mode"])
+    conditions = study["client"].search_runs(
+        [study["exp"].experiment_id], "tags.`seedvar.kind` = 'condition'"
+    )
+    names = {"hybridsn": "hybridsn", "hybridsn-nondet": "hybridsn (nondet)"}
+    for cond in conditions:
         for mode in MODES:
-            x = np.array([r.data.metrics[f"test.{mode}.acc_mean"] for r in runs])
-            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-            got = {
-                k.rsplit(".", 1)[1]: v for k, v in metrics.items() if k.startswith(f"summary.{cond}.{mode}.")
-            }
-            assert got == pytest.approx(
-                {
-                    "acc_mean": x.mean(),
-                    "acc_std": x.std(ddof=1),
-                    "acc_ci_low": x.mean() - half,
-                    "acc_ci_high": x.mean() + half,
-                    "runs": 2,
-                }
-            )
+            row = acc.loc[(names[cond.info.run_name], mode)]
+            logged = [cond.data.metrics[f"seeds.{mode}.acc_ci_{end}"] for end in ("low", "high")]
+            assert [row["ci_low"], row["ci_high"]] == pytest.approx([100 * v for v in logged], abs=1e-9)
 
 
 def test_report_no_log_leaves_the_sweep_run_alone(study, tmp_path):
@@ -302,7 +310,6 @@ def lab_store(chromium, tmp_path_factory, _template_store):
         pool.starmap(write_seed_runs, [(uri, exp, sweep, models[0::2]), (uri, exp, sweep, models[1::2])])
     store.end(sweep, "FINISHED")
     runs = [r for r in read_runs(store, exp) if r.kind == schema.KIND_RUN]
-    SweepRecorder(store, sweep).log_summary(seed_spreads(runs, MODES))
     record_conditions(store, exp, *condition_spreads(runs, MODES))
     return {"uri": uri, "store": store, "exp": exp, "runs": runs}
 
@@ -442,27 +449,17 @@ def test_description_names_eval_and_train_or_whatever_modes_a_run_has():
 
 
 def test_seed_spread_of_one_run_and_of_identical_runs():
-    one = SeedSpread.of([0.9])
-    assert (one.runs, one.acc_mean, one.acc_std, one.acc_ci_low, one.acc_ci_high) == (
-        1,
-        0.9,
-        None,
-        None,
-        None,
-    )
+    def members(values: list[float], n_test: int = 500) -> list:
+        run = StoredRun("r", "r", "FINISHED", "m", True, "all", 0, "h", params={"data.n_test": str(n_test)})
+        return [(run, PassSummary(1, v, 0.0, v, v, 0.0)) for v in values]
 
-    class Logged:  # what the sweep's parent run receives: no std or interval for a single run
-        def __init__(self):
-            self.metrics = []
-
-        def log(self, run_id, metrics):
-            self.metrics += metrics
-
-    store = Logged()
-    SweepRecorder(store, "parent").log_summary({("m", "eval"): dataclasses.asdict(one)})
-    assert [name for name, _, _ in store.metrics] == ["summary.m.eval.acc_mean", "summary.m.eval.runs"]
-    same = SeedSpread.of([0.9, 0.9, 0.9])
-    assert (same.acc_std, same.acc_ci_low, same.acc_ci_high) == (0.0, 0.9, 0.9)
+    one = seed_spread(members([0.9]))
+    assert one == {"acc_mean": 0.9, "acc_std": None, "acc_ci_low": None, "acc_ci_high": None, "runs": 1}
+    same = seed_spread(members([0.9, 0.9, 0.9]))
+    half = stats.t.ppf(0.975, 2) * (1 / 500 / np.sqrt(12)) / np.sqrt(3)  # one test sample of 500, floored
+    assert same["acc_std"] == 0.0
+    assert (same["acc_ci_low"], same["acc_ci_high"]) == pytest.approx((0.9 - half, 0.9 + half))
+    assert view.condition_note({"eval": one}) == "eval 90.00, 1 seed"
 
 
 # A server as `mlflow server` is one: a child that starts a grandchild holding the port.

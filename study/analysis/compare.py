@@ -1,172 +1,249 @@
-"""Comparisons between models and power: is A better than B, by how much, do their spreads differ,
-and how many seeds would tell a given difference apart."""
+"""Conditions compared on one number per replicate, for any metric: the table of conditions (mean, std,
+95% t-interval, group letters), the Holm-corrected Welch comparisons, the seeds a difference needs, and
+the sentences that say what the seeds can and cannot tell apart.
+
+The same functions serve seedvar's own studies (eval accuracy per trained model, in points) and runs
+seedvar did not train (any logged metric, in its own units, higher or lower is better).
+"""
 
 from __future__ import annotations
 
-import itertools
-import warnings
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
-from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, bootstrap_ci, check_ci, flat_dict
-from seedvar.twostage import replicates_needed  # noqa: F401  the seed rule's power analysis, defined once
+from seedvar.stats.compare import ALPHA, compare_all, letter_groups, separated_pairs
+from seedvar.stats.interval import mean_interval, resolution_floor
+from seedvar.stats.power import POWER, pair_replicates, pooled_std
+from seedvar.stats.twostage import stein_replicates
+
+MAX_LISTED = 10  # separated pairs named one by one; beyond, the letters say it
+SUMMARY_COLUMNS = ["condition", "runs", "mean", "std", "ci_low", "ci_high", "group"]
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """Two independent samples of accuracies (one per trained model) for models/configs A and B."""
+class Metric:
+    """What is compared: its name in sentences, how its values read, and which way is better."""
 
-    n_a: int
-    n_b: int
-    mean_a: float
-    mean_b: float
-    std_a: float
-    std_b: float
-    diff: float
-    diff_ci: tuple[float, float]
-    diff_ci_method: str
-    welch_t: float
-    welch_p: float
-    mannwhitney_u: float
-    mannwhitney_p: float
-    p_a_gt_b: float
-    levene_stat: float
-    levene_p: float
+    name: str = "eval accuracy"
+    unit: str = "%"  # after a value: 96.08%
+    diff_unit: str = " points"  # after a difference: +1.20 points
+    lower_is_better: bool = False
+    bounds: tuple[float, float] | None = (0.0, 100.0)  # the values' possible range (intervals are clipped)
 
-    def as_dict(self) -> dict[str, Any]:
-        return flat_dict(self)
+    def value(self, v: float) -> str:
+        return f"{v:.2f}{self.unit}" if self.unit == "%" else f"{v:.4g}{self.unit}"
 
+    def diff(self, v: float, sign: bool = False) -> str:
+        text = f"{v:+.2f}" if sign else f"{v:.2f}"
+        if self.unit != "%":
+            text = f"{v:+.3g}" if sign else f"{v:.3g}"
+        return text + self.diff_unit
 
-def _diff_of_means(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+    def better(self, a: float, b: float) -> bool:
+        """a is better than b."""
+        return a < b if self.lower_is_better else a > b
 
 
-def compare(
-    a: ArrayLike, b: ArrayLike, *, ci: float = 0.95, n_resamples: int = 9999, seed: int = 0
-) -> Comparison:
-    """Is A better than B, by how much, and do their spreads differ?
+ACCURACY = Metric()
 
-    Welch's t (no equal-variance assumption), Mann-Whitney U with the probability of superiority
-    P(A > B) + P(A = B)/2 = U / (n_a n_b), a two-sample bootstrap CI of the mean difference, and
-    Brown-Forsythe (Levene, median-centred) for the spreads.  Undefined tests (n < 2, zero variance)
-    give nan quietly.
-    """
-    ci = check_ci(ci)
-    x, y = as_1d_finite(a, "a"), as_1d_finite(b, "b")
-    mean_a, mean_b = float(np.mean(x)), float(np.mean(y))
-    diff = mean_a - mean_b
-    if np.ptp(x) == 0 and np.ptp(y) == 0:
-        lo, hi, ci_method = diff, diff, "degenerate"
-    else:
-        lo, hi, ci_method = bootstrap_ci(
-            (x, y), _diff_of_means, diff, ci=ci, n_resamples=n_resamples, seed=seed
+
+def summary(
+    samples: Mapping[str, np.ndarray],
+    comparisons: pd.DataFrame,
+    metric: Metric = ACCURACY,
+    *,
+    resolution: Mapping[str, float] | None = None,
+    excluded: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One row per condition, best first: replicates, mean, std, the 95% t-interval of the mean and the
+    group letter (conditions sharing a letter are not told apart; `excluded` ones, such as degenerate
+    conditions, are not compared and get their reason's word instead)."""
+    res = resolution or {}
+    rows = []
+    for cond, values in samples.items():
+        m = mean_interval(values, resolution=res.get(cond, 0.0), bounds=metric.bounds)
+        rows.append(
+            {
+                "condition": cond,
+                "runs": m.n,
+                "mean": m.mean,
+                "std": m.std,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+            }
         )
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        t_res = stats.ttest_ind(x, y, equal_var=False)
-        u_res = stats.mannwhitneyu(x, y, alternative="two-sided")
-        lev = stats.levene(x, y, center="median") if min(x.size, y.size) >= 2 else (NAN, NAN)
-    u = float(u_res.statistic)
-    return Comparison(
-        n_a=int(x.size),
-        n_b=int(y.size),
-        mean_a=mean_a,
-        mean_b=mean_b,
-        std_a=float(np.std(x, ddof=1)) if x.size > 1 else NAN,
-        std_b=float(np.std(y, ddof=1)) if y.size > 1 else NAN,
-        diff=diff,
-        diff_ci=(lo, hi),
-        diff_ci_method=ci_method,
-        welch_t=float(t_res.statistic),
-        welch_p=float(t_res.pvalue),
-        mannwhitney_u=u,
-        mannwhitney_p=float(u_res.pvalue),
-        p_a_gt_b=u / (x.size * y.size),
-        levene_stat=float(lev[0]),
-        levene_p=float(lev[1]),
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-1])
+    compared = {c: v for c, v in zip(table["condition"], table["mean"], strict=True) if c not in excluded}
+    sign = -1.0 if metric.lower_is_better else 1.0
+    letters = letter_groups({c: sign * v for c, v in compared.items()}, separated_pairs(comparisons))
+    table["group"] = [
+        "degenerate" if c in excluded else letters.get(c, "–") or "–" for c in table["condition"]
+    ]
+    order = table["mean"] * (1 if metric.lower_is_better else -1)
+    return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def comparisons(
+    samples: Mapping[str, np.ndarray], resolution: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """Welch's test of every pair of conditions with 2+ replicates each, Holm-corrected over the pairs."""
+    kept = {c: v for c, v in samples.items() if len(v) >= 2}
+    return compare_all(kept, resolution=resolution) if len(kept) >= 2 else pd.DataFrame()
+
+
+def power_table(
+    samples: Mapping[str, np.ndarray],
+    diffs: Sequence[float],
+    resolution: Mapping[str, float] | None = None,
+    unit: str = "",
+) -> pd.DataFrame:
+    """Replicates per condition needed to detect each difference in `diffs` against a condition of the
+    same spread (80% power, two-sided at 0.05), at each condition's seed std (floored at its resolution)."""
+    res = resolution or {}
+    rows = []
+    for cond, vals in samples.items():
+        if len(vals) < 2:
+            continue
+        sd = max(float(np.std(vals, ddof=1)), resolution_floor(res.get(cond, 0.0)))
+        row: dict[str, object] = {"condition": cond, "seed_std": sd}
+        for d in diffs:
+            row[f"replicates_for_{d:g}{unit}"] = pair_replicates(sd, d, 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def matrices(table: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Difference of means (row minus column) and Holm-adjusted Welch p-values, as square tables."""
+    diff = pd.DataFrame(0.0, index=names, columns=names)
+    pv = pd.DataFrame(np.nan, index=names, columns=names)
+    for _, row in table.iterrows():
+        diff.loc[row["a"], row["b"]], diff.loc[row["b"], row["a"]] = row["diff"], -row["diff"]
+        pv.loc[row["a"], row["b"]] = pv.loc[row["b"], row["a"]] = row["welch_p_holm"]
+    return diff, pv
+
+
+def _names(items: list[str]) -> str:
+    """a; a and b; a, b and c."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def verdict(
+    table: pd.DataFrame, comps: pd.DataFrame, metric: Metric = ACCURACY, excluded: Sequence[str] = ()
+) -> list[str]:
+    """What the seeds tell apart: the ranking where the Holm-corrected Welch tests separate every pair, the
+    groups they cannot separate, and the seeds the closest pair they do not separate would need. `table`
+    is `summary`'s (best first)."""
+    compared = table[~table["condition"].isin(excluded) & np.isfinite(table["mean"])]
+    if len(compared) < 2 or comps.empty:
+        return [
+            f"Comparisons need at least two conditions{' that are not degenerate' if excluded else ''}, with 2+ seeds each."
+        ]
+    pairs = len(comps)
+    apart = separated_pairs(comps)
+    tests = f"Holm-corrected Welch tests of {metric.name} over the {pairs} pair{'s' * (pairs != 1)} (family-wise {ALPHA:g})"
+    out = []
+    if not apart:
+        out.append(
+            f"The seeds cannot tell any of the {len(compared)} compared conditions apart: none of the {tests} separates them."
+        )
+    elif len(apart) == pairs:
+        order = " > ".join(f"{r.condition} ({metric.value(r.mean)})" for r in compared.itertuples())
+        out.append(f"The {tests} tell every pair apart, so the seeds rank them: {order}.")
+    else:
+        order = ", ".join(f"{r.condition} {metric.value(r.mean)} ({r.group})" for r in compared.itertuples())
+        groups: dict[str, list[str]] = {}
+        for r in compared.itertuples():
+            for letter in r.group:
+                groups.setdefault(letter, []).append(r.condition)
+        together = "; ".join(f"{k}: {_names(v)}" for k, v in groups.items() if len(v) > 1)
+        mean = dict(zip(compared["condition"], compared["mean"], strict=True))
+        told = [(a, b) if metric.better(mean[a], mean[b]) else (b, a) for a, b in apart]
+        word = "below" if metric.lower_is_better else "above"
+        which = (
+            f" Told apart: {_names([f'{hi} {word} {lo} ({metric.diff(mean[hi] - mean[lo], sign=True)})' for hi, lo in told])}."
+            if len(told) <= MAX_LISTED
+            else ""
+        )
+        out.append(
+            f"The {tests} tell {len(apart)} of {pairs} pairs apart.{which} From best to worst, conditions that "
+            f"share a letter cannot be told apart: {order}."
+            + (f" Groups the seeds cannot separate: {together}." if together else "")
+        )
+    out.append(closest_pair_sentence(comps, apart, metric))
+    return [t for t in out if t]
+
+
+def closest_pairs(
+    comps: pd.DataFrame, apart: list[tuple[str, str]], resolution: float = 1e-9
+) -> pd.DataFrame:
+    """The pairs the tests do not separate whose means lie closest, all of them when several tie (their
+    differences equal to within `resolution`, the finest step the values can tell)."""
+    separated = {frozenset(p) for p in apart}
+    left = comps[[frozenset((a, b)) not in separated for a, b in zip(comps["a"], comps["b"], strict=True)]]
+    if left.empty:
+        return left
+    gap = left["diff"].abs()
+    return left[gap <= gap.min() + resolution]
+
+
+def closest_pair_sentence(
+    comps: pd.DataFrame, apart: list[tuple[str, str]], metric: Metric = ACCURACY
+) -> str:
+    """How many seeds per condition would separate the closest conditions the tests do not separate; pairs
+    that are equally close (to the values' printed precision) are named together, with the most seeds any
+    of them needs."""
+    rows = closest_pairs(comps, apart, resolution=5e-3 if metric.unit == "%" else 1e-12)
+    if rows.empty:
+        return ""
+    pairs = len(comps)
+    several = len(rows) > 1
+    names = "; ".join(f"{r.a} and {r.b}" for r in rows.itertuples())
+    diff = float(rows["diff"].abs().max())
+    if diff == 0:
+        return (
+            f"The closest pair{'s' * several}, {names}, {'have' if not several else 'each have'} the same mean "
+            f"{metric.name}: no number of seeds tells them apart."
+        )
+    sds = [pooled_std(float(r.std_a), float(r.std_b)) for r in rows.itertuples()]
+    needs = [
+        pair_replicates(sd, abs(float(r.diff)), pairs) for sd, r in zip(sds, rows.itertuples(), strict=True)
+    ]
+    k = int(np.argmax(needs))
+    what = "pairs the seeds do not separate" if several else "pair the seeds do not separate"
+    named = f" ({names})" if several else f", {names},"
+    std = f"seed stds up to {max(sds):.3g}" if several else f"a seed std of {sds[k]:.3g}"
+    return (
+        f"The closest {what}{named} lie {metric.diff(abs(float(rows['diff'].iloc[k])))} apart at {std}: "
+        f"about {needs[k]:,} seeds per condition would tell {'each of them' if several else 'them'} apart "
+        f"({POWER:.0%} power, two-sided test at {ALPHA:g} / {pairs}, the strictest step of the Holm correction)."
     )
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values over the finite entries; nan stays nan."""
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
-    return out
-
-
-def compare_all(samples: Mapping[str, ArrayLike], **kw: Any) -> pd.DataFrame:
-    """:func:`compare` for every pair (in the mapping's order), with Holm-adjusted p-values.
-
-    Holm controls the family-wise error over all pairs without assuming independent tests, which
-    pairwise comparisons sharing a model are not.  Columns: ``a``, ``b``, the Comparison fields
-    (``diff_ci`` also as ``diff_ci_low`` / ``diff_ci_high``), ``welch_p_holm``, ``mannwhitney_p_holm``.
-    """
-    rows = []
-    for name_a, name_b in itertools.combinations(samples, 2):
-        rows.append({"a": name_a, "b": name_b, **compare(samples[name_a], samples[name_b], **kw).as_dict()})
-    if not rows:
-        cols = ["a", "b", *flat_dict(_EMPTY_COMPARISON).keys(), "welch_p_holm", "mannwhitney_p_holm"]
-        return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows)
-    df["welch_p_holm"] = _holm(df["welch_p"].to_numpy(dtype=float))
-    df["mannwhitney_p_holm"] = _holm(df["mannwhitney_p"].to_numpy(dtype=float))
-    return df
-
-
-_EMPTY_COMPARISON = Comparison(0, 0, *([NAN] * 5), NAN_PAIR, "", *([NAN] * 7))
-
-
-def spread_test(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
-    """Brown-Forsythe (median-centred Levene) statistic and p-value: do two spreads differ?
-
-    Median centring keeps the test honest for the skewed, bounded accuracy distributions of seed
-    sweeps, where the mean-centred Levene and the F test are too liberal.
-    """
-    x, y = as_1d_finite(a, "a"), as_1d_finite(b, "b")
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        res = stats.levene(x, y, center="median")
-    return float(res.statistic), float(res.pvalue)
-
-
-def letter_groups(means: Mapping[str, float], separated: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Compact letter display: conditions that share a letter are not told apart by the tests.
-
-    `means` gives each condition's mean (the letters run from the best group down), `separated` the
-    pairs the (Holm-corrected) tests tell apart. Insert-and-absorb (Piepho 2004): start with one group
-    of all conditions; each separated pair inside a group splits it into the group without one and
-    the group without the other; groups inside another group are dropped. No statistics library
-    offers it, so it is written here.
-    """
-    names = list(means)
-    groups: list[frozenset[str]] = [frozenset(names)]
-    for a, b in separated:
-        if a not in means or b not in means:
+def stein_sentence(table: pd.DataFrame, metric: Metric = ACCURACY, half_width: float | None = None) -> str:
+    """Seeds per condition for a 95% interval of a given half-width (Stein's rule, the seeds so far as the
+    pilot); without a half-width, for half of each condition's present half-width."""
+    rows = table[(table["runs"] >= 2) & np.isfinite(table["ci_high"])]
+    if rows.empty:
+        return ""
+    parts = []
+    for r in rows.itertuples():
+        h = half_width if half_width else (r.ci_high - r.ci_low) / 4
+        if not h > 0 or not math.isfinite(r.std):
             continue
-        split: list[frozenset[str]] = []
-        for g in groups:
-            split += [g - {a}, g - {b}] if a in g and b in g else [g]
-        unique = list(dict.fromkeys(split))
-        groups = [g for g in unique if not any(g < h for h in unique)]
-    groups = [g for g in groups if g]
-    groups.sort(key=lambda g: (-max(means[n] for n in g), sorted(g)))
-    letters = {n: "" for n in names}
-    for i, g in enumerate(groups):
-        for n in g:
-            letters[n] += _letter(i)
-    return letters
-
-
-def _letter(i: int) -> str:
-    """a, b, ..., z, then A, B, ..., then a1, b1, ... (beyond 52 groups)."""
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return alphabet[i % 52] + (str(i // 52) if i >= 52 else "")
+        parts.append(f"{r.condition} {stein_replicates(float(r.std), int(r.runs), h):,}")
+    if not parts:
+        return ""
+    goal = (
+        f"a 95% interval of half-width {metric.diff(half_width)}"
+        if half_width
+        else "half of each interval's present width"
+    )
+    return (
+        f"Seeds per condition for {goal} (Stein's rule, the seeds so far as the pilot): "
+        + ", ".join(parts)
+        + "."
+    )

@@ -18,7 +18,7 @@ from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
 from seedvar.results import Predictions
-from seedvar.twostage import Target
+from seedvar.stats.twostage import Target
 
 CURVES = ("loss", "acc")  # the training curves the report draws
 
@@ -34,6 +34,11 @@ class LoadedRun(StoredRun):
     @classmethod
     def of_stored(cls, run: StoredRun) -> LoadedRun:
         return cls(**{f.name: getattr(run, f.name) for f in fields(StoredRun)})
+
+    @property
+    def label(self) -> str:
+        """The condition's name, as tables and sentences write it."""
+        return self.condition.name
 
     @property
     def modes(self) -> list[str]:

@@ -14,21 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import sources
+from seedvar.analysis import compare
 from seedvar.analysis.load import LoadedRun
-from seedvar.analysis.tables import (
-    ALPHA,
-    SPREAD_FLOOR,
-    Tables,
-    conditions,
-    reference_runs,
-    separated_pairs,
-)
+from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
+from seedvar.record.reader import reference_runs
 from seedvar.results import STOCHASTIC_MODES
-from seedvar.twostage import POWER, pair_replicates, pooled_std
+from seedvar.stats import sources
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
-MAX_LISTED = 10  # separated pairs named one by one; beyond, the letters say it
 
 
 def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
@@ -49,7 +42,7 @@ def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]
     for cond in conditions(ref):
         parts = [
             degenerate_sentence(cond, tables),
-            condition_paragraph(cond, [r for r in ref if r.condition == cond], tables),
+            condition_paragraph(cond, [r for r in ref if r.label == cond], tables),
             test_noise_sentence(cond, tables),
         ]
         out.append(" ".join(p for p in parts if p))
@@ -71,8 +64,9 @@ def _count(n: int, word: str) -> str:
 
 
 def comparison_sentences(tables: Tables) -> list[str]:
-    """What the seeds can and cannot tell apart: the groups the Holm-corrected comparisons of eval accuracy
-    cannot separate, the ranking where they can, and the seeds the closest unseparated pair would need."""
+    """What the seeds can and cannot tell apart: the spread of eval accuracy over the conditions, what the
+    table holds, the degenerate conditions, then the verdict of the Holm-corrected comparisons
+    (analysis.compare.verdict: ranking or groups, and the seeds the closest pair would need)."""
     t = tables.conditions
     seeds = sorted({int(n) for n in t["seeds"] if n > 0})
     ranked = t[np.isfinite(t["eval_mean"])]
@@ -94,74 +88,13 @@ def comparison_sentences(tables: Tables) -> list[str]:
         "alone can give all of it)."
     ]
     out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
-    bad = tables.degenerate_conditions
-    compared = ranked[~ranked["condition"].isin(bad)]
-    if len(compared) < 2 or tables.comparisons.empty:
-        out.append("Comparisons need at least two conditions that are not degenerate, with 2+ seeds each.")
-        return out
-    pairs = len(tables.comparisons)
-    apart = separated_pairs(tables.comparisons)
-    tests = (
-        f"Holm-corrected Welch tests of eval accuracy over the {_count(pairs, 'pair')} (family-wise {ALPHA})"
-    )
-    if not apart:
-        out.append(
-            f"The seeds cannot tell any of the {len(compared)} compared conditions apart: none of the {tests} separates them."
-        )
-    elif len(apart) == pairs:
-        order = " > ".join(f"{r.condition} ({r.eval_mean:.2f}%)" for r in compared.itertuples())
-        out.append(f"The {tests} tell every pair apart, so the seeds rank them: {order}.")
-    else:
-        order = ", ".join(f"{r.condition} {r.eval_mean:.2f}% ({r.group})" for r in compared.itertuples())
-        groups: dict[str, list[str]] = {}
-        for r in compared.itertuples():
-            for letter in r.group:
-                groups.setdefault(letter, []).append(r.condition)
-        together = "; ".join(f"{k}: {_names(v)}" for k, v in groups.items() if len(v) > 1)
-        mean = dict(zip(compared["condition"], compared["eval_mean"], strict=True))
-        told = [(a, b) if mean[a] >= mean[b] else (b, a) for a, b in apart]
-        which = (
-            f" Told apart: {_names([f'{hi} above {lo} ({mean[hi] - mean[lo]:+.2f} points)' for hi, lo in told])}."
-            if len(told) <= MAX_LISTED
-            else ""
-        )
-        out.append(
-            f"The {tests} tell {len(apart)} of {pairs} pairs apart.{which} From best to worst, conditions that "
-            f"share a letter cannot be told apart: {order}."
-            + (f" Groups the seeds cannot separate: {together}." if together else "")
-        )
-    out.append(closest_pair_sentence(tables, apart))
-    return out
-
-
-def closest_pair_sentence(tables: Tables, apart: list[tuple[str, str]]) -> str:
-    """How many seeds per condition would separate the two closest conditions the tests do not separate."""
-    c = tables.comparisons
-    pairs = len(c)
-    separated = {frozenset(p) for p in apart}
-    left = c[[frozenset((a, b)) not in separated for a, b in zip(c["a"], c["b"], strict=True)]]
-    if left.empty:
-        return ""
-    row = left.loc[left["diff"].abs().idxmin()]
-    a, b, diff = row["a"], row["b"], abs(float(row["diff"]))
-    if diff == 0:
-        return (
-            f"The closest pair, {a} and {b}, have the same mean eval accuracy ({row['mean_a']:.2f}%): no "
-            "number of seeds tells them apart."
-        )
-    sd = pooled_std(float(row["std_a"]), float(row["std_b"]))
-    need = pair_replicates(sd, diff, pairs)
-    return (
-        f"The closest pair the seeds do not separate, {a} and {b}, lie {diff:.2f} points apart at a seed std "
-        f"of {sd:.2f}: about {need:,} seeds per condition would tell them apart ({POWER:.0%} power, two-sided "
-        f"test at {ALPHA} / {pairs}, the strictest step of the Holm correction)."
-    )
+    return out + compare.verdict(tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions)
 
 
 def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
     """What holds for every condition (or a named few), said once instead of in every paragraph."""
     names = conditions(ref)
-    by_cond = {c: [r for r in ref if r.condition == c] for c in names}
+    by_cond = {c: [r for r in ref if r.label == c] for c in names}
     out = []
     f = tables.flips
     ev = f[f["mode"] == "eval"].set_index("condition")["flip_rate"] if not f.empty else pd.Series(dtype=float)
@@ -329,8 +262,8 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
     if not r["seed_var"] > SPREAD_FLOOR:  # no spread across seeds (float noise aside): nothing to split
         return ""
     floor = (
-        f"; the binomial floor sqrt(p(1-p)/n) is {r['binomial_floor_std']:.2f} points "
-        f"({int(r['halvings'])} random halvings, seed {int(r['halving_seed'])})."
+        f"; the binomial term sqrt(p(1-p)/n), an upper bound on the test set's part, is "
+        f"{r['binomial_bound_std']:.2f} points ({int(r['halvings'])} random halvings, seed {int(r['halving_seed'])})."
     )
     if r["test_set_share"] >= 100:  # the estimate of the test set's part exceeds the whole spread
         return (
@@ -436,8 +369,10 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
             )
         whole = [k for k, (lo, hi) in cis.items() if lo <= 1.0 <= hi]
         if whole:
+            allow = ", ".join(f"{k} {cis[k][0]:.2g}x to {cis[k][1]:.2g}x" for k in whole)
             text += (
-                f" Consistent with giving the whole variance alone (interval holds 1): {', '.join(whole)}."
+                f" {_names(whole)} cannot be told apart from the whole variance alone (its interval holds 1); "
+                f"the data allow {allow} of it, so this says little about how much each source gives."
             )
         out.append(text)
     return out

@@ -1,26 +1,27 @@
 """Seeds decided by the data: a two-stage study's rule, checked and stated from the runs in the store.
 
-The sweep decided each condition's n from its pilot (seedvar.twostage); the report applies the same
+The sweep decided each condition's n from its pilot (seedvar.stats.twostage); the report applies the same
 rule to the same pilot runs, so it states the n the sweep used, and gives Stein's fixed-width interval
 (pilot std, n0 - 1 degrees of freedom) beside the usual t-interval over all n trained models.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from seedvar.analysis.load import LoadedRun
-from seedvar.twostage import LEVEL, Target, decide, stein_interval
+from seedvar.record.reader import reference_runs
+from seedvar.stats.interval import mean_interval
+from seedvar.stats.power import POWER, pooled_std
+from seedvar.stats.twostage import Target, achieved_power, decidable, decide, stein_interval
 
 COLUMNS = [
     "condition",
     "mode",
     "n0",
     "pilot_std",
+    "floor",
     "t",
     "rule_n",
     "n",
@@ -32,72 +33,84 @@ COLUMNS = [
     "t_low",
     "t_high",
     "t_half_width",
+    "final_std",
+    "power_at_final_std",
     "status",
 ]
 
 
 def accuracies(finished: list[LoadedRun], mode: str) -> dict[str, dict[int, float]]:
     """Per condition, replicate -> the mode's per-model accuracy in points as the run logged it (the value
-    the sweep decided from), for the runs with every source varied."""
+    the sweep decided from), for the reference runs."""
     out: dict[str, dict[int, float]] = {}
-    for r in finished:
+    for r in reference_runs(finished):
         summary = r.summaries.get(mode)
-        if r.varied == "all" and summary is not None:
-            out.setdefault(r.condition, {})[r.replicate] = 100 * summary.acc_mean
+        if summary is not None:
+            out.setdefault(r.label, {})[r.replicate] = 100 * summary.acc_mean
     return out
 
 
 def stein_table(finished: list[LoadedRun], target: Target) -> pd.DataFrame:
-    """One row per condition: its pilot, the n the rule gives, and both intervals once all n have finished."""
+    """One row per condition: its pilot, the n the rule gives, both intervals once all n have finished,
+    and for a difference target the power its n gives at the final seed std (the lowest over its pairs)."""
     by_cond = accuracies(finished, target.mode)
+    grid = {c: max((r.resolution for r in finished if r.label == c), default=0.0) for c in by_cond}
     pilots = {c: [v[r] for r in range(target.pilot) if r in v] for c, v in by_cond.items()}
-    complete = {c: p for c, p in pilots.items() if len(p) == target.pilot}
-    if target.diff > 0 and len(complete) < len(pilots):
-        complete = {}  # the difference target compares every condition: no decision before all pilots
-    decisions = decide(complete, target) if complete else {}
+    complete, waiting = decidable(pilots, target)
+    decisions = decide(complete, target, grid) if complete else {}
+    finals = {
+        c: [v[r] for r in range(d.n) if r in v]
+        for c, v in by_cond.items()
+        if (d := decisions.get(c)) is not None
+    }
     rows = []
     for cond, values in by_cond.items():
         d = decisions.get(cond)
         row: dict[str, object] = {"condition": cond, "mode": target.mode, "n0": target.pilot}
         if d is None:
-            rows.append(
-                {**row, "finished": len(values), "status": f"pilot {len(pilots[cond])}/{target.pilot}"}
-            )
+            rows.append({**row, "finished": len(values), "status": waiting.get(cond, "")})
             continue
-        runs = [values[r] for r in range(d.n) if r in values]
-        row.update(pilot_std=d.s, t=d.t, rule_n=d.wanted, n=d.n, finished=len(runs))
+        runs = finals[cond]
+        row.update(pilot_std=d.s, floor=d.floor, t=d.t, rule_n=d.wanted, n=d.n, finished=len(runs))
         if len(runs) < d.n:
             rows.append({**row, "status": f"short: {len(runs)} of {d.n}"})
             continue
         mean, low, high = stein_interval(runs, d)
-        x = np.asarray(runs)
-        sd = float(x.std(ddof=1))
-        t_low, t_high = (
-            stats.t.interval(LEVEL, len(x) - 1, loc=mean, scale=sd / math.sqrt(len(x)))
-            if sd > 0
-            else (mean, mean)
+        usual = mean_interval(runs, resolution=grid[cond])
+        row.update(
+            mean=mean,
+            stein_low=low,
+            stein_high=high,
+            stein_half_width=(high - low) / 2,
+            t_low=usual.ci_low,
+            t_high=usual.ci_high,
+            t_half_width=usual.half_width,
+            final_std=usual.std,
+            status="capped" if d.capped else "reached",
         )
-        rows.append(
-            {
-                **row,
-                "mean": mean,
-                "stein_low": low,
-                "stein_high": high,
-                "stein_half_width": (high - low) / 2,
-                "t_low": float(t_low),
-                "t_high": float(t_high),
-                "t_half_width": (float(t_high) - float(t_low)) / 2,
-                "status": "capped" if d.capped else "reached",
-            }
-        )
+        if target.diff > 0 and len(finals) > 1:
+            pairs = len(finals) * (len(finals) - 1) // 2
+            row["power_at_final_std"] = min(
+                achieved_power(
+                    min(d.n, decisions[o].n),
+                    pooled_std(usual.std, float(np.std(finals[o], ddof=1)) if len(finals[o]) > 1 else 0.0),
+                    target.diff,
+                    pairs,
+                )
+                for o in finals
+                if o != cond
+            )
+        rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 EXPLAINED = (
     "Per condition: `n0` pilot replicates with seed std `pilot_std` (points, per-model accuracy in the target "
-    "mode) and t = t(0.975, n0 - 1); `rule_n` is what the rule asks, `n` what the cap allows; once all n have "
-    "finished, Stein's interval is mean +- t * pilot_std / sqrt(n) (its width fixed by the pilot), beside the "
-    "usual t-interval from the std of all n runs."
+    "mode), at least `floor` = the test set's resolution / sqrt(12), and t = t(0.975, n0 - 1); `rule_n` is what "
+    "the rule asks, `n` what the cap allows; once all n have finished, Stein's interval is mean +- t * "
+    "max(pilot_std, floor) / sqrt(n) (its width fixed by the pilot), beside the usual t-interval from the std "
+    "of all n runs. With a difference target, `power_at_final_std` is the power n gives to tell apart the "
+    "target difference at the final seed stds (the lowest over the condition's pairs)."
 )
 
 
@@ -113,8 +126,13 @@ def sentences(table: pd.DataFrame, target: Target) -> list[str]:
     ]
     if len(done) <= 3:
         for _, r in done.iterrows():
+            floored = (
+                f" (floored at the test set's resolution, {r['floor']:.2f})"
+                if r["floor"] > r["pilot_std"]
+                else ""
+            )
             text.append(
-                f"{r['condition']}: the pilot's seed std of {r['pilot_std']:.2f} points gave n = {int(r['n'])} "
+                f"{r['condition']}: the pilot's seed std of {r['pilot_std']:.2f} points{floored} gave n = {int(r['n'])} "
                 f"({int(r['n']) - target.pilot} more{'; capped, the rule asked ' + str(int(r['rule_n'])) if r['status'] == 'capped' else ''}); "
                 f"with all {int(r['n'])}, {target.mode} accuracy is {r['mean']:.2f} +- {r['stein_half_width']:.2f} "
                 f"(Stein's 95% interval {r['stein_low']:.2f} to {r['stein_high']:.2f}; the usual t-interval over the "
@@ -132,6 +150,14 @@ def sentences(table: pd.DataFrame, target: Target) -> list[str]:
                 else ""
             )
             + "."
+        )
+    powers = done["power_at_final_std"].dropna() if "power_at_final_std" in done else pd.Series(dtype=float)
+    if target.diff > 0 and len(powers):
+        low, high = float(powers.min()), float(powers.max())
+        span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
+        text.append(
+            f"At the final seed stds, these n give power {span} to tell apart two conditions {target.diff:g} "
+            f"points apart (two-sided at 5% / pairs; the target was {POWER:g})."
         )
     waiting = table[~table["status"].isin(["reached", "capped"])]
     if len(waiting):

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import compare, components, degenerate, flips, modes, sources, spread, testnoise
+from seedvar.analysis import compare
 from seedvar.analysis.load import LoadedRun, StudyRuns
-from seedvar.analysis.spread import PooledSummary
+from seedvar.record.reader import reference_runs
 from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
-from seedvar.results import STOCHASTIC_MODES
+from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
+from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
+
+BOUNDS = (0.0, 100.0)  # accuracy in points
+POWER_DIFFS = (1.0, 0.5)  # points: the differences the power table sizes seeds for
 
 
 def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
@@ -23,29 +27,24 @@ def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
     out: dict[tuple[str, str], list[LoadedRun]] = {}
     for r in finished:
         for mode in r.modes:
-            out.setdefault((r.condition, mode), []).append(r)
+            out.setdefault((r.label, mode), []).append(r)
     return out
 
 
 def conditions(finished: list[LoadedRun]) -> list[str]:
     """Conditions (model, determinism, dataset variant) in the order of the runs."""
-    return list(dict.fromkeys(r.condition for r in finished))
+    return list(dict.fromkeys(r.label for r in finished))
 
 
-def reference_runs(finished: list[LoadedRun]) -> list[LoadedRun]:
-    """Per condition, its runs with every source varied (`all`), or all its runs when it has none.
-
-    In a one-source-at-a-time study only the `all` reference runs are draws of ordinary seeds: the
-    per-condition statistics (spread, components, test noise, power) come from them.
-    """
-    with_all = {r.condition for r in finished if r.varied == "all"}
-    return [r for r in finished if r.varied == "all" or r.condition not in with_all]
+def resolution(group: list[LoadedRun]) -> float:
+    """The accuracy grid of a group of trained models, in points: 100 / (the fewest test samples)."""
+    return resolution_of([len(r.preds.labels) for r in group])
 
 
 def pass_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """One row per test pass of every trained model: what the accuracy figure draws."""
     rows = [
-        {"condition": r.condition, "model": r.model, "run": r.name, "mode": mode, "pass": p, "accuracy": a}
+        {"condition": r.label, "model": r.model, "run": r.name, "mode": mode, "pass": p, "accuracy": a}
         for r in finished
         for mode in r.modes
         for p, a in enumerate(r.accuracy(mode))
@@ -54,12 +53,13 @@ def pass_table(finished: list[LoadedRun]) -> pd.DataFrame:
 
 
 def accuracy_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Per condition and mode: the pooled summary over every pass, the seed-to-seed std and its CI."""
+    """Per condition and mode: the pooled summary over every pass, the seed-to-seed std and the 95%
+    t-interval of the mean over trained models (seedvar.stats.interval)."""
     rows = []
     for (cond, mode), group in groups(finished).items():
         pooled = PooledSummary.of_passes([r.accuracy(mode) for r in group])
         means = np.array([r.accuracy(mode).mean() for r in group])
-        s = spread.spread(means)
+        s = mean_interval(means, resolution=resolution(group), bounds=BOUNDS)
         rows.append(
             {
                 "condition": cond,
@@ -69,6 +69,7 @@ def accuracy_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "mean": pooled.mean,
                 "std": pooled.std,
                 "seed_std": s.std if len(means) > 1 else 0.0,
+                "resolution": resolution(group),
                 "ci_low": s.ci_low,
                 "ci_high": s.ci_high,
                 "min": pooled.min,
@@ -79,15 +80,15 @@ def accuracy_table(finished: list[LoadedRun]) -> pd.DataFrame:
 
 
 def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Between-model and within-model variance per condition and mode (needs 2+ models, 2+ passes)."""
+    """Between-model and within-model variance per condition and mode (needs 2+ models, 2+ passes), on a
+    balanced design: each model's first passes, as many as the model with the fewest has."""
     rows = []
     for (cond, mode), group in groups(finished).items():
-        if len(group) < 2:
+        per_model = components.balanced([r.accuracy(mode) for r in group])
+        if len(group) < 2 or len(per_model[0]) < 2:  # one pass per model: within and between are one
             continue
-        values = np.concatenate([r.accuracy(mode) for r in group])
-        ids = np.concatenate([np.full(len(r.accuracy(mode)), i) for i, r in enumerate(group)])
-        if len(values) <= len(group):  # one pass per model: within and between cannot be told apart
-            continue
+        values = np.concatenate(per_model)
+        ids = np.repeat(np.arange(len(per_model)), len(per_model[0]))
         v = components.variance_components(values, ids)
         rows.append(
             {
@@ -105,6 +106,8 @@ def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "share_within_ci_low": 100 * v.share_within_ci[0],
                 "share_within_ci_high": 100 * v.share_within_ci[1],
                 "share_between": 100 * v.share_between,
+                "share_between_ci_low": 100 * v.share_between_ci[0],
+                "share_between_ci_high": 100 * v.share_between_ci[1],
                 "method": v.method,
                 "truncated": v.truncated,
                 "ci_method": v.ci_method,
@@ -142,7 +145,7 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """
     rows = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.condition == cond and "eval" in r.modes]
+        group = [r for r in finished if r.label == cond and "eval" in r.modes]
         if len(group) < 3:
             continue
         ids, labels, correct = testnoise.correctness_matrix(
@@ -158,14 +161,14 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "seed_std": 100 * np.sqrt(t.total),
                 "test_set_std": 100 * np.sqrt(max(t.test_set, 0.0)),
                 "models_std": 100 * np.sqrt(max(t.models, 0.0)),
-                "binomial_floor_std": 100 * np.sqrt(t.binomial_floor),
+                "binomial_bound_std": 100 * np.sqrt(t.binomial_bound),
                 "test_set_share": 100 * t.share_test_set,
                 "test_set_share_ci_low": 100 * t.share_test_set_ci[0],
                 "test_set_share_ci_high": 100 * t.share_test_set_ci[1],
                 "seed_var": pts2 * t.total,
+                "seed_var_ci_low": pts2 * t.total_ci[0],
+                "seed_var_ci_high": pts2 * t.total_ci[1],
                 "test_set_var": pts2 * t.test_set,
-                "test_set_var_ci_low": pts2 * t.test_set_ci[0],
-                "test_set_var_ci_high": pts2 * t.test_set_ci[1],
                 "models_var": pts2 * t.models,
                 "models_var_ci_low": pts2 * t.models_ci[0],
                 "models_var_ci_high": pts2 * t.models_ci[1],
@@ -181,13 +184,11 @@ def mode_gap_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points)."""
     tables = []
     for cond in conditions(finished):
-        group = [
-            r for r in finished if r.condition == cond and {"eval", "train", "mc_dropout"} <= set(r.modes)
-        ]
+        group = [r for r in finished if r.label == cond and {"eval", "train", "mc_dropout"} <= set(r.modes)]
         if not group:
             continue
         acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in ("eval", "train", "mc_dropout")}
-        t = modes.mode_gaps(acc)
+        t = modes.mode_gaps(acc, resolution=resolution(group))
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -218,7 +219,7 @@ def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
     key = PARAM_DATA_PREFIX
     rows = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.condition == cond and f"{key}leakage" in r.params]
+        group = [r for r in finished if r.label == cond and f"{key}leakage" in r.params]
         if not group:
             continue
 
@@ -297,7 +298,7 @@ def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "condition": r.condition,
+                "condition": r.label,
                 "source": r.varied,
                 "replicate": r.replicate,
                 "accuracy": r.accuracy("eval").mean(),
@@ -324,40 +325,20 @@ def source_table(values: pd.DataFrame) -> pd.DataFrame:
 
 
 def eval_samples(finished: list[LoadedRun]) -> dict[str, np.ndarray]:
-    """Mean eval accuracy of each trained model, by condition (conditions with 2+ models only)."""
+    """Mean eval accuracy of each trained model, by condition."""
     samples: dict[str, list[float]] = {}
     for r in finished:
         if "eval" in r.modes:
-            samples.setdefault(r.condition, []).append(r.accuracy("eval").mean())
-    return {k: np.array(v) for k, v in samples.items() if len(v) >= 2}
+            samples.setdefault(r.label, []).append(r.accuracy("eval").mean())
+    return {k: np.array(v) for k, v in samples.items()}
 
 
-def power_table(samples: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Replicates per model needed to detect 1 and 0.5 points at each condition's seed-to-seed std."""
-    rows = []
-    for cond, vals in samples.items():
-        sd = float(np.std(vals, ddof=1))
-        rows.append(
-            {
-                "condition": cond,
-                "seed_std": sd,
-                "replicates_for_1_point": compare.replicates_needed(sd, 1.0),
-                "replicates_for_0.5_point": compare.replicates_needed(sd, 0.5),
-            }
-        )
-    return pd.DataFrame(rows)
+def eval_resolution(finished: list[LoadedRun]) -> dict[str, float]:
+    """Each condition's accuracy grid in points (the floor of its intervals and tests)."""
+    return {cond: resolution([r for r in finished if r.label == cond]) for cond in conditions(finished)}
 
 
-ALPHA = 0.05  # the family-wise error rate of the Holm-corrected comparisons
 SPREAD_FLOOR = 1e-9  # points²: a seed variance below this is float noise, not spread
-
-
-def separated_pairs(comparisons: pd.DataFrame, alpha: float = ALPHA) -> list[tuple[str, str]]:
-    """The pairs of conditions the Holm-corrected Welch tests tell apart."""
-    if comparisons.empty:
-        return []
-    apart = comparisons[comparisons["welch_p_holm"] < alpha]
-    return list(zip(apart["a"], apart["b"], strict=True))
 
 
 def condition_table(
@@ -366,12 +347,12 @@ def condition_table(
     variance: pd.DataFrame,
     flips: pd.DataFrame,
     test_noise: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    degenerate: list[str],
+    ranked: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per condition, best eval accuracy first: what a several-condition answer opens with.
 
-    Eval accuracy (mean over trained models, its 95% CI and the seed std), the train - eval gap with its
+    Eval accuracy (mean over trained models, its 95% t-interval and the seed std, from `ranked`, the
+    conditions compared as `analysis.compare.summary` gives them), the train - eval gap with its
     BatchNorm (train - mc_dropout) and dropout (mc_dropout - eval) parts, the share of train-mode variance
     from test-time dropout, the train-mode flip rate, the finite test set's share of the eval seed
     variance (all in points or %), and the group letter: conditions sharing a letter are not told apart by
@@ -388,22 +369,23 @@ def condition_table(
         found = table.loc[mask, column]
         return float(found.iloc[0]) if len(found) else float("nan")
 
-    names = list(dict.fromkeys(accuracy["condition"]))
-    means = {c: cell(accuracy, c, "mean", mode="eval") for c in names}
-    compared = [c for c in names if c not in degenerate and np.isfinite(means[c])]
-    letters = compare.letter_groups({c: means[c] for c in compared}, separated_pairs(comparisons))
+    names = list(ranked["condition"]) + [
+        c for c in dict.fromkeys(accuracy["condition"]) if c not in set(ranked["condition"])
+    ]
     rows = []
     for cond in names:
+        mean = cell(ranked, cond, "mean")
         gap = cell(mode_gaps, cond, "mean", part="total")
         if not np.isfinite(gap):  # no MC dropout: the gap without its parts
-            gap = cell(accuracy, cond, "mean", mode="train") - means[cond]
+            gap = cell(accuracy, cond, "mean", mode="train") - mean
+        found = ranked[ranked["condition"] == cond]
         rows.append(
             {
                 "condition": cond,
-                "seeds": int(cell(accuracy, cond, "runs", mode="eval")) if np.isfinite(means[cond]) else 0,
-                "eval_mean": means[cond],
-                "eval_ci_low": cell(accuracy, cond, "ci_low", mode="eval"),
-                "eval_ci_high": cell(accuracy, cond, "ci_high", mode="eval"),
+                "seeds": int(cell(ranked, cond, "runs")) if len(found) else 0,
+                "eval_mean": mean,
+                "eval_ci_low": cell(ranked, cond, "ci_low"),
+                "eval_ci_high": cell(ranked, cond, "ci_high"),
                 "seed_std": cell(accuracy, cond, "seed_std", mode="eval"),
                 "train_minus_eval": gap,
                 "batchnorm_part": cell(mode_gaps, cond, "mean", part="batchnorm"),
@@ -415,48 +397,9 @@ def condition_table(
                 "test_set_share": float(np.clip(cell(test_noise, cond, "test_set_share"), 0, 100))
                 if cell(test_noise, cond, "seed_var") > SPREAD_FLOOR
                 else float("nan"),
-                "group": "degenerate" if cond in degenerate else letters.get(cond, "–"),
+                "group": found["group"].iloc[0] if len(found) else "–",
             }
         )
-    table = pd.DataFrame(rows)
-    return table.sort_values("eval_mean", ascending=False, kind="stable", na_position="last").reset_index(
-        drop=True
-    )
-
-
-def comparison_matrices(table: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Difference of means (row minus column) and Holm-adjusted Welch p-values, as square tables."""
-    diff = pd.DataFrame(0.0, index=names, columns=names)
-    pv = pd.DataFrame(np.nan, index=names, columns=names)
-    for _, row in table.iterrows():
-        diff.loc[row["a"], row["b"]], diff.loc[row["b"], row["a"]] = row["diff"], -row["diff"]
-        pv.loc[row["a"], row["b"]] = pv.loc[row["b"], row["a"]] = row["welch_p_holm"]
-    return diff, pv
-
-
-def spread_test_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Brown-Forsythe: is a stochastic mode's spread over passes different from eval's spread over seeds?
-
-    One row per condition and stochastic mode.
-    """
-    rows = []
-    for cond in conditions(finished):
-        group = [r for r in finished if r.condition == cond]
-        ev = np.array([r.accuracy("eval").mean() for r in group if "eval" in r.modes])
-        for mode in STOCHASTIC_MODES:
-            tr = np.concatenate([r.accuracy(mode) for r in group if mode in r.modes] or [np.array([])])
-            if len(ev) >= 2 and len(tr) >= 2:
-                stat, p = compare.spread_test(ev, tr)
-                rows.append(
-                    {
-                        "condition": cond,
-                        "mode": mode,
-                        "eval_seed_std": ev.std(ddof=1),
-                        "mode_pass_std": tr.std(ddof=1),
-                        "brown_forsythe": stat,
-                        "p": p,
-                    }
-                )
     return pd.DataFrame(rows)
 
 
@@ -464,7 +407,7 @@ def curve_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """Training loss and accuracy (%) per epoch of every run: the curves' bands."""
     rows = [
         {
-            "condition": r.condition,
+            "condition": r.label,
             "run": r.name,
             "epoch": step,
             "metric": metric,
@@ -525,7 +468,7 @@ def map_data(finished: list[LoadedRun]) -> list[MapData]:
     out = []
     for cond in conditions(finished):
         for r in finished:
-            p = r.preds if r.condition == cond else None
+            p = r.preds if r.label == cond else None
             if p is None or p.gt is None or p.coords is None or "eval" not in p.passes:
                 continue
             mode = "train" if "train" in p.passes else "mc_dropout" if "mc_dropout" in p.passes else None
@@ -565,7 +508,7 @@ class Tables:
     per_source: pd.DataFrame
     power: pd.DataFrame
     comparisons: pd.DataFrame
-    spread_tests: pd.DataFrame
+    ranked: pd.DataFrame  # the conditions compared on eval accuracy (analysis.compare.summary)
     curves: pd.DataFrame
     failures: pd.DataFrame
     maps: list[MapData]
@@ -582,12 +525,15 @@ def build(study: StudyRuns) -> Tables:
     ref = reference_runs(finished)
     values = source_values(finished)
     flags = degenerate_table(ref)
-    bad = set(degenerate_conditions(flags))
-    samples = {k: v for k, v in eval_samples(ref).items() if k not in bad}
+    bad = degenerate_conditions(flags)
+    samples = eval_samples(ref)
+    grid = eval_resolution(ref)
+    kept = {k: v for k, v in samples.items() if k not in bad}
     per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
     accuracy, gaps, variance = accuracy_table(ref), mode_gap_table(ref), variance_table(ref)
     flip, noise = flip_table(ref), test_noise_table(ref)
-    comparisons = compare.compare_all(samples) if len(samples) >= 2 else pd.DataFrame()
+    comparisons = compare.comparisons(kept, grid)
+    ranked = compare.summary(samples, comparisons, resolution=grid, excluded=bad)
     return Tables(
         passes=pass_table(ref),
         accuracy=accuracy,
@@ -600,13 +546,11 @@ def build(study: StudyRuns) -> Tables:
         settings=settings_table(study),
         source_values=values,
         per_source=per_source,
-        power=power_table(samples),
+        power=compare.power_table(kept, POWER_DIFFS, grid, unit="_point"),
         comparisons=comparisons,
-        spread_tests=spread_test_table(ref),
+        ranked=ranked,
         curves=curve_table(finished),
         failures=failure_table(study.runs),
         maps=map_data(ref),
-        conditions=condition_table(
-            accuracy, gaps, variance, flip, noise, comparisons, degenerate_conditions(flags)
-        ),
+        conditions=condition_table(accuracy, gaps, variance, flip, noise, ranked),
     )

@@ -30,8 +30,7 @@ from seedvar.record.claims import claims_for
 from seedvar.record.reader import StoredRun, child_runs, latest_finished
 from seedvar.record.recorder import SweepRecorder, tag_experiment
 from seedvar.record.store import Store, StoreUnavailable, resolve_uri
-from seedvar.results import condition_name
-from seedvar.twostage import Decision, Target, decide
+from seedvar.stats.twostage import Decision, Target, decidable, decide
 
 
 @dataclass
@@ -297,36 +296,33 @@ WAIT_SECONDS = 2.0  # how often a two-stage sweep looks whether the pilot runs o
 
 def pilot_accuracies(
     store: Store | None, experiment_id: str | None, pilots: list[RunConfig], target: Target
-) -> dict[str, list[float]]:
-    """Per condition, the target mode's per-model accuracy (points, as logged) of its finished pilot runs:
-    what every host reads from the store alike, so they decide alike. No store yet: no finished pilot."""
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per condition, the target mode's per-model accuracy (points, as logged) of its finished pilot runs
+    and the test set's resolution (points): what every host reads from the store alike, so they decide
+    alike. No store yet: no finished pilot."""
     finished = latest_finished(child_runs(store, experiment_id)) if store and experiment_id else {}
     out: dict[str, list[float]] = {}
+    grid: dict[str, float] = {}
     for c in pilots:
-        cond = condition_name(c.model, c.deterministic, c.variant)
+        cond = c.condition.name
         out.setdefault(cond, [])
         run = finished.get(c.config_hash)
         summary = run.summaries.get(target.mode) if run is not None else None
         if summary is not None:
             out[cond].append(100 * summary.acc_mean)
-    return out
+            grid[cond] = max(grid.get(cond, 0.0), run.resolution)
+    return out, grid
 
 
-def _decide(result: SweepResult, study: Study, device: str, finished: dict[str, list[float]]) -> None:
+def _decide(
+    result: SweepResult, study: Study, device: str, pilots: tuple[dict[str, list[float]], dict[str, float]]
+) -> None:
     """Decide every condition whose pilot is complete and extend the plan with its second stage: the
     replicates n0..n-1, the very configs of a plain sweep with --replicates n."""
     target = study.target
-    complete = {c: v for c, v in finished.items() if len(v) == target.pilot}
-    for cond, values in finished.items():
-        if len(values) < target.pilot:
-            result.undecided[cond] = f"pilot {len(values)}/{target.pilot} finished"
-    if target.diff > 0 and result.undecided:  # pairs are over every condition: all pilots first
-        for cond in complete:
-            result.undecided[cond] = (
-                "waits for the other conditions' pilots (--target-diff compares them all)"
-            )
-        complete = {}
-    result.decisions = decide(complete, target) if complete else {}
+    finished, grid = pilots
+    complete, result.undecided = decidable(finished, target)
+    result.decisions = decide(complete, target, grid) if complete else {}
     by_n: dict[int, list[str]] = {}
     for cond, d in result.decisions.items():
         by_n.setdefault(d.n, []).append(cond)
@@ -334,10 +330,7 @@ def _decide(result: SweepResult, study: Study, device: str, finished: dict[str, 
         if n > target.pilot:
             more = dataclasses.replace(study, seeds=dataclasses.replace(study.seeds, replicates=n))
             result.configs += [
-                c
-                for c in expand(more, device)
-                if c.replicate >= target.pilot
-                and condition_name(c.model, c.deterministic, c.variant) in conds
+                c for c in expand(more, device) if c.replicate >= target.pilot and c.condition.name in conds
             ]
 
 

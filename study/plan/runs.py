@@ -15,6 +15,7 @@ from typing import Any
 
 from seedvar.plan.seeding import run_seeds
 from seedvar.plan.spec import Study, TestSpec, TrainSpec
+from seedvar.results import Condition
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class RunConfig:
         if out["model_source_sha256"] is None:
             del out["model_source_sha256"]
         return out
+
+    @property
+    def condition(self) -> Condition:
+        """The model, determinism and dataset variant it is compared across seeds under."""
+        return Condition(self.model, self.deterministic, self.variant)
 
     @property
     def config_hash(self) -> str:

@@ -18,7 +18,7 @@ from seedvar.errors import UserError
 from seedvar.plan.ready import locate
 from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
 from seedvar.results import MODES
-from seedvar.twostage import Target
+from seedvar.stats.twostage import STD_CHOICES, Target
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,14 @@ class SeedSpec:
     vary: tuple[str, ...] = ("all",)
     # sources pinned to one seed in every run, e.g. {split = 345}: the HybridSN code's fixed pixel split
     fixed: dict[str, int] = field(default_factory=dict)
-    # Two-stage sweeps (seedvar.twostage): `replicates` is then the pilot; the data decide the rest.
+    # Two-stage sweeps (seedvar.stats.twostage): `replicates` is then the pilot; the data decide the rest.
     target_ci: float = 0.0  # half-width of each condition's 95% interval, accuracy points (0: off)
     target_diff: float = 0.0  # smallest difference between conditions to tell apart, points (0: off)
     target_mode: str = "eval"  # whose per-model accuracy the targets are about
     max_replicates: int = 100  # no condition gets more replicates than this
+    # what --target-diff sizes each pair at: "upper80", the 80% upper confidence bound of the pilot std
+    # (Browne 1995), or "pilot", the pilot std itself
+    target_std: str = "upper80"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ class Study:
     def target(self) -> Target:
         """The two-stage target of this study (inactive unless target_ci or target_diff is set)."""
         sd = self.seeds
-        return Target(sd.target_ci, sd.target_diff, sd.target_mode, sd.replicates, sd.max_replicates)
+        return Target(
+            sd.target_ci, sd.target_diff, sd.target_mode, sd.replicates, sd.max_replicates, sd.target_std
+        )
 
 
 _SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
@@ -341,6 +346,8 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
             raise fail(
                 f"seeds.{key}", f"must be >= 0 accuracy points (0 turns it off), got {getattr(seeds, key)}"
             )
+    if seeds.target_std not in STD_CHOICES:
+        raise fail("seeds.target_std", f"must be one of {', '.join(STD_CHOICES)}, got {seeds.target_std!r}")
     if seeds.max_replicates < 1:
         raise fail("seeds.max_replicates", f"must be at least 1, got {seeds.max_replicates}")
     if seeds.target_ci > 0 or seeds.target_diff > 0:

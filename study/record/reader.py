@@ -7,12 +7,14 @@ runs through `StoredRun`, so a missing tag means the same thing everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mlflow.entities import Run
 
 from seedvar.record import schema as s
 from seedvar.record.store import Store
-from seedvar.results import MODES, PassSummary, condition_name
+from seedvar.results import MODES, Condition, PassSummary
+from seedvar.stats.interval import resolution_of
 
 
 @dataclass
@@ -63,9 +65,22 @@ class StoredRun:
         )
 
     @property
-    def condition(self) -> str:
-        """`hybridsn`, `hybridsn (nondet)`, `hybridsn (split=spatial)`: what the tables group by."""
-        return condition_name(self.model, self.deterministic, self.variant)
+    def condition(self) -> Condition:
+        """The model, determinism and dataset variant it was trained under: what the tables group by."""
+        return Condition(self.model, self.deterministic, self.variant)
+
+    @property
+    def test_samples(self) -> int | None:
+        """How many test samples it was tested on (its data's `n_test`), when it says."""
+        try:
+            return int(self.params[f"{s.PARAM_DATA_PREFIX}n_test"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def resolution(self) -> float:
+        """The grid its accuracy lies on, in points: 100 / test samples (0 when unknown)."""
+        return resolution_of([self.test_samples or 0])
 
     @property
     def finished(self) -> bool:
@@ -110,3 +125,17 @@ def latest_finished(runs: list[StoredRun]) -> dict[str, StoredRun]:
         if run.finished and run.kind != s.KIND_SWEEP:
             latest[run.config_hash] = run
     return latest
+
+
+R = TypeVar("R", bound=StoredRun)
+
+
+def reference_runs(runs: list[R]) -> list[R]:
+    """Per condition, its runs with every source varied (`all`), or all its runs when it has none.
+
+    In a one-source-at-a-time study only the `all` reference runs are draws of ordinary seeds: every
+    per-condition statistic (spread, interval, components, test noise, power, a two-stage decision)
+    comes from them. The one place that chooses them.
+    """
+    with_all = {r.condition for r in runs if r.varied == "all"}
+    return [r for r in runs if r.varied == "all" or r.condition not in with_all]

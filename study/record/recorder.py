@@ -22,8 +22,8 @@ from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.environment import device_name, environment, to_json
 from seedvar.record.reader import StoredRun, get_run, read_runs
 from seedvar.record.store import Store, StoreUnavailable, interrupts_held
-from seedvar.results import EpochStats, RunResult, condition_name, describe
-from seedvar.twostage import Decision, Target
+from seedvar.results import EpochStats, RunResult, describe
+from seedvar.stats.twostage import Decision, Target
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
@@ -255,29 +255,13 @@ class SweepRecorder:
         """Heartbeats while the sweep runs, so a later sweep can tell a dead one from a live one."""
         return beating(self.store, self.run_id, self.timeout / 4)
 
-    def log_summary(self, spreads: Mapping[tuple[str, str], Mapping[str, float | int | None]]) -> None:
-        """The study's spread across seeds as metrics of this parent run, per (condition key, mode): the
-        SEED_STATS (mean, std, 95% CI, number of runs) in the runs table itself. None values are left out."""
-        metrics = [
-            (s.summary_metric(condition, mode, stat), float(values[stat]), 0)
-            for (condition, mode), values in spreads.items()
-            for stat in s.SEED_STATS
-            if values.get(stat) is not None
-        ]
-        self.store.log(self.run_id, metrics)
-
     def log_decisions(
         self, target: Target, decisions: Mapping[str, Decision], configs: list[RunConfig]
     ) -> None:
         """A two-stage sweep's target as params and each condition's decision as metrics; the plan
         artifact then lists the second stage's runs too."""
         params = {f"{s.TARGET_PREFIX}{k}": str(v) for k, v in dataclasses.asdict(target).items()}
-        keys = {
-            condition_name(c.model, c.deterministic, c.variant): s.condition_key(
-                c.model, c.deterministic, c.variant
-            )
-            for c in configs
-        }
+        keys = {c.condition.name: c.condition.key for c in configs}
         metrics = [
             (s.target_metric(keys[cond], stat), float(getattr(d, attr)), 0)
             for cond, d in decisions.items()

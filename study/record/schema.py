@@ -52,7 +52,7 @@ TAG_VIEW_STATE_PREFIX = "mlflow.sharedViewState."
 VIEW_STATE_KEY = "seedvar"
 TAG_VIEW_STATE = TAG_VIEW_STATE_PREFIX + VIEW_STATE_KEY
 
-# A two-stage study's target (seedvar.twostage.Target as JSON), so the report states and checks its rule.
+# A two-stage study's target (seedvar.stats.twostage.Target as JSON), so the report states and checks its rule.
 TAG_TARGET = "seedvar.target"
 
 # -- params ----------------------------------------------------------------------------------------------
@@ -81,16 +81,10 @@ def test_metric(mode: str, name: str) -> str:
     return f"test.{mode}.{name}"
 
 
-# The sweep's parent run: per condition and mode, the spread of per-run mean accuracy across trained models.
+# Earlier versions logged each condition's spread on the sweep's parent run as summary.<condition>.<mode>.*;
+# the view drops those columns. Now it is logged once, on the condition's own run (SEED_PREFIX).
 SUMMARY_PREFIX = "summary."
 SEED_STATS = ("acc_mean", "acc_std", "acc_ci_low", "acc_ci_high", "runs")
-
-
-def condition_key(model: str, deterministic: bool, variant: str = "") -> str:
-    """A condition as MLflow names allow it (no spaces, brackets or '='): `hybridsn`, `hybridsn-nondet`,
-    `hybridsn-split-spatial`."""
-    key = model if deterministic else f"{model}-nondet"
-    return f"{key}-{variant.replace('=', '-').replace(', ', '-')}" if variant else key
 
 
 # A two-stage sweep's parent run: each condition's decision, `target.<condition>.<stat>`.
@@ -106,11 +100,6 @@ TARGET_STATS = {
 def target_metric(condition: str, stat: str) -> str:
     """`target.hybridsn.replicates` and friends, on a two-stage sweep's parent run."""
     return f"{TARGET_PREFIX}{condition}.{stat}"
-
-
-def summary_metric(condition: str, mode: str, stat: str) -> str:
-    """`summary.hybridsn.eval.acc_mean` and friends, on a sweep's parent run."""
-    return f"{SUMMARY_PREFIX}{condition}.{mode}.{stat}"
 
 
 SEED_PREFIX = "seeds."

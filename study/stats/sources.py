@@ -16,7 +16,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from seedvar.analysis.spread import NAN, NAN_PAIR, as_1d_finite, check_ci, flat_dict, spread
+from seedvar.stats.interval import LEVEL, NAN, NAN_PAIR, as_1d_finite, check_level, flat_dict, mean_interval
 
 REFERENCE = "all"
 
@@ -40,9 +40,9 @@ class VarianceRatio:
         return flat_dict(self)
 
 
-def variance_ratio(x: ArrayLike, reference: ArrayLike, *, ci: float = 0.95) -> VarianceRatio:
+def variance_ratio(x: ArrayLike, reference: ArrayLike, *, ci: float = LEVEL) -> VarianceRatio:
     """Ratio of two sample variances (ddof=1) and its F-based interval (scipy.stats.f)."""
-    ci = check_ci(ci)
+    ci = check_level(ci)
     a, r = as_1d_finite(x, "x"), as_1d_finite(reference, "reference")
     if a.size < 2 or r.size < 2:
         raise ValueError("a variance ratio needs at least 2 values on each side")
@@ -58,9 +58,10 @@ def variance_ratio(x: ArrayLike, reference: ArrayLike, *, ci: float = 0.95) -> V
 
 
 def ratios_to_reference(
-    values: ArrayLike, sources: ArrayLike, *, reference: str = REFERENCE, ci: float = 0.95
+    values: ArrayLike, sources: ArrayLike, *, reference: str = REFERENCE, ci: float = LEVEL
 ) -> pd.DataFrame:
-    """One row per source (reference first): Spread fields, variance, ratio to the reference and its CI.
+    """One row per source (reference first): mean, std and t-interval, variance, ratio to the reference
+    and its F interval.
 
     The reference row has ratio 1 and no interval. Sources with fewer than 2 values, or a reference
     with fewer than 2, get nan ratios.
@@ -77,7 +78,7 @@ def ratios_to_reference(
     rows = []
     for label in labels:
         x = y[src == label]
-        s = spread(x, ci=ci)
+        s = mean_interval(x, level=ci)
         row = {"source": label, **s.as_dict(), "variance": s.std**2 if x.size > 1 else NAN}
         if label == reference:
             ratio, lo, hi = (1.0, NAN, NAN) if ref.size > 1 and np.var(ref) > 0 else (NAN, NAN, NAN)

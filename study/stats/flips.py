@@ -1,5 +1,5 @@
 """Prediction flips: how many test samples change class between two passes of one model (flip rate),
-and between two trained models (churn)."""
+and between two trained models (churn); and the accuracy of each pass."""
 
 from __future__ import annotations
 
@@ -8,9 +8,35 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from seedvar.results import flip_rate  # defined beside PassSummary, whose flip_rate field it computes
 
-__all__ = ["churn", "flip_rate", "mean_churn"]
+def pass_accuracy(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Accuracy (fraction) of each pass of (K, N) predictions."""
+    return (preds == labels[None, :]).mean(axis=1)
+
+
+def flip_rate(preds: np.ndarray) -> float:
+    """Mean over all pairs of passes of the fraction of samples whose predicted class differs.
+
+    ``preds`` is (K passes, N samples). Per sample, the number of agreeing pairs is sum_c C(count_c, 2);
+    it is found by sorting each column and counting, for every element, the earlier equal elements of
+    its run, so the cost is O(K N log K) with no (N, classes) table. K < 2 -> nan.
+    """
+    p = np.asarray(preds)
+    if p.ndim != 2:
+        raise ValueError(f"preds must be 2-D (passes, samples), got shape {p.shape}")
+    k, n = p.shape
+    if k < 2:
+        return float("nan")
+    if n == 0:
+        raise ValueError("preds has no samples")
+    s = np.sort(p, axis=0)
+    starts = np.ones_like(s, dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    rows = np.arange(k)[:, None]
+    run_start = np.maximum.accumulate(np.where(starts, rows, 0), axis=0)
+    agreeing = int(np.sum(rows - run_start))  # sum over samples of sum_c C(count_c, 2)
+    pairs = k * (k - 1) // 2
+    return 1.0 - agreeing / (pairs * n)
 
 
 def churn(a: ArrayLike, b: ArrayLike) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from seedvar.analysis.spread import flat_dict
+from seedvar.stats.interval import flat_dict
 
 
 def chance_level(labels: ArrayLike) -> float:

@@ -6,7 +6,7 @@ Train mode switches on both; MC dropout switches on dropout alone. So for every 
                    BatchNorm batch statistics   dropout
 
 exactly, and seedvar already measures all three. Each part is reported as the mean over trained
-models with a bootstrap CI (scipy BCa) over them.
+models with the t-interval of a mean (seedvar.stats.interval): the differences are paired, one per model.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from seedvar.analysis.spread import as_1d_finite, spread
+from seedvar.stats.interval import LEVEL, as_1d_finite, mean_interval
 
 PARTS = (
     ("total", "train", "eval", "train - eval"),
@@ -27,12 +27,14 @@ PARTS = (
 
 
 def mode_gaps(
-    accuracy: Mapping[str, ArrayLike], *, ci: float = 0.95, n_resamples: int = 9999, seed: int = 0
+    accuracy: Mapping[str, ArrayLike], *, ci: float = LEVEL, resolution: float = 0.0
 ) -> pd.DataFrame:
     """Rows total / batchnorm / dropout: the per-model differences' n, mean, std, CI, min, max.
 
     ``accuracy`` maps eval, train and mc_dropout to each trained model's mean accuracy in that mode,
     in the same model order (paired). The parts add up model by model, so their means add up too.
+    `resolution` floors the std of a part that varies; a part that is exactly 0 for every model (no
+    dropout, no BatchNorm) is 0 by construction and keeps a zero-width interval.
     """
     acc = {m: as_1d_finite(accuracy[m], m) for m in ("train", "mc_dropout", "eval")}
     if len({a.size for a in acc.values()}) != 1:
@@ -41,7 +43,8 @@ def mode_gaps(
     for part, a, b, what in PARTS:
         # rounded far below a test sample's weight: equal predictions averaged over other pass counts
         # differ by float noise (1e-15), which must read as 0, not as a difference
-        s = spread(np.round(acc[a] - acc[b], 9), ci=ci, n_resamples=n_resamples, seed=seed)
+        d = np.round(acc[a] - acc[b], 9)
+        s = mean_interval(d, level=ci, resolution=resolution if np.any(d != 0) else 0.0)
         rows.append({"part": part, "difference": what, **s.as_dict()})
     return pd.DataFrame(rows)
 
