@@ -1,4 +1,4 @@
-"""Runner overhead: one epoch of HybridSN through seedvar.engine.runner.run_one (MLflow on) against a plain loop.
+"""Runner overhead: one epoch of HybridSN through seedvar.sweeper.tracked.run_one (MLflow on) against a plain loop.
 
 seedvar: a 1-epoch study run by run_one into a temporary sqlite store; its epoch is timed from the
 runner's "start" event to its "epoch" event, so it includes the Trainer, the epoch's metrics going to
@@ -74,8 +74,8 @@ def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[flo
 
 def seedvar_run(cfg: Any, store: Any, data_root: str, name: str) -> tuple[float, float, Any]:
     """run_one in a fresh experiment; returns (epoch seconds, whole-run seconds, outcome)."""
-    from seedvar.engine.runner import RunContext, run_one
     from seedvar.record import schema
+    from seedvar.sweeper.tracked import RunContext, run_one
 
     exp = store.experiment_id(name)
     parent = store.start_run(exp, "bench", {schema.TAG_KIND: schema.KIND_SWEEP})

@@ -20,6 +20,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from seedvar.plan import Study
+    from seedvar.plan.ready import ReadyStudy
+    from seedvar.sweeper import SweepResult
 
 # Keyword overrides of `sweep` and the spec field each one sets (the rest are execution settings, or
 # dotted spec keys such as "train.lr" passed as **{"train.lr": 0.01}).
@@ -56,8 +58,8 @@ def sweep(
     progress: bool = True,
     out: TextIO | None = None,
     **overrides: Any,
-) -> Any:
-    """Train and test what is missing of a study, print the summary table, return a `SweepResult`
+) -> SweepResult:
+    """Train and test what is missing of a study, print the summary table, return the `SweepResult`
     (its `summary` is that table as a DataFrame, its `outcomes` one per run it tried).
 
     `spec` is a path, a ready study's name (`seedvar.ready_studies()`), a dict shaped like a spec's TOML, or a
@@ -68,9 +70,9 @@ def sweep(
     name (`**{"train.lr": 0.01}`).
     """
     from seedvar.engine.determinism import prepare_cuda_env
-    from seedvar.engine.execution import Execution
-    from seedvar.engine.sweep import run_sweep
     from seedvar.errors import UserError
+    from seedvar.plan.execution import Execution
+    from seedvar.sweeper import run_sweep
 
     prepare_cuda_env()  # before anything can start CUDA
     out = out or sys.stdout
@@ -103,7 +105,9 @@ def sweep(
     if dry_run:
         _print_plan(result, out)
         return result
-    _finish(result, out)
+    for o in result.failed:
+        print(f"FAILED {o.run_name}: {o.reason}", file=out)
+    print_summary(result.summary, out)
     return result
 
 
@@ -130,8 +134,8 @@ def _study(spec: str | Path | Mapping[str, Any] | Study, overrides: dict[str, An
     return load_study(spec, overrides)
 
 
-def _print_plan(result: Any, out: TextIO) -> None:
-    from seedvar.engine.sweep import plan_table
+def _print_plan(result: SweepResult, out: TextIO) -> None:
+    from seedvar.sweeper.status import plan_table
 
     print(plan_table(result.configs, result.status).to_string(index=False), file=out)
     counts = pd.Series(list(result.status.values())).value_counts().to_dict()
@@ -144,7 +148,7 @@ def _print_plan(result: Any, out: TextIO) -> None:
         print(stage_table(result).to_string(index=False), file=out)
 
 
-def stage_table(result: Any) -> pd.DataFrame:
+def stage_table(result: SweepResult) -> pd.DataFrame:
     """Per condition of a two-stage sweep: its pilot's status, seed std and the (projected) replicates."""
     target = result.study.target
     rows = [
@@ -170,52 +174,15 @@ def stage_table(result: Any) -> pd.DataFrame:
     return table.rename(columns={"seed_std": f"seed_std ({target.mode})"})
 
 
-def _finish(result: Any, out: TextIO) -> None:
-    """Read the plan's finished runs back, log the spread across seeds on the sweep's parent run and on
-    each condition's run (the MLflow UI's rows), print the failures and the summary table."""
-    from seedvar.analysis.summary import condition_spreads, sweep_table
-    from seedvar.record.reader import child_runs, latest_finished
-    from seedvar.record.recorder import record_conditions
-    from seedvar.record.store import Store
-
-    store = Store(result.tracking_uri, create=False)
-    order = {c.config_hash: i for i, c in enumerate(result.configs)}
-    latest = latest_finished(child_runs(store, result.experiment_id))
-    finished = sorted((r for h, r in latest.items() if h in order), key=lambda r: order[r.config_hash])
-    modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
-    if latest:  # every finished run of the study, also of earlier sweeps and plans
-        record_conditions(store, result.experiment_id, *condition_spreads(list(latest.values()), modes))
-    for o in result.failed:
-        print(f"FAILED {o.run_name}: {o.reason}", file=out)
-    result.summary = sweep_table(finished, modes)
-    target = result.study.target
-    if target.active and not result.summary.empty:
-        result.summary["target"] = [
-            target_mark(result, row["model"], int(row["runs"])) if row["mode"] == target.mode else ""
-            for _, row in result.summary.iterrows()
-        ]
-    print_summary(result.summary, out)
-
-
-def target_mark(result: Any, condition: str, runs: int) -> str:
-    """How a condition of a two-stage sweep stands: its target reached, capped, or not decided yet."""
-    target, d = result.study.target, result.decisions.get(condition)
-    if d is None:
-        return result.undecided.get(condition, "not decided")
-    if runs < d.n:
-        return f"short: {runs} of n={d.n} finished"
-    half = f", +-{d.half_width:.2f}" if target.ci else ""
-    if d.capped:
-        return f"capped at n={d.n}{half}" + (f" > {target.ci:g}" if target.ci else "")
-    return f"reached: n={d.n}{half}" + (f" <= {target.ci:g}" if target.ci else "")
-
-
 def print_summary(summary: pd.DataFrame, out: TextIO) -> None:
     """The table a sweep ends with."""
     if summary.empty:
         print("no finished runs yet", file=out)
         return
-    print("\ntest accuracy (%) over every pass of every finished run", file=out)
+    print(
+        "\ntest accuracy (%) over every pass of every finished run; ci: the 95% interval of the mean over runs",
+        file=out,
+    )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
 
 
@@ -329,7 +296,7 @@ def report(
     return Report(experiment, built.answer, built.tables, built.folder, built.logged, built.loaded)
 
 
-def ready_studies() -> list[Any]:
+def ready_studies() -> list[ReadyStudy]:
     """The ready studies that install with seedvar: name, path, description, where they run."""
     from seedvar.plan.ready import ready_studies as found
 

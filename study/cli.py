@@ -12,9 +12,16 @@ from typing import Any
 
 from seedvar import __version__
 from seedvar.engine import executors
-from seedvar.engine.execution import DEFAULT_CHECKPOINT_EVERY
 from seedvar.errors import UserError
-from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT, DEFAULT_RETRY_SECONDS, ENV_RETRY
+from seedvar.plan.execution import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CLAIM_TIMEOUT,
+    DEFAULT_RETRY_SECONDS,
+    DEFAULT_RUNS_PER_GPU,
+    ENV_RETRY,
+)
+from seedvar.plan.spec import SeedSpec
+from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
 from seedvar.stats.twostage import STD_CHOICES
 
 EXIT_USER_ERROR = 2
@@ -82,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
         "--runs-per-gpu",
         type=int,
         metavar="N",
-        help="at most N small runs share one GPU (local workers or Ray tasks; default 1); composes with --jobs",
+        help=f"at most N small runs share one GPU (local workers or Ray tasks; default {DEFAULT_RUNS_PER_GPU}); "
+        "composes with --jobs",
     )
     _store_options(s)
     s.add_argument(
@@ -112,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
         help="two-stage sweep: replicates so that any two conditions D points apart are told apart "
         "(power 0.8, Holm-corrected 5%%)",
     )
-    s.add_argument("--target-mode", help="the test mode the targets are about (default eval)")
+    s.add_argument(
+        "--target-mode", help=f"the test mode the targets are about (default {SeedSpec.target_mode})"
+    )
     s.add_argument(
         "--target-std",
         choices=STD_CHOICES,
@@ -123,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-replicates",
         type=int,
         metavar="N",
-        help="a two-stage sweep gives no condition more (default 100)",
+        help=f"a two-stage sweep gives no condition more (default {SeedSpec.max_replicates})",
     )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
     s.add_argument(
@@ -162,9 +172,14 @@ def _parser() -> argparse.ArgumentParser:
         help="where artifacts (predictions, checkpoints) are kept: a folder or an object store URI such as "
         "s3://bucket/seedvar (default: mlruns/artifacts)",
     )
-    v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
-    v.add_argument("--port", type=int, default=5000)
-    v.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    v.add_argument("--host", default=HOST, help="interface to listen on (default: loopback only)")
+    v.add_argument("--port", type=int, default=PORT)
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=SERVER_WORKERS,
+        help=f"server worker processes (default {SERVER_WORKERS})",
+    )
     v.add_argument(
         "--admin-password-file",
         help="file holding the admin password for MLflow's basic-auth (else $SEEDVAR_ADMIN_PASSWORD)",
@@ -182,8 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     _store_options(u)  # for an http(s) tracking server nothing is started, only its URLs are printed
     u.add_argument("--experiment", help="only this study (default: every study in the store)")
     u.add_argument("--open", action="store_true", help="open the study's runs table in a web browser")
-    u.add_argument("--host", default="127.0.0.1")
-    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--host", default=HOST)
+    u.add_argument("--port", type=int, default=PORT)
     return p
 
 

@@ -224,7 +224,7 @@ def test_listed_dataset_options_become_conditions():
 
 
 def test_execution_settings_resolve_flags_over_the_table_over_the_defaults():
-    from seedvar.engine.execution import DEFAULT_CHECKPOINT_EVERY, Execution
+    from seedvar.plan.execution import DEFAULT_CHECKPOINT_EVERY, Execution
 
     default = Execution.resolve({}, "s.toml")
     assert (default.executor, default.jobs, default.runs_per_gpu, default.checkpoint_every) == (
@@ -245,18 +245,19 @@ def test_execution_settings_resolve_flags_over_the_table_over_the_defaults():
 
 
 def test_jobs_and_runs_per_gpu_compose():
-    from seedvar.engine.execution import Execution
+    from seedvar.engine.executors.local import workers
+    from seedvar.plan.execution import Execution
 
     # GPUs: at most runs_per_gpu workers on one GPU, at most jobs in all, worker w on GPU w % gpus
-    assert Execution(runs_per_gpu=4).local_workers("cuda", 1, 100, gpus=2) == (8, [0, 1] * 4)
-    assert Execution(jobs=3, runs_per_gpu=2).local_workers("cuda", 1, 100, gpus=2) == (3, [0, 1, 0])
-    assert Execution(jobs=16, runs_per_gpu=2).local_workers("cuda", 1, 100, gpus=1) == (2, [0, 0])
-    assert Execution(runs_per_gpu=4).local_workers("cuda", 1, 3, gpus=1) == (
+    assert workers(Execution(runs_per_gpu=4), "cuda", 1, 100, gpus=2) == (8, [0, 1] * 4)
+    assert workers(Execution(jobs=3, runs_per_gpu=2), "cuda", 1, 100, gpus=2) == (3, [0, 1, 0])
+    assert workers(Execution(jobs=16, runs_per_gpu=2), "cuda", 1, 100, gpus=1) == (2, [0, 0])
+    assert workers(Execution(runs_per_gpu=4), "cuda", 1, 3, gpus=1) == (
         3,
         [0, 0, 0],
     )  # never more than runs
     # CPU: jobs, else cores // threads; runs_per_gpu plays no part
-    assert Execution(jobs=5, runs_per_gpu=3).local_workers("cpu", 1, 100, gpus=0) == (5, [])
+    assert workers(Execution(jobs=5, runs_per_gpu=3), "cpu", 1, 100, gpus=0) == (5, [])
     cores = len(os.sched_getaffinity(0))
-    assert Execution().local_workers("cpu", 1, 100, gpus=0) == (cores, [])
-    assert Execution().local_workers("cpu", cores, 100, gpus=0) == (1, [])
+    assert workers(Execution(), "cpu", 1, 100, gpus=0) == (cores, [])
+    assert workers(Execution(), "cpu", cores, 100, gpus=0) == (1, [])

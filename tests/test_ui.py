@@ -21,15 +21,15 @@ from scipy import stats
 from ui_process import Server, alive, descendants, free_port, headless_chromium
 
 import seedvar
-from seedvar.analysis.summary import condition_spreads, seed_spread
 from seedvar.cli import main
 from seedvar.plan import parse_study
 from seedvar.record import schema, view
+from seedvar.record.conditions import record_conditions
 from seedvar.record.reader import StoredRun, read_runs
-from seedvar.record.recorder import record_conditions
 from seedvar.record.serve import port_free
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
+from seedvar.sweeper.finish import condition_spreads, seed_spread
 
 
 @pytest.fixture(scope="module")

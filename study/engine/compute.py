@@ -1,8 +1,8 @@
 """One run config, computed: load its data, build the model under the init seed, train, test every mode.
 
 This is the composition of a run, written once: sweeps, tests and benchmarks all call it. It knows no
-MLflow and writes no files; what happens around it (claims, resume, logging, checkpoints) hooks in
-through `Hooks`.
+MLflow and writes no files; what happens around it (claims, resume, logging, checkpoints: the sweep
+room's tracked run) hooks in through `Hooks`.
 """
 
 from __future__ import annotations
@@ -153,6 +153,21 @@ def run_settings(cfg: RunConfig) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _fit(
+    cfg: RunConfig,
+    *,
+    data_root: str | Path | None,
+    download: bool,
+    resume: dict[str, Any] | None,
+    hooks: Hooks | None,
+) -> Trained:
+    device = torch.device(cfg.device)
+    task = load_data(cfg, data_root=data_root, download=download, device=device)
+    model = build_model(cfg, task, device)
+    epochs = train(cfg, task, model, resume=resume, hooks=hooks)
+    return Trained(task, model, epochs)
+
+
 def fit(
     cfg: RunConfig,
     *,
@@ -163,11 +178,7 @@ def fit(
 ) -> Trained:
     """Everything before testing: load the data, build the model under its init seed, train it."""
     with run_settings(cfg):
-        device = torch.device(cfg.device)
-        task = load_data(cfg, data_root=data_root, download=download, device=device)
-        model = build_model(cfg, task, device)
-        epochs = train(cfg, task, model, resume=resume, hooks=hooks)
-    return Trained(task, model, epochs)
+        return _fit(cfg, data_root=data_root, download=download, resume=resume, hooks=hooks)
 
 
 def run(
@@ -182,7 +193,7 @@ def run(
     hooks = hooks or Hooks()
     start = time.perf_counter()
     with run_settings(cfg):
-        trained = fit(cfg, data_root=data_root, download=download, resume=resume, hooks=hooks)
+        trained = _fit(cfg, data_root=data_root, download=download, resume=resume, hooks=hooks)
         sha = weights_sha256(trained.model)
         hooks.testing()
         predictions, modes = test(cfg, trained.task, trained.model)

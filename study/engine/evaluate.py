@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from seedvar.data import BatchLoader
 from seedvar.engine.determinism import default_generator
 from seedvar.nets.blocks import Net
+from seedvar.stats.flips import pass_accuracy
 
 
 @contextlib.contextmanager
@@ -218,7 +219,7 @@ def pass_metrics(
     preds: np.ndarray, labels: np.ndarray, num_classes: int, per_class: bool
 ) -> dict[str, np.ndarray]:
     """Per-pass overall accuracy; with `per_class`, also average (per-class) accuracy, kappa, class accuracies."""
-    metrics: dict[str, np.ndarray] = {"acc": (preds == labels[None, :]).mean(axis=1)}
+    metrics: dict[str, np.ndarray] = {"acc": pass_accuracy(preds, labels)}
     if per_class:
         classes = np.arange(num_classes)
         cms = [confusion_matrix(labels, p, labels=classes) for p in preds]

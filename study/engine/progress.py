@@ -7,8 +7,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seedvar.engine.runner import RunOutcome
-from seedvar.results import describe
+from seedvar.results import RunOutcome, describe
 
 
 def outcome_line(o: RunOutcome) -> str:
@@ -19,7 +18,7 @@ def outcome_line(o: RunOutcome) -> str:
 
 
 class Progress:
-    """Consumes the runner's events (start, epoch, testing, end) from one or more workers."""
+    """Consumes the runs' events (begin, start, epoch, testing, end) from one or more workers."""
 
     def __init__(self, total: int, enabled: bool = True, stage: str = "") -> None:
         self.tty = enabled and sys.stderr.isatty()

@@ -31,8 +31,9 @@ _KEY = "_cache_key"
 
 def folder_for(store: Store, experiment_id: str) -> Path:
     """Where the cache of one study lives: beside a local store, else in the user's cache folder."""
-    if store.dir is not None:
-        return store.dir / "cache" / experiment_id
+    beside = store.beside("cache", experiment_id)
+    if beside is not None:
+        return beside
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seedvar"
     return root / hashlib.sha256(store.uri.encode()).hexdigest()[:16] / experiment_id
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from seedvar.record import schema as s
 from seedvar.record.reader import StoredRun, child_runs, get_run
-from seedvar.record.store import StoreUnavailable
+from seedvar.record.retry import StoreUnavailable
 
 if TYPE_CHECKING:
     from seedvar.record.store import Store
@@ -101,6 +101,5 @@ class ArtifactCheckpoints:
 
 def checkpoints_for(store: Store, experiment_id: str) -> LocalCheckpoints | ArtifactCheckpoints:
     """Where an experiment's runs keep their epoch checkpoints: beside a local store, else in it."""
-    if store.dir is not None:
-        return LocalCheckpoints(store.dir / "checkpoints" / experiment_id)
-    return ArtifactCheckpoints(store, experiment_id)
+    folder = store.beside("checkpoints", experiment_id)
+    return LocalCheckpoints(folder) if folder is not None else ArtifactCheckpoints(store, experiment_id)

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from seedvar.plan.execution import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record import schema as s
-from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record.reader import StoredRun, child_runs
 
 if TYPE_CHECKING:
@@ -209,6 +209,5 @@ def claims_for(
 ) -> LocalClaims | RunClaims:
     """How an experiment's configs are claimed by one owner at a time: file locks beside a local store (a
     dead process releases them at once), heartbeat claims in any other store."""
-    if store.dir is not None:
-        return LocalClaims(store.dir / "checkpoints" / experiment_id)
-    return RunClaims(store, experiment_id, sweep, timeout)
+    folder = store.beside("checkpoints", experiment_id)
+    return LocalClaims(folder) if folder is not None else RunClaims(store, experiment_id, sweep, timeout)

@@ -18,6 +18,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from seedvar.errors import UserError
 
+HOST = "127.0.0.1"  # `seedvar ui` and `seedvar server` listen on loopback unless --host says otherwise
+PORT = 5000
+SERVER_WORKERS = 2  # `seedvar server`'s worker processes
+
 GRACE_SECONDS = 10.0  # how long the group may take to stop after SIGTERM before it is killed
 
 

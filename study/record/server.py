@@ -18,6 +18,7 @@ from pathlib import Path
 
 from seedvar.errors import UserError
 from seedvar.record import serve
+from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
 from seedvar.record.store import DEFAULT_URI, local_db
 
 ENV_ADMIN_PASSWORD = "SEEDVAR_ADMIN_PASSWORD"
@@ -101,9 +102,9 @@ def _auth_config(folder: Path, database_uri: str) -> Path:
 def run_server(
     backend_store_uri: str | None = None,
     artifacts_destination: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 5000,
-    workers: int = 2,
+    host: str = HOST,
+    port: int = PORT,
+    workers: int = SERVER_WORKERS,
     insecure: bool = False,
     admin_password_file: str | None = None,
     auth_db: str | None = None,

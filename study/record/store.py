@@ -12,10 +12,8 @@ import json
 import logging
 import os
 import random
-import signal
 import sqlite3
 import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
@@ -33,44 +31,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from seedvar.errors import UserError
+from seedvar.plan.execution import retry_seconds
 from seedvar.record import schema as s
-from seedvar.record.defaults import DEFAULT_RETRY_SECONDS, ENV_RETRY
+from seedvar.record.retry import StoreUnavailable, brief, failure_kind, interrupts_held
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 RACE_RETRIES = 3  # tries after a duplicate-key answer (Store.call)
 T = TypeVar("T")
-
-
-class StoreUnavailable(UserError):
-    """The store stayed unreachable (or locked) for the whole retry budget."""
-
-
-@contextlib.contextmanager
-def interrupts_held(deliver: bool = True) -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done, then arrive (or, without `deliver`, are dropped).
-
-    An interrupt that lands inside a database transaction (a user's Ctrl-C, or Ray's task cancel, which
-    simulates one) leaves its connection open and sqlite's write lock held until the process exits,
-    so every later write, the record of the stop included, waits out the whole retry window.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only ever interrupt the main thread
-        return
-    caught: list[int] = []
-    # a handler that C code installed (getsignal: None) cannot be put back from Python: leave it be
-    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not None]
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if deliver and caught:
-            handler = previous[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)  # Python's own SIGINT handler raises KeyboardInterrupt here
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(caught[0])
 
 
 def _quiet() -> None:
@@ -103,9 +70,7 @@ class Store:
         self, uri: str | None = None, *, create: bool = True, retry_for: float | None = None
     ) -> None:
         self.uri = resolve_uri(uri)
-        self.retry_for = (
-            float(os.environ.get(ENV_RETRY, DEFAULT_RETRY_SECONDS)) if retry_for is None else retry_for
-        )
+        self.retry_for = retry_seconds(retry_for)
         self.db = local_db(self.uri)
         self.dir = self.db.parent if self.db is not None else None
         if self.db is not None:
@@ -146,6 +111,12 @@ class Store:
     def is_local(self) -> bool:
         """A sqlite file on this machine (only processes here can share it)."""
         return self.db is not None
+
+    def beside(self, kind: str, experiment_id: str) -> Path | None:
+        """The folder beside a local store where an experiment keeps files of one kind (`checkpoints`,
+        `cache`); None for any other store, whose runs may move between hosts, so nothing they need may
+        live on one host's disk. The one place that decides local against remote."""
+        return self.dir / kind / experiment_id if self.dir is not None else None
 
     def _open(self) -> None:
         """First contact: creates or migrates a local store; a broken one becomes a one-line error."""
@@ -190,7 +161,7 @@ class Store:
             except UserError:
                 raise
             except Exception as exc:  # MLflow wraps sqlite, SQLAlchemy and HTTP errors in several types
-                kind = _failure_kind(exc)
+                kind = failure_kind(exc)
                 if kind == "race" and races < RACE_RETRIES:
                     races += 1
                     time.sleep(0.05 * races * (1 + random.random()))
@@ -209,7 +180,7 @@ class Store:
                             "for many concurrent sweeps start `seedvar server` and pass its URL with --tracking-uri"
                         ) from None
                     raise StoreUnavailable(
-                        f"cannot reach the tracking server {self.uri} ({_brief(exc)}; retried for {budget:.0f} s): "
+                        f"cannot reach the tracking server {self.uri} ({brief(exc)}; retried for {budget:.0f} s): "
                         "start it or fix --tracking-uri / MLFLOW_TRACKING_URI; rerunning the sweep resumes"
                     ) from None
                 time.sleep(delay * (1 + random.random()))
@@ -498,51 +469,3 @@ def _enable_wal(db: Path) -> None:
             con.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error:
         pass  # another process holds the file; the store works without WAL, only with more retries
-
-
-# A concurrent insert of the same row, in PostgreSQL's, MySQL's or sqlite's words as a server relays them.
-_DUPLICATE = ("integrityerror", "duplicate key", "unique constraint", "duplicate entry")
-_TRANSIENT = (
-    "connection refused",
-    "connection reset",
-    "connection aborted",
-    "remotedisconnected",
-    "max retries exceeded",
-    "timed out",
-    "timeout",
-    "temporarily unavailable",
-    "server closed the connection",
-    "could not connect to server",
-    "connection failed",
-    "too many 5",  # urllib3: too many 500/502/503 error responses
-    "error code 500",
-    "error code 502",
-    "error code 503",
-    "error code 504",
-    "internal_error",
-    "temporarily_unavailable",
-)
-
-
-def _failure_kind(exc: Exception) -> str:
-    """locked | race | transient | auth | other: what a failed store call deserves."""
-    text = f"{type(exc).__name__} {exc}".lower()
-    code = str(getattr(exc, "error_code", "")).lower()
-    if "database is locked" in text or "database table is locked" in text:
-        return "locked"
-    if any(w in text for w in _DUPLICATE):
-        return "race"
-    if code in ("unauthenticated", "permission_denied") or "401" in text and "unauthorized" in text:
-        return "auth"
-    if "403" in text and "forbidden" in text:
-        return "auth"
-    if code in ("internal_error", "temporarily_unavailable", "request_limit_exceeded"):
-        return "transient"
-    if any(w in text for w in _TRANSIENT):
-        return "transient"
-    return "other"
-
-
-def _brief(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from seedvar.errors import UserError
 from seedvar.record import serve, view
+from seedvar.record.serve import HOST, PORT
 from seedvar.record.store import Store, local_db, resolve_uri
 
 
@@ -64,8 +65,8 @@ def is_server(uri: str) -> bool:
 
 def serve_ui(
     tracking_uri: str | None,
-    host: str = "127.0.0.1",
-    port: int = 5000,
+    host: str = HOST,
+    port: int = PORT,
     *,
     experiment: str | None = None,
     open_browser: bool = False,

@@ -2,7 +2,9 @@
 
 `local` runs them on this machine, one after another in this process (`serial`) or in worker processes
 (`pool`: `--jobs`, and `--runs-per-gpu` slots per GPU); `ray` runs them as Ray tasks on every CPU, GPU
-and host of a Ray cluster. A new executor is one new file: `build` imports `seedvar.engine.executors.<name>`.
+and host of a Ray cluster. An executor is given configs and a job (a picklable callable that runs one
+config and says how it ended) and returns one outcome per config; it records nothing. A new executor is
+one new file: `build` imports `seedvar.engine.executors.<name>`.
 """
 
 from __future__ import annotations
@@ -13,32 +15,40 @@ from typing import TYPE_CHECKING, Protocol
 
 from seedvar.errors import UserError
 
-if TYPE_CHECKING:  # kept light: the CLI lists the executors without loading MLflow
-    from seedvar.engine.execution import Execution
+if TYPE_CHECKING:  # kept light: the CLI lists the executors without loading torch
     from seedvar.engine.progress import Progress
-    from seedvar.engine.runner import RunContext, RunOutcome
     from seedvar.plan import RunConfig
-    from seedvar.record.store import Store
+    from seedvar.plan.execution import Execution
+    from seedvar.results import Event, RunOutcome
 
 HELPERS = ("serial", "pool")  # the two ways of the local executor, not executors of their own
 
 
+class Job(Protocol):
+    """What runs for each config: picklable, so a worker process or a Ray task can receive it. It emits
+    ("begin", ...) first and ("end", ...) last, whatever happens between."""
+
+    def __call__(self, cfg: RunConfig, emit: Event) -> RunOutcome: ...
+
+
 class Executor(Protocol):
-    """Runs configs (each through `runner.run_one`) and returns one outcome per config."""
+    """Runs a job for each config and returns one outcome per config."""
 
     def __init__(self, execution: Execution, device: str) -> None: ...
 
-    def prepare(self, tracking_uri: str) -> None:
-        """Connect to where the runs will run; refuse (UserError) before any store is touched."""
+    def prepare(self) -> None:
+        """Connect to where the runs will run; refuse (UserError) before anything is written."""
+        ...
+
+    def hosts(self) -> int:
+        """How many machines the runs may land on (files on one machine's disk are not on the others)."""
         ...
 
     def where(self, pending: list[RunConfig]) -> str:
         """Where the runs go, for the sweep's first line."""
         ...
 
-    def run(
-        self, pending: list[RunConfig], ctx: RunContext, progress: Progress, store: Store
-    ) -> list[RunOutcome]: ...
+    def run(self, pending: list[RunConfig], job: Job, progress: Progress) -> list[RunOutcome]: ...
 
     def close(self) -> None:
         """Release what prepare() started."""

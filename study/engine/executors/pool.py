@@ -16,9 +16,10 @@ import queue
 import signal
 from typing import Any
 
+from seedvar.engine.executors import Job
 from seedvar.engine.progress import Progress
-from seedvar.engine.runner import RunContext, RunOutcome, run_one
 from seedvar.plan import RunConfig
+from seedvar.results import RunOutcome
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -26,7 +27,7 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any, gpu: int | None = None) -> None:
+def _worker(worker: int, job: Job, tasks: Any, events: Any, gpu: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; the main process alone decides, and stops workers with
     # SIGTERM, so each worker is interrupted exactly once and can mark its run KILLED.
     if gpu is not None:  # before anything starts CUDA in this process
@@ -34,14 +35,13 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any, gpu: int | No
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        store = ctx.store()
         while (cfg := tasks.get()) is not None:
             events.put(("claim", worker, {"name": cfg.run_name}))
-            outcome = run_one(cfg, ctx, store, lambda kind, payload: events.put((kind, worker, payload)))
+            outcome = job(cfg, lambda kind, payload: events.put((kind, worker, payload)))
             events.put(("done", worker, {"outcome": outcome}))
     except KeyboardInterrupt:
         pass  # the run already marked itself KILLED; the main process reports the interruption
-    except Exception as exc:  # a worker that cannot start (store, imports) must not lose runs silently
+    except Exception as exc:  # a worker that cannot go on (its store, imports) must not lose runs silently
         events.put(("error", worker, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}))
     finally:
         events.close()
@@ -49,9 +49,10 @@ def _worker(worker: int, ctx: RunContext, tasks: Any, events: Any, gpu: int | No
 
 
 def run_parallel(
-    pending: list[RunConfig], ctx: RunContext, jobs: int, bars: Progress, gpus: list[int] | None = None
+    pending: list[RunConfig], job: Job, jobs: int, bars: Progress, gpus: list[int] | None = None
 ) -> list[RunOutcome]:
-    """Run configs in `jobs` spawned workers (worker i on GPU gpus[i]), relaying their progress to `bars`."""
+    """Run the job for each config in `jobs` spawned workers (worker i on GPU gpus[i]), relaying their
+    progress to `bars`."""
     mp = multiprocessing.get_context("spawn")
     tasks, events = mp.Queue(), mp.Queue()
     for cfg in pending:
@@ -61,7 +62,7 @@ def run_parallel(
         tasks.put(None)
     procs = [
         mp.Process(
-            target=_worker, args=(i, ctx, tasks, events, gpus[i] if gpus else None), name=f"seedvar-job{i}"
+            target=_worker, args=(i, job, tasks, events, gpus[i] if gpus else None), name=f"seedvar-job{i}"
         )
         for i in range(jobs)
     ]

@@ -1,9 +1,9 @@
 """`--executor ray`: each pending run is one Ray task, on any CPU, GPU and host of a Ray cluster.
 
 Ray schedules (num_cpus = the run's threads; num_gpus = 1 / runs_per_gpu, so small runs share a GPU),
-reuses its worker processes, and retries a task whose worker or node died; the retried task resumes
-the run from its last checkpoint into the same MLflow run (runner.run_one). Workers log to the same
-tracking URI as the driver, so on several hosts that must be a tracking server, not a local sqlite file.
+reuses its worker processes, and retries a task whose worker or node died; the retried task runs the
+same job again, which resumes the run from its last checkpoint (seedvar.sweeper.tracked). Each outcome
+says which Ray node ran it.
 """
 
 from __future__ import annotations
@@ -15,41 +15,36 @@ import time
 from typing import Any
 
 import ray
+from ray import cloudpickle
 from ray.exceptions import RayError
 from ray.util.queue import Empty, Queue
 
-from seedvar.engine.execution import Execution
+from seedvar.engine.executors import Job
 from seedvar.engine.progress import Progress
-from seedvar.engine.runner import RunContext, RunOutcome, run_one
 from seedvar.errors import UserError
 from seedvar.plan import RunConfig
-from seedvar.record import schema
-from seedvar.record.reader import read_runs
-from seedvar.record.store import Store, local_db
+from seedvar.plan.execution import Execution
+from seedvar.results import RunOutcome
 
 RETRIES = 3  # times Ray reruns a task whose worker process or node died
-STOP_SECONDS = 30.0  # how long Ctrl-C waits for the cancelled tasks to record their runs KILLED
+STOP_SECONDS = 30.0  # how long Ctrl-C waits for the cancelled tasks to say they recorded how they ended
+SETTLE_SECONDS = 1.0  # ... and at least, so that the "begin" of a task that just started has arrived
 
-_stores: dict[tuple[str, float | None], Store] = {}  # one store connection per worker process
+_jobs: dict[bytes, Job] = {}  # one job per worker process and sweep: it keeps its store connection
 
 
-def _task(cfg: RunConfig, ctx: RunContext, events: Queue, slot: int) -> RunOutcome:
-    """In a Ray worker: run one config, sending progress events to the driver (best effort)."""
-    key = (ctx.tracking_uri, ctx.execution.retry_for)
-    if key not in _stores:
-        _stores[key] = ctx.store()
-    store = _stores[key]
+def _task(job: Job, cfg: RunConfig, events: Queue, slot: int) -> RunOutcome:
+    """In a Ray worker: run the job for one config, sending progress events to the driver (best effort;
+    the outcome travels as the task's result, with the node it ran on)."""
+    key = cloudpickle.dumps(job)
+    job = _jobs.setdefault(key, job)
 
     def emit(kind: str, payload: dict[str, Any]) -> None:
-        if kind != "end":  # the outcome travels as the task's result
-            with contextlib.suppress(Exception):
-                events.put_nowait((kind, slot, payload))
-
-    outcome = run_one(cfg, ctx, store, emit)
-    if outcome.run_id and outcome.status in ("FINISHED", "FAILED"):
-        node = ray.get_runtime_context().get_node_id()
         with contextlib.suppress(Exception):
-            store.log(outcome.run_id, tags={schema.TAG_RAY_NODE: node})
+            events.put_nowait((kind, slot, {k: v for k, v in payload.items() if k != "outcome"}))
+
+    outcome = job(cfg, emit)
+    outcome.node = ray.get_runtime_context().get_node_id()
     return outcome
 
 
@@ -86,9 +81,8 @@ class Executor:
         self.execution, self.device = execution, device
         self.started = False
 
-    def prepare(self, tracking_uri: str) -> None:
-        """Start a local Ray instance (no address) or join a cluster; refuse a local sqlite store on a
-        cluster of several hosts, before the store is touched."""
+    def prepare(self) -> None:
+        """Start a local Ray instance (no address) or join a cluster."""
         # "local" starts a fresh instance: without it ray.init() would join whatever cluster this
         # machine last started (`ray start`, another sweep's test cluster) and die with it
         address = self.execution.ray_address or os.environ.get("RAY_ADDRESS") or "local"
@@ -109,13 +103,9 @@ class Executor:
                     "`ray start --head` or fix --ray-address"
                 ) from None
             self.started = True
-        db = local_db(tracking_uri)
-        if db is not None and len(hosts()) > 1:
-            raise UserError(
-                f"the Ray cluster spans {len(hosts())} hosts but the store is the local file {db}, which the "
-                "other hosts cannot write: start a tracking server (`seedvar server`) and pass "
-                "--tracking-uri http://HOST:PORT"
-            )
+
+    def hosts(self) -> int:
+        return len(hosts())
 
     def close(self) -> None:
         if self.started:
@@ -129,15 +119,14 @@ class Executor:
             f"{int(res.get('GPU', 0))} GPUs)"
         )
 
-    def run(
-        self, pending: list[RunConfig], ctx: RunContext, progress: Progress, store: Store
-    ) -> list[RunOutcome]:
+    def run(self, pending: list[RunConfig], job: Job, progress: Progress) -> list[RunOutcome]:
         events = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
         remote = ray.remote(_task)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         limit = self.execution.jobs or len(pending)
         waiting = list(enumerate(pending))
         refs: dict[Any, RunConfig] = {}
+        running: set[str] = set()  # runs whose job said "begin" and not yet "end"
         outcomes: list[RunOutcome] = []
         try:
             while waiting or refs:
@@ -146,17 +135,17 @@ class Executor:
                     gpus = 1 / self.execution.runs_per_gpu if cfg.device.startswith("cuda") else 0
                     ref = remote.options(
                         num_cpus=cfg.train.threads, num_gpus=gpus, max_retries=RETRIES, name=cfg.run_name
-                    ).remote(cfg, ctx, events, i % slots)
+                    ).remote(job, cfg, events, i % slots)
                     refs[ref] = cfg
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
-                self._relay(events, progress)
+                self._relay(events, progress, running)
                 for ref in ready:
                     outcome = self._outcome(ref, refs.pop(ref))
                     outcomes.append(outcome)
                     progress.finished(outcome)
-            self._relay(events, progress)
+            self._relay(events, progress, running)
         except KeyboardInterrupt:
-            self._cancel(refs, store, ctx.experiment_id)
+            self._cancel(refs, events, progress, running)
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -172,26 +161,32 @@ class Executor:
             return RunOutcome(cfg.config_hash, cfg.run_name, "FAILED", reason=reason)
 
     @staticmethod
-    def _relay(events: Queue, progress: Progress) -> None:
+    def _relay(events: Queue, progress: Progress, running: set[str]) -> None:
         with contextlib.suppress(Empty):
             for kind, slot, payload in events.get_nowait_batch(events.qsize()):
+                if kind == "begin":
+                    running.add(payload["name"])
+                elif kind == "end":
+                    running.discard(payload["name"])
                 progress.event(slot, kind, payload)
 
-    @staticmethod
-    def _cancel(refs: dict[Any, RunConfig], store: Store, experiment_id: str) -> None:
+    @classmethod
+    def _cancel(
+        cls, refs: dict[Any, RunConfig], events: Queue, progress: Progress, running: set[str]
+    ) -> None:
         """Ctrl-C: each running task gets a KeyboardInterrupt and records its run KILLED; rerunning resumes.
 
         Ray answers for a cancelled task at once, while its worker is still recording, and shutting Ray
-        down then would kill the worker mid-record: so wait (bounded) until none of the runs is RUNNING.
+        down then would kill the worker mid-record: so wait (bounded) until every job that began has said
+        "end", which it says after recording.
         """
         for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=False, recursive=True)
-        keys = {cfg.config_hash for cfg in refs.values()}
-        running = f"{schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN)} and attributes.status = 'RUNNING'"
-        deadline = time.monotonic() + STOP_SECONDS
+        start = time.monotonic()
         with contextlib.suppress(Exception):
-            while time.monotonic() < deadline and any(
-                r.config_hash in keys for r in read_runs(store, experiment_id, running)
-            ):
+            while time.monotonic() < start + STOP_SECONDS:
+                cls._relay(events, progress, running)  # a "begin" still on its way counts too
+                if not running and time.monotonic() > start + SETTLE_SECONDS:
+                    return
                 time.sleep(0.2)

@@ -1,5 +1,6 @@
-"""What a sweep ends with, from the runs' logged summaries (no predictions needed): the table per condition
-and mode, and each condition's spread across seeds that its condition run carries as metrics."""
+"""A sweep's finish: its finished runs read back (their logged summaries; no predictions needed), each
+condition's spread across seeds recorded on its condition run, and the table per condition and mode that
+the sweep ends with."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from seedvar.record.reader import StoredRun, reference_runs
+from seedvar.record.conditions import record_conditions
+from seedvar.record.reader import StoredRun, child_runs, latest_finished, reference_runs
+from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary
 from seedvar.stats.interval import mean_interval, pool, resolution_of
+from seedvar.sweeper.result import SweepResult
 
 SUMMARY_COLUMNS = ["model", "mode", "runs", "passes", "mean", "ci_low", "ci_high", "std", "min", "max"]
 
@@ -97,3 +101,37 @@ def condition_spreads(
     for first, mode, group in by_condition(reference_runs(runs), modes):
         spreads.setdefault(first.condition.key, {})[mode] = seed_spread(group)
     return spreads, members
+
+
+def finish(result: SweepResult) -> None:
+    """Read the plan's finished runs back, record each condition's spread across seeds on its condition run
+    (every finished run of the study counts, also of earlier sweeps and plans) and fill `result.summary`."""
+    if result.experiment_id is None:
+        return
+    store = Store(result.tracking_uri, create=False)
+    order = {c.config_hash: i for i, c in enumerate(result.configs)}
+    latest = latest_finished(child_runs(store, result.experiment_id))
+    finished = sorted((r for h, r in latest.items() if h in order), key=lambda r: order[r.config_hash])
+    modes = list(dict.fromkeys(m for c in result.configs for m in c.test.modes))
+    if latest:
+        record_conditions(store, result.experiment_id, *condition_spreads(list(latest.values()), modes))
+    result.summary = sweep_table(finished, modes)
+    target = result.study.target
+    if target.active and not result.summary.empty:
+        result.summary["target"] = [
+            target_mark(result, row["model"], int(row["runs"])) if row["mode"] == target.mode else ""
+            for _, row in result.summary.iterrows()
+        ]
+
+
+def target_mark(result: SweepResult, condition: str, runs: int) -> str:
+    """How a condition of a two-stage sweep stands: its target reached, capped, or not decided yet."""
+    target, d = result.study.target, result.decisions.get(condition)
+    if d is None:
+        return result.undecided.get(condition, "not decided")
+    if runs < d.n:
+        return f"short: {runs} of n={d.n} finished"
+    half = f", +-{d.half_width:.2f}" if target.ci else ""
+    if d.capped:
+        return f"capped at n={d.n}{half}" + (f" > {target.ci:g}" if target.ci else "")
+    return f"reached: n={d.n}{half}" + (f" <= {target.ci:g}" if target.ci else "")

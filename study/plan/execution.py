@@ -1,5 +1,7 @@
 """Where and how a sweep runs its runs: one settings object, resolved once from the spec's [execution]
 table, the command line's flags (or the API's keywords) and the defaults, in that order of precedence.
+Every default of where runs run, and of how patient a sweep is with its store, is written here and
+nowhere else (the command's help texts read them from here).
 
 Never part of a run's config: results do not depend on where or how many at once a run ran (its
 threads are part of its config, in [train]).
@@ -15,28 +17,34 @@ from typing import Any
 
 from seedvar.errors import UserError
 from seedvar.plan.spec import typed_table
-from seedvar.record.defaults import DEFAULT_CLAIM_TIMEOUT
 
+ENV_RETRY = "SEEDVAR_RETRY_SECONDS"  # the retry window when no flag or table sets it
+DEFAULT_RETRY_SECONDS = 120.0  # a store call keeps retrying an unreachable tracking server this long
+DEFAULT_CLAIM_TIMEOUT = 120.0  # seconds without a heartbeat after which a claimed run is stale
 DEFAULT_CHECKPOINT_EVERY = (
     60.0  # seconds between a run's epoch checkpoints: work lost to a kill vs saving cost
 )
+DEFAULT_RUNS_PER_GPU = 1
+
+
+def retry_seconds(retry_for: float | None = None) -> float:
+    """The retry window: the given one, else $SEEDVAR_RETRY_SECONDS, else the default."""
+    return float(os.environ.get(ENV_RETRY, DEFAULT_RETRY_SECONDS)) if retry_for is None else float(retry_for)
 
 
 @dataclass(frozen=True)
 class Execution:
-    """Every setting of where runs run; each default is written here and nowhere else."""
+    """Every setting of where runs run."""
 
     executor: str = "local"  # local (this machine: one process or worker processes) | ray
     # Runs at once. Local: worker processes (None: one per core on a CPU, runs_per_gpu per GPU); Ray: tasks
     # in flight (None: as many as the cluster schedules).
     jobs: int | None = None
-    runs_per_gpu: int = 1  # at most this many runs share one GPU (local workers or fractional Ray GPUs)
+    runs_per_gpu: int = DEFAULT_RUNS_PER_GPU  # at most this many runs share one GPU (local workers or Ray)
     ray_address: str = ""  # ray: "" starts a local instance; "auto" or "ray://host:port" joins a cluster
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY  # 0 = after every epoch
     claim_timeout: float = DEFAULT_CLAIM_TIMEOUT  # tracking servers: a silent run is taken over after this
-    retry_for: float | None = (
-        None  # an unreachable tracking server is retried this long (None: $SEEDVAR_RETRY_SECONDS or 120)
-    )
+    retry_for: float | None = None  # an unreachable store is retried this long (None: retry_seconds())
 
     @classmethod
     def resolve(
@@ -70,21 +78,3 @@ class Execution:
         if self.ray_address and self.executor != "ray":
             raise fail("ray_address", f"only applies to the ray executor, not {self.executor!r}")
         return self
-
-    def local_workers(self, device: str, threads: int, pending: int, gpus: int) -> tuple[int, list[int]]:
-        """(worker processes, the GPU of each worker) for the local executor.
-
-        On a CPU: `jobs`, else as many as the cores allow (cores // threads per run). On GPUs: `jobs` and
-        `runs_per_gpu` compose: at most runs_per_gpu workers per GPU, and at most `jobs` in all (default
-        every slot); worker w uses GPU w % gpus. Never more workers than runs.
-        """
-        if device == "cuda" and gpus:
-            slots = gpus * self.runs_per_gpu
-            n = min(self.jobs or slots, slots)
-        else:
-            cores = (
-                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            )
-            n = self.jobs or max(1, cores // threads)
-        n = max(1, min(n, pending))
-        return n, ([w % gpus for w in range(n)] if device == "cuda" and gpus else [])

@@ -1,46 +1,32 @@
-"""One run of a sweep, start to finish: claim its config, resume or start its MLflow run, compute, record.
+"""The tracked run: one config of a sweep, start to finish, as the record sees it.
 
-The computing is `compute.run`; this module is the lifecycle around it. A run holds its config's claim
-while it works (a dead process releases it), checkpoints its trainer at most every `checkpoint_every`
-seconds, and resumes from the checkpoint into the same MLflow run when restarted.
+claim its config -> resume or start its MLflow run -> compute (seedvar.engine.compute) with hooks that log
+each epoch and checkpoint -> record the result -> release the claim. The engine computes and knows no
+store; the record stores and knows no training; this is where the two meet. `TrackedRun` is the job an
+executor runs for each config: picklable, so worker processes and Ray tasks rebuild it, each opening its
+own store connection once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import seedvar.data as data
 from seedvar.engine import checkpoint, compute
 from seedvar.engine.checkpoint import CheckpointStore
-from seedvar.engine.execution import Execution
 from seedvar.engine.train import NonFiniteLoss, Trainer
 from seedvar.plan import RunConfig
+from seedvar.plan.execution import Execution
 from seedvar.record.checkpoints import checkpoints_for
 from seedvar.record.claims import Claim, claims_for
 from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
-from seedvar.record.store import Store, StoreUnavailable
-from seedvar.results import EpochStats, PassSummary
-
-Event = Callable[[str, dict[str, Any]], None]  # (kind, payload): start, epoch, testing, end
-
-
-@dataclass
-class RunOutcome:
-    """What the sweep needs to print and count: status, reason, each mode's summary. Picklable."""
-
-    config_hash: str
-    run_name: str
-    status: str  # FINISHED | FAILED | KILLED | SKIPPED
-    run_id: str | None = None
-    reason: str = ""
-    seconds: float = 0.0
-    summaries: dict[str, PassSummary] = field(default_factory=dict)
-    weights_sha256: str = ""
+from seedvar.record.retry import StoreUnavailable
+from seedvar.record.store import Store
+from seedvar.results import EpochStats, Event, RunOutcome
 
 
 @dataclass(frozen=True)
@@ -107,12 +93,9 @@ class _Hooks(compute.Hooks):
         self.emit("testing", {"name": self.cfg.run_name})
 
 
-def run_one(
-    cfg: RunConfig, ctx: RunContext, store: Store | None = None, on_event: Event | None = None
-) -> RunOutcome:
-    """Train and test one config unless it is finished or owned by a live claimant; never raises for a bad run."""
-    store = store or ctx.store()
-    emit = on_event or (lambda kind, payload: None)
+def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOutcome:
+    """Train and test one config unless it is finished or owned by a live claimant; never raises for a bad
+    run (a Ctrl-C, SIGTERM or an unreachable store stop the sweep, so those do)."""
     key = cfg.config_hash
     checkpoints = checkpoints_for(store, ctx.experiment_id)
     claims = claims_for(store, ctx.experiment_id, ctx.parent_id, ctx.execution.claim_timeout)
@@ -173,7 +156,10 @@ def _execute(
         recorder.fail(outcome.reason)
         checkpoints.delete(cfg.config_hash, recorder.run_id)
     except KeyboardInterrupt:
-        outcome.status, outcome.reason = "KILLED", "interrupted (Ctrl-C); rerun the sweep to resume"
+        outcome.status, outcome.reason = (
+            "KILLED",
+            "interrupted (Ctrl-C or SIGTERM); rerun the sweep to resume",
+        )
         recorder.kill(outcome.reason)
         raise
     except StoreUnavailable:  # nothing can be recorded: the sweep stops, the run stays RUNNING, resumable
@@ -182,5 +168,28 @@ def _execute(
         outcome.status, outcome.reason = "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         recorder.fail(outcome.reason)
     outcome.seconds = time.perf_counter() - start
-    emit("end", {"name": cfg.run_name, "outcome": outcome})
     return outcome
+
+
+@dataclass
+class TrackedRun:
+    """The job a sweep gives its executor: `job(cfg, emit)` runs one config as `run_one` does, in whatever
+    process the executor chose, and says "begin" and (always, even when interrupted) "end" through `emit`,
+    so an executor that stops its runs can wait until each has recorded how it ended."""
+
+    ctx: RunContext
+    store: Store | None = field(default=None, repr=False, compare=False)  # opened where the job runs
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"ctx": self.ctx, "store": None}  # a store connection stays in its process
+
+    def __call__(self, cfg: RunConfig, emit: Event) -> RunOutcome:
+        if self.store is None:
+            self.store = self.ctx.store()
+        emit("begin", {"name": cfg.run_name})
+        outcome: RunOutcome | None = None
+        try:
+            outcome = run_one(cfg, self.ctx, self.store, emit)
+            return outcome
+        finally:
+            emit("end", {"name": cfg.run_name, "outcome": outcome})

@@ -1,0 +1,9 @@
+"""The sweep room: orchestration above the engine (which computes and launches) and the record (which
+stores). A plan's status, the stages and their two-stage decisions, the tracked run (claim -> resume ->
+compute with hooks that record -> release), preflight, and the sweep's finish (condition runs, summary).
+`seedvar.sweep` (the API) calls `run_sweep` and only prints; a caller of the room gets a whole sweep."""
+
+from seedvar.sweeper.result import SweepResult
+from seedvar.sweeper.sweep import run_sweep
+
+__all__ = ["SweepResult", "run_sweep"]
