@@ -47,11 +47,12 @@ def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path, monkeypatch):
     monkeypatch.setattr(ray_executor, "hosts", lambda: {n["NodeID"] for n in ray.nodes() if n.get("Alive")})
     db = tmp_path / "mlruns" / "mlflow.db"
     try:
+        ray.init(address=cluster.address)  # joined here, so the sweep leaves the instance running
+        assert real_hosts() == {"127.0.0.1"}  # the test cluster stays on loopback
         study = load_study(spec(tmp_path, "hosts"), {"execution.ray_address": cluster.address})
         with pytest.raises(UserError, match=r"spans 2 hosts .* start a tracking server"):
             seedvar.sweep(study, tracking_uri=f"sqlite:///{db}", progress=False)
         assert not db.parent.exists()  # refused before the store was touched
-        assert real_hosts() == {"127.0.0.1"}  # the test cluster stays on loopback
     finally:
         ray.shutdown()
         cluster.shutdown()

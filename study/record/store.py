@@ -102,10 +102,15 @@ class Store:
             _enable_wal(self.db)
 
     @property
+    def backend(self) -> Any:
+        """MLflow's tracking store behind the client: a database store (SQLAlchemy) or a server's REST client."""
+        return self._client._tracking_client.store
+
+    @property
     def remote(self) -> bool:
         """A tracking server (MLflow's REST client): a request cut short holds no lock in it, where a
         database URI's transaction would."""
-        return isinstance(self._client._tracking_client.store, RestStore)
+        return isinstance(self.backend, RestStore)
 
     @property
     def is_local(self) -> bool:
@@ -398,7 +403,7 @@ class Store:
     def metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[tuple[int, float]]]:
         """metric_history of many runs in a few bulk requests: a database store's bulk query, a tracking
         server's bulk-history endpoint (the one its UI charts use); one request per run elsewhere."""
-        backend = self._client._tracking_client.store
+        backend = self.backend
         found: dict[str, list[tuple[int, float]]] = {run_id: [] for run_id in run_ids}
         if self.remote:
             for chunk in _chunks(list(run_ids), BULK_RUNS_HTTP):
