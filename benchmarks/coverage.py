@@ -295,7 +295,7 @@ CHECKS = [
     Check(
         "difference of two conditions, 95% CI", "Welch t-interval", "coverage", welch_interval, (0.93, 0.98)
     ),
-    Check("Welch test, equal seed stds", "Welch t-test", "level", welch(1.0)),
+    Check("Welch test, equal seed stds", "Welch t-test", "level", welch(1.0), LEVEL),
     Check("Welch test, seed stds 3x apart", "Welch t-test", "level", welch(3.0), LEVEL),
     Check(
         "Holm over 28 pairs of 8 conditions (family-wise)",

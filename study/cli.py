@@ -6,13 +6,14 @@ Every user error ends as one line on stderr and exit status 2 (a traceback only 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from seedvar import __version__
 from seedvar.engine import executors
-from seedvar.errors import UserError
+from seedvar.errors import Terminated, UserError, raise_terminated
 from seedvar.plan.execution import (
     DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CLAIM_TIMEOUT,
@@ -25,6 +26,8 @@ from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
 from seedvar.stats.twostage import STD_CHOICES
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,11 +222,16 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m seedvar`."""
     args = _parser().parse_args(argv)
+    if args.command in ("sweep", "report"):  # `ui` and `server` stop their process trees themselves
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(_dispatch(args) or 0)
+    except Terminated:
+        print("seedvar: stopped (SIGTERM); rerun the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("seedvar: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if args.debug or not _is_user_error(exc):
             raise

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlflow.entities import LifecycleStage
-from sqlalchemy import select
 from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+from sqlalchemy import select
 
 from seedvar.record import schema as s
 from seedvar.record.store import Store

@@ -10,6 +10,8 @@ with GPUs, `--runs-per-gpu N` gives each GPU N worker slots: a worker sees only 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import queue
@@ -27,9 +29,25 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker(worker: int, job: Job, tasks: Any, events: Any, gpu: int | None = None) -> None:
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _die_with(parent: int) -> None:
+    """A worker goes when the sweep's process goes, even by SIGKILL (the kernel sends it SIGKILL too), as
+    a sweep killed whole would: an orphan would go on training a run the rerun then cannot claim. Linux
+    only; elsewhere a killed sweep leaves its workers to finish their runs."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(
+            PR_SET_PDEATHSIG, signal.SIGKILL
+        )
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker(worker: int, job: Job, tasks: Any, events: Any, gpu: int | None, parent: int) -> None:
     # Ctrl-C reaches the whole process group; the main process alone decides, and stops workers with
     # SIGTERM, so each worker is interrupted exactly once and can mark its run KILLED.
+    _die_with(parent)
     if gpu is not None:  # before anything starts CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -62,7 +80,9 @@ def run_parallel(
         tasks.put(None)
     procs = [
         mp.Process(
-            target=_worker, args=(i, job, tasks, events, gpus[i] if gpus else None), name=f"seedvar-job{i}"
+            target=_worker,
+            args=(i, job, tasks, events, gpus[i] if gpus else None, os.getpid()),
+            name=f"seedvar-job{i}",
         )
         for i in range(jobs)
     ]

@@ -1,0 +1,132 @@
+"""The report of a metric for runs seedvar did not train: the parts of a study's report that apply to one
+value per run. The answer (what the seeds tell apart, the groups, the ranking, the closest pair and the
+seeds it needs, Stein's seeds for a narrower interval), the table of conditions, the Holm-corrected
+comparisons, power, the values per condition and the metric's history. The intervals and tests are the
+study report's own (analysis.compare, seedvar.stats).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from seedvar.analysis import compare, figures
+from seedvar.analysis.foreign import MetricRuns
+from seedvar.analysis.render import Section
+
+NO_PREDICTIONS = (
+    "Left out, because these runs logged a metric and not seedvar's predictions: the test modes (eval, train, "
+    "MC dropout), prediction flips and churn, the test set's share of the spread and classification maps."
+)
+
+
+def metric_of(runs: MetricRuns) -> compare.Metric:
+    """How the metric reads in sentences: its own name and units, and which way is better."""
+    return compare.Metric(
+        name=runs.metric, unit="", diff_unit="", lower_is_better=runs.lower_is_better, bounds=None
+    )
+
+
+def build_sections(
+    runs: MetricRuns, *, half_width: float | None = None, diff: float | None = None
+) -> list[Section]:
+    """The report's sections in reading order. `half_width`: Stein's seeds for a 95% interval that narrow
+    (default: half of each interval's present width); `diff`: the difference the power table sizes for
+    (default: the closest pair's)."""
+    metric = metric_of(runs)
+    samples = runs.samples
+    comps = compare.comparisons(samples)
+    table = compare.summary(samples, comps, metric)
+    answer = [intro(runs, table)]
+    if len(table) > 1:
+        answer += compare.verdict(table, comps, metric)
+    else:
+        answer.append(alone(table.iloc[0], metric))
+    singles = list(table.loc[table["runs"] < 2, "condition"])
+    if singles:
+        answer.append(
+            f"{compare._names(singles)} {'has' if len(singles) == 1 else 'have'} one run: reported without an "
+            "interval or a comparison (a spread needs two)."
+        )
+    answer += [t for t in [compare.stein_sentence(table, metric, half_width)] if t]
+    answer.append(NO_PREDICTIONS)
+    sections = [
+        Section("The answer", text=answer, tables={"conditions": table}, tables_first=True, whole=True),
+        Section(
+            "Values per condition",
+            text=[
+                f"Each point is one run's {runs.metric}; the box spans its condition's runs. The 95% CI of a "
+                "condition's mean is Student's t-interval over its runs (coverage checked by simulation: see "
+                "the README's table)."
+            ],
+            figures={"values": figures.metric_distribution(runs.table, runs.metric)},
+        ),
+        comparison_section(samples, comps, table, diff),
+    ]
+    if not runs.histories.empty:
+        sections.append(
+            Section(
+                f"{runs.metric} over steps",
+                text=[f"Mean ± 1 sd of {runs.metric} at each logged step over each condition's runs."],
+                figures={"history": figures.metric_history(runs.histories, runs.metric)},
+            )
+        )
+    sections.append(
+        Section(
+            "Runs left out",
+            text=[
+                f"{len(runs.left_out)} run(s) left out: not finished, or no value of {runs.metric}."
+                if len(runs.left_out)
+                else "None: every run finished with a value."
+            ],
+            tables={"left_out": runs.left_out} if len(runs.left_out) else {},
+        )
+    )
+    return sections
+
+
+def intro(runs: MetricRuns, table: pd.DataFrame) -> str:
+    left = len(runs.left_out)
+    reasons = runs.left_out["reason"].value_counts() if left else pd.Series(dtype=int)
+    why = "; ".join(f"{n} {r}" for r, n in reasons.items())
+    return (
+        f"{runs.source}: {len(runs.table)} finished run(s) with a value of {runs.metric} in {len(table)} "
+        f"condition(s){f', {left} left out ({why})' if left else ''}. {runs.chosen} "
+        + ("Lower is better." if runs.lower_is_better else "Higher is better.")
+    )
+
+
+def alone(row: pd.Series, metric: compare.Metric) -> str:
+    """One condition: its spread alone."""
+    if row["runs"] < 2:
+        return f"{row['condition']}: {metric.name} {metric.value(row['mean'])} from its one run."
+    return (
+        f"{row['condition']}: {metric.name} {metric.value(row['mean'])} on average over {int(row['runs'])} runs "
+        f"(std {row['std']:.3g}; 95% CI of the mean {row['ci_low']:.4g} to {row['ci_high']:.4g})."
+    )
+
+
+def comparison_section(
+    samples: dict[str, np.ndarray], comps: pd.DataFrame, table: pd.DataFrame, diff: float | None
+) -> Section:
+    sec = Section("Comparisons and power")
+    if comps.empty:
+        sec.text.append("Comparisons need at least two conditions with 2+ runs each.")
+        return sec
+    sec.tables["comparisons"] = comps
+    sec.text.append(
+        "Welch's t-test of each pair's difference of means, with its 95% t-interval and Holm-adjusted p-values "
+        "over all pairs; P(A > B) is the probability that a run of A scores above one of B (an effect size)."
+    )
+    compared = {*comps["a"], *comps["b"]}
+    d, pv = compare.matrices(comps, [c for c in table["condition"] if c in compared])
+    sec.figures["comparison_matrix"] = figures.comparison_matrix(d, pv)
+    size = diff if diff else float(comps["diff"].abs().min())
+    if size > 0:
+        sec.tables["power"] = compare.power_table({c: v for c, v in samples.items() if c in compared}, [size])
+        sec.text.append(
+            f"Runs per condition needed to tell apart a difference of {size:.3g} from a condition of the same "
+            "spread (80% power, two-sided at 0.05)"
+            + ("." if diff else ": the closest pair's difference; choose another with --target-diff.")
+        )
+    return sec
