@@ -13,7 +13,6 @@ from seedvar.data.core import DataError, Task, as_device, check_int
 from seedvar.data.hsi import (
     HSI_MAT_OPTIONS,
     HSI_OPTIONS,
-    SCENES,
     SYNTHETIC_HSI_OPTIONS,
     hsi_mat_task,
     scene_task,
@@ -29,6 +28,7 @@ from seedvar.data.images import (
     cifar10_task,
     synthetic_cifar_task,
 )
+from seedvar.data.scenes import SCENES
 from seedvar.data.vision import (
     COMMON_OPTIONS,
     IMAGE_FOLDER_OPTIONS,

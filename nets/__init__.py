@@ -14,21 +14,18 @@ from seedvar.nets import (  # noqa: F401 - imported to register the models
     shufflenet_v1,
     shufflenet_v2,
 )
+from seedvar.nets.entry import ModelError, ModelInfo
+from seedvar.nets.measure import count_macs, count_params, probe
+from seedvar.nets.plugins import ENTRY_POINT_GROUP
 from seedvar.nets.registry import (
-    ENTRY_POINT_GROUP,
-    ModelError,
-    ModelInfo,
     build,
     builtin_models,
     check_options,
-    count_macs,
-    count_params,
     is_builtin,
     list_models,
     model_info,
     model_options,
     plugin_models,
-    probe,
     register,
     source_sha256,
 )

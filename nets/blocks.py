@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from seedvar.nets.registry import ModelError
+from seedvar.nets.entry import ModelError
 
 Activation = Callable[..., nn.Module]
 

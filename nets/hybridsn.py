@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seedvar.nets.blocks import Net
-from seedvar.nets.registry import ModelError, register
+from seedvar.nets.entry import ModelError
+from seedvar.nets.registry import register
 
 CONV3D = [(8, 7), (16, 5), (32, 3)]  # (out channels, spectral kernel); every 3D kernel is 3x3 in space
 CONV2D, FC = 64, (256, 128)

@@ -16,7 +16,8 @@ from seedvar.nets.blocks import (
     make_stages,
     pooled_stem,
 )
-from seedvar.nets.registry import ModelError, register
+from seedvar.nets.entry import ModelError
+from seedvar.nets.registry import register
 
 STEM, REPEATS = 24, (4, 8, 4)
 # groups -> output channels of stages 2-4 at width 1.0; bottlenecks are a quarter of a unit's output.

@@ -20,8 +20,8 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 import seedvar.data as data
-import seedvar.data.hsi as hsi
 import seedvar.data.images as images
+import seedvar.data.scenes as scenes
 from seedvar.data import KNOWN_FINGERPRINTS, DataError, fingerprint, load_task
 from seedvar.data.images import CIFAR_URL, MEAN, STD, read_batch
 
@@ -96,7 +96,7 @@ def test_indian_pines_files_are_the_same_scene(shared_datasets, ip):
 
 
 def test_patches_are_windows_of_the_pca_cube_with_zero_padding(ip):
-    cube = hsi._tensorly_scene().cube
+    cube = scenes._tensorly_scene().cube
     reduced = (
         PCA(30, whiten=True).fit_transform(cube.reshape(-1, 200).astype(np.float64)).reshape(145, 145, 30)
     )
@@ -322,10 +322,10 @@ def test_leakage_matches_brute_force():
         pixels = rng.permutation(30 * 20)[:200]
         rc = np.stack([pixels // 20, pixels % 20], 1)
         train, test = rc[:40], rc[40:]
-        assert data.hsi.leakage(train, test, (30, 20), window) == pytest.approx(
+        assert data.splits.leakage(train, test, (30, 20), window) == pytest.approx(
             brute_leakage(train, test, window)
         )
-    assert data.hsi.leakage(rc[:1], rc[1:], (30, 20), 1) == 0.0
+    assert data.splits.leakage(rc[:1], rc[1:], (30, 20), 1) == 0.0
 
 
 def test_spatial_split_whole_blocks_a_gap_and_no_leakage():
@@ -590,7 +590,7 @@ def test_download_cifar10_checks_its_md5(files_server, tmp_path, monkeypatch):
 
 def indian_pines_files() -> dict[str, bytes]:
     """The published Indian Pines .mat files (from the arrays tensorly ships), by file name."""
-    scene = hsi._tensorly_scene()
+    scene = scenes._tensorly_scene()
     assert scene is not None, "tensorly ships Indian Pines"
     out = {}
     for file, key, array in (
@@ -606,16 +606,16 @@ def indian_pines_files() -> dict[str, bytes]:
 def test_download_indian_pines_checks_the_content_sha256(files_server, tmp_path, monkeypatch):
     """--download fetches a scene's two files, then checks their content against the published sha256:
     a corrupted file is a one-line error and is not kept (a rerun downloads it again)."""
-    spec = hsi.SCENES["indian_pines"]
+    spec = scenes.SCENES["indian_pines"]
     monkeypatch.setitem(
-        hsi.SCENES,
+        scenes.SCENES,
         "indian_pines",
         dataclasses.replace(
             spec, cube_url=f"{files_server.url}/cube.mat", gt_url=f"{files_server.url}/gt.mat"
         ),
     )
     good = indian_pines_files()
-    scene = hsi._tensorly_scene()
+    scene = scenes._tensorly_scene()
     cube = scene.cube.copy()
     cube[70, 70, 100] += 1  # one value of 4 million
     buffer = io.BytesIO()

@@ -10,8 +10,8 @@ from PIL import Image
 
 import seedvar.data as data
 from seedvar.cli import main
-from seedvar.data import DataError, load_task
-from seedvar.data import vision as dv
+from seedvar.data import DataError, load_task, vision
+from seedvar.data import decoded as dv
 from seedvar.record import schema
 
 FAKE = {"size": 150, "image_size": [1, 12, 10], "num_classes": 3}
@@ -147,12 +147,12 @@ def test_torchvision_errors_are_one_line(tmp_path):
 def test_options_come_from_the_constructor_and_how_it_splits():
     assert data.dataset_options("torchvision:FakeData")["image_size"] == (3, 224, 224)
     assert "test_fraction" in data.dataset_options("torchvision:FakeData")
-    assert dv.vision_class("FashionMNIST").splits == "train"
-    assert dv.vision_class("SVHN").splits == "split" and "train_split" in data.dataset_options(
+    assert vision.vision_class("FashionMNIST").splits == "train"
+    assert vision.vision_class("SVHN").splits == "split" and "train_split" in data.dataset_options(
         "torchvision:SVHN"
     )
-    assert dv.vision_class("EMNIST").required == ("split",)  # its **kwargs lead to MNIST's train flag
-    assert dv.vision_class("EMNIST").splits == "train"
+    assert vision.vision_class("EMNIST").required == ("split",)  # its **kwargs lead to MNIST's train flag
+    assert vision.vision_class("EMNIST").splits == "train"
 
 
 def test_seedvar_datasets_lists_builtin_torchvision_and_image_folder(capsys):
