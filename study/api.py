@@ -180,10 +180,19 @@ def print_summary(summary: pd.DataFrame, out: TextIO) -> None:
         print("no finished runs yet", file=out)
         return
     print(
-        "\ntest accuracy (%) over every pass of every finished run; ci: the 95% interval of the mean over runs",
+        "\ntest accuracy (%) over every pass of every finished run; 95% CI: of the mean over its runs",
         file=out,
     )
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
+    shown = summary.drop(columns=["ci_low", "ci_high"])
+    shown.insert(
+        shown.columns.get_loc("mean") + 1,
+        "95% CI",
+        [
+            f"{lo:.2f}-{hi:.2f}" if pd.notna(lo) and pd.notna(hi) else "-"
+            for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)
+        ],
+    )
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
 
 
 RUNS_COLUMNS = [
@@ -206,10 +215,22 @@ RUNS_COLUMNS = [
 ]
 
 
-def runs(experiment: str, tracking_uri: str | None = None, *, retry_for: float | None = None) -> pd.DataFrame:
+def runs(
+    experiment: str,
+    tracking_uri: str | None = None,
+    *,
+    metric: str | None = None,
+    by: Sequence[str] | str | None = None,
+    seed_params: Sequence[str] | None = None,
+    retry_for: float | None = None,
+) -> pd.DataFrame:
     """A study's trained-model runs as a DataFrame, one row per run and test mode (one row with no mode for
     a run that did not finish): model, condition, seeds (`seed.<source>` columns), config hash, status,
-    accuracy mean and std over passes and flip rate in % points, and the data fingerprint."""
+    accuracy mean and std over passes and flip rate in % points, and the data fingerprint.
+
+    With `metric`, any experiment's runs (seedvar's or not), one row per finished run with a value of that
+    metric: run_id, run, status, condition, seed, the metric, and the params that define the conditions
+    (`by`, or every param that varies except the seed params), as `seedvar report --metric` reads them."""
     from seedvar.errors import UserError
     from seedvar.plan import SOURCES
     from seedvar.record import schema as s
@@ -217,6 +238,13 @@ def runs(experiment: str, tracking_uri: str | None = None, *, retry_for: float |
     from seedvar.record.store import Store
 
     store = Store(tracking_uri, create=False, retry_for=retry_for)
+    if metric is not None:
+        from seedvar.analysis import foreign
+
+        found = foreign.from_experiment(
+            store, experiment, metric, by=_names(by), seed_params=tuple(seed_params or foreign.SEED_PARAMS)
+        )
+        return foreign.runs_frame(found)
     exp_id = store.experiment_id(experiment, create=False)
     if exp_id is None:
         known = ", ".join(store.experiment_names()) or "none yet"
@@ -269,9 +297,16 @@ class Report:
 
 
 def report(
-    experiment: str,
+    experiment: str | pd.DataFrame | None = None,
     out: str | Path | None = None,
     *,
+    metric: str | None = None,
+    by: Sequence[str] | str | None = None,
+    csv: str | Path | None = None,
+    seed_params: Sequence[str] | None = None,
+    lower_is_better: bool = False,
+    target_ci: float | None = None,
+    target_diff: float | None = None,
     tracking_uri: str | None = None,
     formats: Sequence[str] = ("html", "md"),
     log: bool = False,
@@ -281,11 +316,39 @@ def report(
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
     tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
     With `cache` (the default) runs read by an earlier report come from a local cache, so a report after
-    a few new runs reads only those from the store."""
-    from seedvar.analysis.report import build_report
+    a few new runs reads only those from the store.
 
+    Runs seedvar did not train: name a `metric` and the report compares its values across the conditions
+    `by` defines (default: every param that varies except the seed params), for an experiment's runs, a
+    `csv` file or a DataFrame passed as `experiment`, one row per run. `lower_is_better` for losses;
+    `target_ci` asks Stein's seeds for a 95% interval that narrow, `target_diff` sizes the power table."""
+    from seedvar.analysis import foreign
+    from seedvar.analysis.report import MetricSource, build_report
+    from seedvar.errors import UserError
+
+    frame = experiment if isinstance(experiment, pd.DataFrame) else None
+    name = None if frame is not None else experiment
+    if (frame is not None or csv is not None) and metric is None:
+        raise UserError("a table of results needs the metric to report: pass metric=<its column>")
+    if name is None and frame is None and csv is None:
+        raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
+    source = (
+        MetricSource(
+            metric,
+            tuple(_names(by) or ()),
+            tuple(seed_params or foreign.SEED_PARAMS),
+            lower_is_better,
+            csv,
+            frame,
+            target_ci,
+            target_diff,
+        )
+        if metric is not None
+        else None
+    )
     built = build_report(
-        experiment,
+        name,
+        metric=source,
         tracking_uri=tracking_uri,
         out=out,
         formats=formats,
@@ -293,7 +356,16 @@ def report(
         log=log,
         cache=cache,
     )
-    return Report(experiment, built.answer, built.tables, built.folder, built.logged, built.loaded)
+    label = name or (str(csv) if csv is not None else "DataFrame")
+    return Report(label, built.answer, built.tables, built.folder, built.logged, built.loaded)
+
+
+def _names(by: Sequence[str] | str | None) -> list[str] | None:
+    """`model,depth` or ["model", "depth"] -> ["model", "depth"]."""
+    if by is None:
+        return None
+    items = by.split(",") if isinstance(by, str) else list(by)
+    return [b.strip() for b in items if b.strip()] or None
 
 
 def ready_studies() -> list[ReadyStudy]:

@@ -146,16 +146,49 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     r = sub.add_parser(
-        "report", help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs"
+        "report",
+        help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs, or from any runs' metric",
     )
-    r.add_argument("--experiment", required=True, help="the study name (MLflow experiment)")
+    r.add_argument("--experiment", help="the study name (MLflow experiment); any experiment with --metric")
+    r.add_argument(
+        "--csv", help="a table of results, one row per run (with --metric and --by), instead of MLflow"
+    )
+    r.add_argument(
+        "--metric",
+        help="report this logged metric (a column with --csv) across conditions: runs seedvar did not train",
+    )
+    r.add_argument(
+        "--by",
+        help="comma-separated params (columns) whose values are the conditions (default: every one that varies, "
+        "except the seed params)",
+    )
+    r.add_argument(
+        "--seed-param",
+        action="append",
+        metavar="NAME",
+        help="a param that names the seed, never a condition (repeatable; wildcards; default: seed, "
+        "random_state, *_seed, seed_*, seed.*)",
+    )
+    r.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
+    r.add_argument(
+        "--target-ci",
+        type=float,
+        metavar="H",
+        help="with --metric: runs per condition for a 95%% interval of half-width H (Stein's rule)",
+    )
+    r.add_argument(
+        "--target-diff",
+        type=float,
+        metavar="D",
+        help="with --metric: runs per condition to tell apart a difference of D (default: the closest pair's)",
+    )
     _store_options(r)
-    r.add_argument("--out", help="output folder (default: reports/<experiment>)")
+    r.add_argument("--out", help="output folder (default: reports/<experiment> or reports/<csv name>)")
     r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
     r.add_argument(
         "--no-log",
         action="store_true",
-        help="do not log the report as artifacts of the experiment's latest sweep run",
+        help="do not log a study's report as artifacts of its latest sweep run",
     )
     r.add_argument(
         "--no-cache",
@@ -256,24 +289,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "report":
-        from pathlib import Path
-
-        from seedvar.api import report
-
-        formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        built = report(
-            args.experiment,
-            Path(args.out) if args.out else Path("reports") / args.experiment,
-            tracking_uri=args.tracking_uri,
-            formats=formats,
-            log=not args.no_log,
-            retry_for=args.retry_for,
-            cache=not args.no_cache,
-        )
-        print(f"report written to {built.folder} ({built.loaded})")
-        if built.logged:
-            print(built.logged)
-        return 0
+        return _report(args)
     if args.command == "server":
         from seedvar.record.server import run_server
 
@@ -296,6 +312,51 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.tracking_uri, args.host, args.port, experiment=args.experiment, open_browser=args.open
         )
     raise AssertionError(args.command)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seedvar.api import report
+
+    if bool(args.experiment) == bool(args.csv):
+        raise UserError("report: name one source, --experiment NAME or --csv FILE (with --metric)")
+    if args.csv and not args.metric:
+        raise UserError(
+            f"--csv {args.csv}: name the column to report with --metric (and the conditions with --by)"
+        )
+    for flag in ("by", "seed_param", "target_ci", "target_diff"):
+        if getattr(args, flag) and not args.metric:
+            raise UserError(
+                f"--{flag.replace('_', '-')} goes with --metric: a study's report compares eval accuracy"
+            )
+    if args.lower_is_better and not args.metric:
+        raise UserError("--lower-is-better goes with --metric: a study's report compares eval accuracy")
+    for flag in ("target_ci", "target_diff"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be > 0, got {value}")
+    name = args.experiment or Path(args.csv).stem
+    built = report(
+        args.experiment,
+        Path(args.out) if args.out else Path("reports") / name,
+        metric=args.metric,
+        by=args.by,
+        csv=args.csv,
+        seed_params=[p for item in args.seed_param or [] for p in item.split(",") if p.strip()] or None,
+        lower_is_better=args.lower_is_better,
+        target_ci=args.target_ci,
+        target_diff=args.target_diff,
+        tracking_uri=args.tracking_uri,
+        formats=[f.strip() for f in args.format.split(",") if f.strip()],
+        log=not args.no_log,
+        retry_for=args.retry_for,
+        cache=not args.no_cache,
+    )
+    print(f"report written to {built.folder} ({built.loaded})")
+    if built.logged:
+        print(built.logged)
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -94,6 +94,14 @@ def torch_state():
         ("executors.py", ["executor_ray"], ["identical weights sha256 per config: True"]),
         ("writers.py", ["writers_2", "writers_4"], ["4/4 runs finished"]),
         (
+            "foreign_scale.py",
+            ["foreign_60_sqlite", "foreign_60_server"],
+            [
+                "foreign_60_sqlite: the report counted 60 runs, as many as the search returned",
+                "foreign_60_server: the report counted 60 runs, as many as the search returned",
+            ],
+        ),
+        (
             "report_scale.py",
             ["report_6_sqlite", "report_second", "report_6_server"],
             [  # the second report, after 2 new runs, reads only those 2
@@ -106,7 +114,7 @@ def torch_state():
     ],
 )
 def test_benchmark_quick(script, names, claims, capsys, torch_state):
-    if script in ("writers.py", "report_scale.py") and load("_postgres.py").bin_dir() is None:
+    if script in ("writers.py", "report_scale.py", "foreign_scale.py") and load("_postgres.py").bin_dir() is None:
         pytest.skip(f"PostgreSQL binaries not found: {script} starts a throwaway cluster")
     if script == "executors.py" and importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed: pip install -e '.[ray]'")

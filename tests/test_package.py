@@ -263,6 +263,10 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
     rep = seedvar.report("api", tracking_uri=uri)  # no folder: tables only
     assert rep.folder is None and rep.answer and isinstance(rep.tables["accuracy"], pd.DataFrame)
     assert set(rep.tables["accuracy"]["mode"]) == {"eval", "train", "mc_dropout"}
+    # one interval of a condition's mean: the sweep's table and the report give the same
+    ours = result.summary.set_index("mode")[["ci_low", "ci_high"]]
+    theirs = rep.tables["accuracy"].set_index("mode")[["ci_low", "ci_high"]]
+    assert ours.loc[list(theirs.index)].to_numpy() == pytest.approx(theirs.to_numpy(), abs=1e-9)
     written = seedvar.report("api", tmp_path / "rep", tracking_uri=uri, formats=["md"])
     assert (written.folder / "report.md").exists() and (written.folder / "tables" / "accuracy.csv").exists()
     again = seedvar.sweep(spec, tracking_uri=uri, progress=False, replicates=3, **{"train.epochs": 1})

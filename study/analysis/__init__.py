@@ -1,7 +1,5 @@
-"""The analysis: statistics by topic and the report, reading runs from MLflow only.
-
-Statistics (plain functions on arrays): `spread` (mean, std, bootstrap CIs, per source), `components`
-(variance between and within trained models), `flips` (flip rate, churn), `compare` (tests between
-models, power). The report is a one-way pipeline: `load` -> `tables` -> `sentences` -> `figures` ->
-`render`, put together by `report`.
+"""The report, as a one-way pipeline reading runs from MLflow only: `load` -> `tables` (with `setup`, `maps`,
+and `compare` for conditions compared on any metric) -> `sentences` and `stages` -> `figures` -> `render`,
+put together by `report`; `foreign` and `metric_report` do the same for runs seedvar did not train.
+The statistics themselves are seedvar.stats.
 """

@@ -126,7 +126,7 @@ def matrices(table: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.Da
     return diff, pv
 
 
-def _names(items: list[str]) -> str:
+def join_names(items: list[str]) -> str:
     """a; a and b; a, b and c."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
@@ -159,12 +159,12 @@ def verdict(
         for r in compared.itertuples():
             for letter in r.group:
                 groups.setdefault(letter, []).append(r.condition)
-        together = "; ".join(f"{k}: {_names(v)}" for k, v in groups.items() if len(v) > 1)
+        together = "; ".join(f"{k}: {join_names(v)}" for k, v in groups.items() if len(v) > 1)
         mean = dict(zip(compared["condition"], compared["mean"], strict=True))
         told = [(a, b) if metric.better(mean[a], mean[b]) else (b, a) for a, b in apart]
         word = "below" if metric.lower_is_better else "above"
         which = (
-            f" Told apart: {_names([f'{hi} {word} {lo} ({metric.diff(mean[hi] - mean[lo], sign=True)})' for hi, lo in told])}."
+            f" Told apart: {join_names([f'{hi} {word} {lo} ({metric.diff(mean[hi] - mean[lo], sign=True)})' for hi, lo in told])}."
             if len(told) <= MAX_LISTED
             else ""
         )

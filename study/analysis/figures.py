@@ -14,7 +14,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from seedvar.analysis.tables import MapData  # noqa: E402
+from seedvar.analysis.maps import MapData  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -255,24 +255,26 @@ def training_curves(curves: pd.DataFrame) -> Figure:
     return fig
 
 
-def comparison_matrix(diff: pd.DataFrame, pvals: pd.DataFrame) -> Figure:
-    """Pairwise difference of mean eval accuracy (row minus column): each cell annotated with its
-    Holm-adjusted p up to 10 conditions; beyond, `*` marks the pairs told apart (p < 0.05)."""
+def comparison_matrix(
+    diff: pd.DataFrame, pvals: pd.DataFrame, what: str = "Eval accuracy", unit: str = "points"
+) -> Figure:
+    """Pairwise difference of means (row minus column): each cell annotated with its Holm-adjusted p up to
+    10 conditions; beyond, `*` marks the pairs told apart (p < 0.05)."""
     n = len(diff)
     side = min(WIDTH - 1.5, 0.5 * n + 3.5)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     if n <= 10:
         annot = (
-            diff.map(lambda v: f"{v:+.2f}").astype(str)
+            diff.map(lambda v: f"{v:+.3g}").astype(str)
             + "\n"
             + pvals.map(lambda p: "" if np.isnan(p) else f"p={p:.3f}")
         )
-        title = "Eval accuracy: row minus column (Welch p, Holm-adjusted)"
+        title = f"{what}: row minus column (Welch p, Holm-adjusted)"
     else:
         annot = pvals.map(lambda p: "*" if p < 0.05 else "")
-        title = "Eval accuracy: row minus column (*: told apart, Holm-adjusted Welch p < 0.05)"
+        title = f"{what}: row minus column (*: told apart, Holm-adjusted Welch p < 0.05)"
     sns.heatmap(
-        diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": "points"}, square=n > 10
+        diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": unit}, square=n > 10
     )
     ax.set(title=title, xlabel="", ylabel="")
     _tick_labels(ax, list(diff.columns))
@@ -335,3 +337,49 @@ def _map_row(axes: np.ndarray, m: MapData) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].set_ylabel(f"{m.condition}\n{m.run}", fontsize="small")
+
+
+def metric_distribution(runs: pd.DataFrame, metric: str) -> Figure:
+    """Per condition: a box over its runs and a point per run; conditions wrap PER_ROW to a row."""
+    conds = list(dict.fromkeys(runs["condition"]))
+    rows = _chunks(conds, PER_ROW)
+    width = min(WIDTH, max(6.0, 1.2 * len(rows[0]) + 2.5))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 3.2 * len(rows) + 0.6), squeeze=False)
+    many = runs.groupby("condition").size().max() > 30
+    for ax, chunk in zip(axes[:, 0], rows, strict=True):
+        sub = runs[runs["condition"].isin(chunk)]
+        common = {"x": "condition", "y": "value", "order": chunk}
+        sns.boxplot(data=sub, **common, ax=ax, fliersize=0, width=0.6, color="#c6d4e8")
+        sns.stripplot(
+            data=sub, **common, ax=ax, size=2.5 if many else 4, alpha=0.5 if many else 0.8, color="#4C72B0"
+        )
+        ax.set(xlabel="", ylabel=metric)
+        _tick_labels(ax, chunk)
+    fig.suptitle(f"{metric}: a point per run, a box per condition", y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def metric_history(history: pd.DataFrame, metric: str) -> Figure:
+    """The metric over its logged steps: the mean and a ±1 sd band over each condition's runs."""
+    conds = list(dict.fromkeys(history["condition"]))
+    palette = sns.color_palette("husl" if len(conds) > 10 else None, n_colors=len(conds))
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 8.0), 4.0))
+    fig.set_figheight(4.0 + _legend_inches(fig, conds))
+    sns.lineplot(
+        data=history,
+        x="step",
+        y="value",
+        hue="condition",
+        hue_order=conds,
+        palette=palette,
+        errorbar="sd",
+        ax=ax,
+    )
+    ax.set(ylabel=metric, title=f"{metric}: mean ± 1 sd over runs")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    top = _top(fig, labels)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, labels, "condition", top)
+    return fig

@@ -71,7 +71,7 @@ def choose_by(
         if missing:
             raise UserError(
                 f"--by {','.join(missing)}: no such {what} in the finished runs; they have: "
-                f"{', '.join(known) or 'none'}"
+                f"{', '.join(sorted(known)) or 'none'}"
             )
         return list(by), f"Conditions are the values of {', '.join(by)} (as asked with --by)."
     varying = [c for c in known if params[c].astype(str).nunique(dropna=False) > 1]

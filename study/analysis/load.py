@@ -14,6 +14,7 @@ import numpy as np
 
 from seedvar.errors import UserError
 from seedvar.record import schema as s
+from seedvar.record.bulk import read_metric
 from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
@@ -90,6 +91,14 @@ def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRun
         elif r.kind == s.KIND_RUN:
             children.append(LoadedRun.of_stored(r))
     latest = latest_finished(children)
+    if not children and sweeps == 0:
+        foreign_runs = read_metric(store, exp_id, "")
+        if foreign_runs.runs:
+            names = ", ".join(sorted(foreign_runs.metric_names)) or "none"
+            raise UserError(
+                f"experiment {experiment!r} holds {len(foreign_runs.runs)} runs that seedvar did not train: name "
+                f"the metric to report with --metric (its runs log: {names}), and its conditions with --by"
+            )
     if not latest:
         states: dict[str, int] = {}
         for r in children:

@@ -14,6 +14,7 @@ from seedvar.analysis import compare, figures
 from seedvar.analysis.foreign import MetricRuns
 from seedvar.analysis.render import Section
 
+DIGITS = 4  # significant digits on the page (the CSVs keep every digit)
 NO_PREDICTIONS = (
     "Left out, because these runs logged a metric and not seedvar's predictions: the test modes (eval, train, "
     "MC dropout), prediction flips and churn, the test set's share of the spread and classification maps."
@@ -45,7 +46,7 @@ def build_sections(
     singles = list(table.loc[table["runs"] < 2, "condition"])
     if singles:
         answer.append(
-            f"{compare._names(singles)} {'has' if len(singles) == 1 else 'have'} one run: reported without an "
+            f"{compare.join_names(singles)} {'has' if len(singles) == 1 else 'have'} one run: reported without an "
             "interval or a comparison (a spread needs two)."
         )
     answer += [t for t in [compare.stein_sentence(table, metric, half_width)] if t]
@@ -61,7 +62,7 @@ def build_sections(
             ],
             figures={"values": figures.metric_distribution(runs.table, runs.metric)},
         ),
-        comparison_section(samples, comps, table, diff),
+        comparison_section(samples, comps, table, diff, runs.metric),
     ]
     if not runs.histories.empty:
         sections.append(
@@ -71,6 +72,8 @@ def build_sections(
                 figures={"history": figures.metric_history(runs.histories, runs.metric)},
             )
         )
+    for sec in sections:
+        sec.digits = DIGITS
     sections.append(
         Section(
             "Runs left out",
@@ -107,7 +110,7 @@ def alone(row: pd.Series, metric: compare.Metric) -> str:
 
 
 def comparison_section(
-    samples: dict[str, np.ndarray], comps: pd.DataFrame, table: pd.DataFrame, diff: float | None
+    samples: dict[str, np.ndarray], comps: pd.DataFrame, table: pd.DataFrame, diff: float | None, metric: str
 ) -> Section:
     sec = Section("Comparisons and power")
     if comps.empty:
@@ -120,7 +123,7 @@ def comparison_section(
     )
     compared = {*comps["a"], *comps["b"]}
     d, pv = compare.matrices(comps, [c for c in table["condition"] if c in compared])
-    sec.figures["comparison_matrix"] = figures.comparison_matrix(d, pv)
+    sec.figures["comparison_matrix"] = figures.comparison_matrix(d, pv, what=metric, unit=metric)
     size = diff if diff else float(comps["diff"].abs().min())
     if size > 0:
         sec.tables["power"] = compare.power_table({c: v for c, v in samples.items() if c in compared}, [size])

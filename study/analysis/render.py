@@ -25,6 +25,7 @@ class Section:
     figures: dict[str, Figure] = field(default_factory=dict)
     tables_first: bool = False  # the tables open the section (the answer's table of conditions)
     whole: bool = False  # tables are never split into parts, however many columns they have
+    digits: int | None = None  # significant digits of its tables' numbers (a metric in its own units)
 
 
 def write(out_dir: Path, title: str, sections: list[Section], formats: list[str] | tuple[str, ...]) -> None:
@@ -62,15 +63,17 @@ MAX_COLUMNS = 10  # wider tables are split (or transposed when short) so a page 
 DASH = "–"
 
 
-def _number(v: float, decimals: int) -> str:
+def _number(v: float, decimals: int, digits: int | None = None) -> str:
     if not np.isfinite(v):
         return DASH
+    if digits and decimals:  # a metric in its own units: as many significant digits as asked
+        return f"{v:.{digits}g}"
     if decimals and v != 0 and abs(v) < 1:  # 0.88, 0.036, 0.0093: two significant digits
         return f"{v:.2g}"
     return f"{v:.{decimals}f}"
 
 
-def _column(values: pd.Series) -> pd.Series:
+def _column(values: pd.Series, digits: int | None = None) -> pd.Series:
     """One column, rounded for reading: integral floats as integers, others to 2 decimals (2 significant
     digits below 1), booleans as yes/no, numbers held in strings (MLflow params) to 4 digits."""
     if values.dtype == bool:
@@ -78,7 +81,7 @@ def _column(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         finite = values[np.isfinite(values.astype(float))]
         integral = bool(len(finite)) and bool(np.all(finite == np.round(finite)))
-        return values.map(lambda v: DASH if pd.isna(v) else _number(float(v), 0 if integral else 2))
+        return values.map(lambda v: DASH if pd.isna(v) else _number(float(v), 0 if integral else 2, digits))
     return values.map(_text_cell)
 
 
@@ -96,7 +99,9 @@ def _text_cell(v: object) -> object:
     return v
 
 
-def display(df: pd.DataFrame, max_columns: int = MAX_COLUMNS) -> list[pd.DataFrame]:
+def display(
+    df: pd.DataFrame, max_columns: int = MAX_COLUMNS, digits: int | None = None
+) -> list[pd.DataFrame]:
     """A table as a reader sees it: no (low, high) tuples, each `x_ci_low`/`x_ci_high` pair as one
     `x 95% CI` column, rounded, and split into tables of at most MAX_COLUMNS columns (the leading text
     columns repeated in each) or transposed when it has few rows. The CSV keeps every digit."""
@@ -107,12 +112,12 @@ def display(df: pd.DataFrame, max_columns: int = MAX_COLUMNS) -> list[pd.DataFra
             continue
         if col.endswith("ci_low") and (high := col.replace("ci_low", "ci_high")) in df.columns:
             base = col[: -len("ci_low")].rstrip("_")
-            lo, hi = _column(df[col]), _column(df[high])
+            lo, hi = _column(df[col], digits), _column(df[high], digits)
             out[f"{base} 95% CI".strip()] = [
                 DASH if a == DASH or b == DASH else f"{a} to {b}" for a, b in zip(lo, hi, strict=True)
             ]
         else:
-            out[col] = _column(df[col])
+            out[col] = _column(df[col], digits)
     if out.shape[1] <= max_columns:
         return [out]
     keys = []
@@ -147,7 +152,7 @@ def render_markdown(title: str, sections: list[Section]) -> str:
         text = [line for t in sec.text for line in (t, "")]
         tables = []
         for name, df in sec.tables.items():
-            for part in display(df, _width(sec)):
+            for part in display(df, _width(sec), sec.digits):
                 tables += [part.to_markdown(index=False, disable_numparse=True), ""]
             tables += [f"(tables/{name}.csv)", ""]
         lines += tables + text if sec.tables_first else text + tables
@@ -172,7 +177,9 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
         text = [f"<p{' class=answer' if i == 0 else ''}>{html.escape(t)}</p>" for t in sec.text]
         tables = []
         for name, df in sec.tables.items():
-            parts = "".join(part.to_html(index=False, escape=True) for part in display(df, _width(sec)))
+            parts = "".join(
+                part.to_html(index=False, escape=True) for part in display(df, _width(sec), sec.digits)
+            )
             tables.append(f"<div class='table' id='table-{name}'>{parts}</div>")
         out += tables + text if sec.tables_first else text + tables
         for name in sec.figures:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from seedvar.analysis import compare, figures, load, render, sentences, stages, tables
+from seedvar.analysis import compare, figures, foreign, load, metric_report, render, sentences, stages, tables
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
@@ -37,9 +37,25 @@ class Built:
     loaded: str = ""  # the line saying how many runs came from the store and how many from the cache
 
 
+@dataclass(frozen=True)
+class MetricSource:
+    """A report of one logged metric instead of a seedvar study: of an MLflow experiment's runs (any,
+    seedvar's or not), of a CSV file, or of a DataFrame, one row per run."""
+
+    metric: str
+    by: tuple[str, ...] = ()
+    seed_params: tuple[str, ...] = foreign.SEED_PARAMS
+    lower_is_better: bool = False
+    csv: str | Path | None = None
+    frame: pd.DataFrame | None = None
+    half_width: float | None = None  # Stein's seeds for a 95% interval this narrow (--target-ci)
+    diff: float | None = None  # the difference the power table sizes for (--target-diff)
+
+
 def build_report(
-    experiment: str,
+    experiment: str | None,
     *,
+    metric: MetricSource | None = None,
     tracking_uri: str | None = None,
     out: str | Path | None = None,
     formats: Sequence[str] = FORMATS,
@@ -47,33 +63,69 @@ def build_report(
     log: bool = False,
     cache: bool = True,
 ) -> Built:
-    """Load the study's runs, build every section, write the requested formats plus tables/*.csv and
-    figures/*.png to `out` (nothing when it is None), and log that folder to the latest sweep run."""
+    """Load the runs, build every section, write the requested formats plus tables/*.csv and figures/*.png
+    to `out` (nothing when it is None), and log a study's folder to its latest sweep run. With `metric`,
+    the report of that metric for runs seedvar did not train (nothing is logged into their store)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UserError(f"--format {','.join(formats)}: choose from html, md (comma-separated)")
+    out_dir = Path(out) if out is not None else None
+    if metric is not None:
+        runs = _metric_runs(experiment, metric, tracking_uri, retry_for)
+        if out_dir is not None:
+            _writable(out_dir)
+        with threadpool_limits(1):
+            sections = metric_report.build_sections(runs, half_width=metric.half_width, diff=metric.diff)
+        title = f"seedvar report: {metric.metric} of {runs.source}"
+        loaded = f"read {len(runs.table) + len(runs.left_out)} runs"
+        return _written(sections, out_dir, formats, title, loaded)
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     # a study with nothing to report creates no folder
-    study = load.load_study(store, experiment, cache=cache)
-    out_dir = Path(out) if out is not None else None
+    study = load.load_study(store, experiment or "", cache=cache)
     if out_dir is not None:
         _writable(out_dir)
     with threadpool_limits(1):  # see BLAS_THREADS
         sections = build_sections(study)
     cached = len(study.finished) - study.read
+    loaded = f"read {study.read} runs from the store" + (
+        f", {cached} from the local run cache" if cached else ""
+    )
+    built = _written(sections, out_dir, formats, f"seedvar report: {experiment}", loaded)
+    if out_dir is not None and log:
+        built.logged = log_report(store, experiment or "", out_dir)
+    return built
+
+
+def _metric_runs(
+    experiment: str | None, metric: MetricSource, tracking_uri: str | None, retry_for: float | None
+) -> foreign.MetricRuns:
+    common = {
+        "by": list(metric.by) or None,
+        "seed_params": metric.seed_params,
+        "lower_is_better": metric.lower_is_better,
+    }
+    if metric.frame is not None:
+        return foreign.from_frame(metric.frame, metric.metric, source="the DataFrame", **common)
+    if metric.csv is not None:
+        return foreign.from_csv(metric.csv, metric.metric, **common)
+    store = Store(tracking_uri, create=False, retry_for=retry_for)
+    return foreign.from_experiment(store, experiment or "", metric.metric, **common)
+
+
+def _written(
+    sections: list[Section], out_dir: Path | None, formats: Sequence[str], title: str, loaded: str
+) -> Built:
+    """The report as data, and its folder written when there is one."""
     built = Built(
         sections[0].text,
         {name: df for sec in sections for name, df in sec.tables.items()},
         out_dir,
-        loaded=f"read {study.read} runs from the store"
-        + (f", {cached} from the local run cache" if cached else ""),
+        loaded=loaded,
     )
     if out_dir is None:
         render.close_figures(sections)
-        return built
-    render.write(out_dir, f"seedvar report: {experiment}", sections, list(formats))
-    if log:
-        built.logged = log_report(store, experiment, out_dir)
+    else:
+        render.write(out_dir, title, sections, list(formats))
     return built
 
 

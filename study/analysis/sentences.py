@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seedvar.analysis import compare
+from seedvar.analysis.compare import join_names
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
@@ -49,14 +50,9 @@ def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]
     return out
 
 
-def _names(items: list[str]) -> str:
-    """a; a and b; a, b and c."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def _where(some: list[str], names: list[str]) -> str:
     """The words for where a statement holds: every condition, or the few named."""
-    return "every condition" if len(some) == len(names) else _names(some)
+    return "every condition" if len(some) == len(names) else join_names(some)
 
 
 def _count(n: int, word: str) -> str:
@@ -103,7 +99,7 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
         out.append("In eval mode every trained model gives identical results on every pass.")
     elif moving:
         out.append(
-            f"In eval mode predictions still change between passes in {_names(moving)} (nondeterministic "
+            f"In eval mode predictions still change between passes in {join_names(moving)} (nondeterministic "
             "kernels); every other condition repeats itself exactly."
         )
     same = [c for c in names if train_equals_mc_dropout(by_cond[c])]
@@ -371,7 +367,7 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
         if whole:
             allow = ", ".join(f"{k} {cis[k][0]:.2g}x to {cis[k][1]:.2g}x" for k in whole)
             text += (
-                f" {_names(whole)} cannot be told apart from the whole variance alone (its interval holds 1); "
+                f" {join_names(whole)} cannot be told apart from the whole variance alone (its interval holds 1); "
                 f"the data allow {allow} of it, so this says little about how much each source gives."
             )
         out.append(text)

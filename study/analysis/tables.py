@@ -13,8 +13,9 @@ import pandas as pd
 
 from seedvar.analysis import compare
 from seedvar.analysis.load import LoadedRun, StudyRuns
+from seedvar.analysis.maps import MapData, map_data
+from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
-from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 
@@ -29,11 +30,6 @@ def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
         for mode in r.modes:
             out.setdefault((r.label, mode), []).append(r)
     return out
-
-
-def conditions(finished: list[LoadedRun]) -> list[str]:
-    """Conditions (model, determinism, dataset variant) in the order of the runs."""
-    return list(dict.fromkeys(r.label for r in finished))
 
 
 def resolution(group: list[LoadedRun]) -> float:
@@ -140,8 +136,8 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
 def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """Per condition: the eval-mode seed-to-seed variance split into the finite test set and the models.
 
-    From each model's first eval pass, matched by test sample id (conditions with 3+ models; fewer
-    leave nothing to bootstrap). Variances in points², stds in points, shares in %.
+    From each model's first eval pass, matched by test sample id (conditions with 3+ models, the fewest
+    its intervals' coverage is checked at). Variances in points², stds in points, shares in %.
     """
     rows = []
     for cond in conditions(finished):
@@ -209,84 +205,6 @@ def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
         return []
     bad = flags[(flags["mode"] == "eval") & flags["degenerate"]]
     return list(dict.fromkeys(bad["condition"]))
-
-
-def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Per condition of a scene: how train and test pixels were split and how much the test windows leak.
-
-    Empty for datasets that log no leakage (images).
-    """
-    key = PARAM_DATA_PREFIX
-    rows = []
-    for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and f"{key}leakage" in r.params]
-        if not group:
-            continue
-
-        def nums(name: str, group: list[LoadedRun] = group) -> np.ndarray:
-            return np.array([float(r.params.get(f"{key}{name}", "nan")) for r in group])
-
-        one_sided = sorted(
-            {
-                c
-                for r in group
-                for c in r.params.get(f"{key}one_sided_classes", "none").split(", ")
-                if c and c != "none"
-            }
-        )
-        leak = nums("leakage")
-        rows.append(
-            {
-                "condition": cond,
-                "split": ", ".join(sorted({r.params.get(f"{key}split", "random") for r in group})),
-                "runs": len(group),
-                "window": group[0].params.get(f"{key}window", ""),
-                "block": group[0].params.get(f"{key}block", ""),
-                "train_pixels": nums("n_train").mean(),
-                "test_pixels": nums("n_test").mean(),
-                "gap_pixels": np.nanmean(nums("gap_pixels"))
-                if f"{key}gap_pixels" in group[0].params
-                else 0.0,
-                "leakage_mean": 100 * leak.mean(),
-                "leakage_min": 100 * leak.min(),
-                "leakage_max": 100 * leak.max(),
-                "one_sided_classes": ", ".join(one_sided) or "none",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def settings_table(study: StudyRuns) -> pd.DataFrame:
-    """Parameters shared by every finished run; per-run values (seeds, fingerprints) as a count or range."""
-    finished = study.finished
-    keys = sorted(set().union(*(r.params for r in finished)))
-    rows = [
-        {"setting": "experiment", "value": study.experiment},
-        {"setting": "sweeps", "value": str(study.sweeps)},
-    ]
-    for key in keys:
-        values = sorted({r.params.get(key, "") for r in finished})
-        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
-        if (
-            key.startswith(PARAM_SEED_PREFIX)
-            or key == PARAM_REPLICATE
-            or len(values) > 3
-            and numbers.isna().all()
-        ):
-            rows.append({"setting": key, "value": f"{len(values)} distinct values"})
-        elif len(values) > 3 and numbers.notna().all():  # per-run facts (pixels, leakage): their range
-            rows.append(
-                {
-                    "setting": key,
-                    "value": f"{len(values)} distinct values, {numbers.min():.6g} to {numbers.max():.6g}",
-                }
-            )
-        else:
-            rows.append({"setting": key, "value": ", ".join(values)})
-    seconds = [r.metrics.get("time.total_seconds", 0.0) for r in finished]
-    rows.append({"setting": "finished runs", "value": str(len(finished))})
-    rows.append({"setting": "mean seconds per run", "value": f"{np.mean(seconds):.1f}"})
-    return pd.DataFrame(rows)
 
 
 def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
@@ -424,71 +342,6 @@ def curve_table(finished: list[LoadedRun]) -> pd.DataFrame:
         .pivot_table(index=["condition", "run", "epoch"], columns="metric", values="value")
         .reset_index()
     )
-
-
-def failure_table(runs: list[LoadedRun]) -> pd.DataFrame:
-    """Runs that did not finish, with the reason each recorded."""
-    return pd.DataFrame(
-        [
-            {
-                "run": r.name,
-                "status": r.status,
-                "reason": r.failure or "(no reason recorded)",
-                "run_id": r.run_id,
-            }
-            for r in runs
-            if r.status != "FINISHED"
-        ],
-        columns=["run", "status", "reason", "run_id"],
-    )
-
-
-@dataclass
-class MapData:
-    """One hyperspectral model's test pixels: eval-mode map, two stochastic passes and the split."""
-
-    condition: str
-    run: str
-    mode: str
-    gt: np.ndarray
-    coords: np.ndarray
-    labels: np.ndarray
-    eval_pred: np.ndarray
-    pass_a: np.ndarray
-    pass_b: np.ndarray
-    train_ids: np.ndarray | None = None  # row * width + col of the training pixels
-
-    @property
-    def flipped(self) -> int:
-        return int((self.pass_a != self.pass_b).sum())
-
-
-def map_data(finished: list[LoadedRun]) -> list[MapData]:
-    """Per condition, its first hyperspectral run with an eval pass and two stochastic passes."""
-    out = []
-    for cond in conditions(finished):
-        for r in finished:
-            p = r.preds if r.label == cond else None
-            if p is None or p.gt is None or p.coords is None or "eval" not in p.passes:
-                continue
-            mode = "train" if "train" in p.passes else "mc_dropout" if "mc_dropout" in p.passes else None
-            if mode is None or len(p.passes[mode]) < 2:
-                continue
-            out.append(
-                MapData(
-                    cond,
-                    r.name,
-                    mode,
-                    p.gt,
-                    p.coords,
-                    p.labels,
-                    p.passes["eval"][0],
-                    *p.passes[mode][:2],
-                    train_ids=p.train_ids,
-                )
-            )
-            break
-    return out
 
 
 @dataclass

@@ -7,7 +7,7 @@ interval here is (seedvar.stats.interval), so two conditions whose seeds all sco
 test. Its level, checked by simulation: 0.03 at 3 seeds a side with equal spreads, 0.04 at 5, 0.05 from
 10 (and at most 0.06 with spreads 3x apart). P(A > B) is an effect size, not a test. Rank tests and
 spread tests are not given: Mann-Whitney cannot reject at 3 against 3 (its smallest two-sided p is 0.1)
-and Brown-Forsythe rejected 0-0.5% at a nominal 5% below 10 seeds.
+and Brown-Forsythe rejected 0-0.7% at a nominal 5% below 10 seeds.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Intervals: the test-set part averages per-sample disagreements over thousands of
 known far better than the seed variance it is a part of, so the intervals come from the seed variance
 alone: (m - 1) var / sigma^2 ~ chi2(m - 1) over m models, the test-set part held at its estimate. In
 simulations of binomial test sets (benchmarks/coverage.py) the share's interval covers 93-96% from 3 to 30
-models; a bootstrap over trained models covered about 85% at 10.
+models (a bootstrap over the trained models, used before, covered about 85% at 10).
 
 The binomial term p(1 - p) / n is an upper bound on the test-set part, not a floor: each model's own
 test-set variance is mean_j q_j (1 - q_j) / n over its samples' chances q_j of being right, at most
@@ -146,27 +146,19 @@ def _half_accuracies(correct: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np
     return acc, acc_a, acc_b
 
 
-def _parts(acc: np.ndarray, diff: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """[total, models, test_set, share_test_set] for model resamples idx (..., M), stacked first.
+def _parts(acc: np.ndarray, diff: np.ndarray) -> tuple[float, float, float, float]:
+    """(total, models, test_set, share_test_set) of the models' accuracies.
 
     ``diff`` is acc_A - acc_B, (M, H). test_set = mean over halvings of var(acc_A - acc_B) / 4 and
     models = total - test_set. With halves of equal size this is exactly models = cov(acc_A, acc_B)
     and test_set = var(acc) - cov(acc_A, acc_B); written this way, halves of unequal size (odd class
     counts, models tested on different samples) cannot leak the large model variance into the small
-    test-set part. A resample enters as how often it holds each model, so no (resamples, M, H) array
-    is built.
+    test-set part.
     """
-    batch, k = idx.shape[:-1], idx.shape[-1]  # k: models per resample (k < M for the BCa jackknife)
-    flat = idx.reshape(-1, k)
-    rows = (np.arange(flat.shape[0])[:, None] * acc.size + flat).reshape(-1)
-    counts = np.bincount(rows, minlength=flat.shape[0] * acc.size).reshape(-1, acc.size).astype(float)
-    total = np.var(acc[flat], axis=-1, ddof=1)
-    s1, s2 = counts @ diff, counts @ diff**2  # (B, H)
-    test_set = np.mean((s2 - s1**2 / k) / (k - 1), axis=-1) / 4.0
-    models = total - test_set
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, test_set / total, np.nan)
-    return np.stack([total, models, test_set, share]).reshape(4, *batch)
+    total = float(np.var(acc, ddof=1))
+    test_set = float(np.mean(np.var(diff, axis=0, ddof=1))) / 4.0
+    share = test_set / total if total > 0 else float("nan")
+    return total, total - test_set, test_set, share
 
 
 def split_seed_variance(
@@ -196,7 +188,7 @@ def split_seed_variance(
     acc, acc_a, acc_b = _half_accuracies(c, a)
     if np.isnan(acc).any() or np.isnan(acc_a).any() or np.isnan(acc_b).any():
         raise ValueError("a model was tested on no sample of a half: too few test samples")
-    total, models, test_set, share = (float(v) for v in _parts(acc, acc_a - acc_b, np.arange(m)))
+    total, models, test_set, share = _parts(acc, acc_a - acc_b)
     tail, df = (1.0 - ci) / 2.0, m - 1
     if total > 0:
         total_ci = (df * total / stats.chi2.isf(tail, df), df * total / stats.chi2.ppf(tail, df))

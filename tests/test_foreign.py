@@ -1,0 +1,236 @@
+"""Variance reports for runs seedvar did not train: an experiment written by plain MLflow (scikit-learn
+classifiers on the digits that ship with scikit-learn, several seeds each, one FAILED run and one run
+without the metric), and the same runs exported to a CSV file."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.tree import DecisionTreeClassifier
+from statsmodels.stats.multitest import multipletests
+
+import seedvar
+from seedvar.cli import main
+
+SEEDS = 5
+MODELS = {
+    "logreg": lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
+    "tree": lambda seed: DecisionTreeClassifier(random_state=seed),
+    "bayes": lambda seed: GaussianNB(),  # no seed of its own: only the split moves it
+}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory, _template_store) -> dict[str, object]:
+    """The experiment as a user's own script logs it: params `model` and `seed`, metric `test_accuracy`
+    (the test loss at 3 steps too); one run FAILED, one that never logged the metric."""
+    folder = tmp_path_factory.mktemp("digits") / "mlruns"
+    folder.mkdir()
+    shutil.copy(_template_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.create_experiment("digits", artifact_location=(folder / "artifacts").as_uri())
+    x, y = load_digits(return_X_y=True)
+    truth: dict[str, list[float]] = {}
+    for name, make in MODELS.items():
+        for seed in range(SEEDS):
+            with mlflow.start_run(experiment_id=exp, run_name=f"{name}-{seed}"):
+                mlflow.log_params({"model": name, "seed": seed, "n_features": 64})
+                xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, random_state=seed, stratify=y)
+                fitted = make(seed).fit(xtr, ytr)
+                accuracy = float(fitted.score(xte, yte))
+                for step in range(3):
+                    mlflow.log_metric("test_loss", 1.0 - accuracy + 0.1 * (2 - step), step=step)
+                mlflow.log_metric("test_accuracy", accuracy)
+                truth.setdefault(name, []).append(accuracy)
+    with mlflow.start_run(experiment_id=exp, run_name="tree-crashed"):
+        mlflow.log_params({"model": "tree", "seed": 90, "n_features": 64})
+        mlflow.log_metric("test_accuracy", 0.01)  # logged before the crash: a failed run is left out anyway
+        mlflow.end_run("FAILED")
+    with mlflow.start_run(experiment_id=exp, run_name="logreg-unfinished-metric"):
+        mlflow.log_params({"model": "logreg", "seed": 91, "n_features": 64})
+    mlflow.set_tracking_uri(None)
+    return {"uri": uri, "truth": truth}
+
+
+def expected_table(truth: dict[str, list[float]]) -> pd.DataFrame:
+    """Means and 95% t-intervals worked by hand; letters from Holm-corrected Welch tests."""
+    rows = {}
+    for name, values in truth.items():
+        x = np.array(values)
+        half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+        rows[name] = (x.mean(), x.mean() - half, x.mean() + half)
+    return pd.DataFrame(rows, index=["mean", "ci_low", "ci_high"]).T
+
+
+def holm_apart(truth: dict[str, list[float]]) -> set[frozenset[str]]:
+    pairs = list(itertools.combinations(truth, 2))
+    p = [stats.ttest_ind(truth[a], truth[b], equal_var=False).pvalue for a, b in pairs]
+    reject = multipletests(p, method="holm")[0]
+    return {frozenset(pair) for pair, r in zip(pairs, reject, strict=True) if r}
+
+
+def check(table: pd.DataFrame, truth: dict[str, list[float]]) -> None:
+    got = table.set_index("condition")
+    want = expected_table(truth)
+    assert set(got.index) == set(truth)
+    assert (got["runs"] == SEEDS).all()
+    for col in ("mean", "ci_low", "ci_high"):
+        assert got.loc[want.index, col].to_numpy() == pytest.approx(want[col].to_numpy(), rel=1e-12)
+    assert list(table["condition"]) == list(want["mean"].sort_values(ascending=False).index)  # best first
+    apart = holm_apart(truth)
+    for a, b in itertools.combinations(truth, 2):
+        share = bool(set(got.loc[a, "group"]) & set(got.loc[b, "group"]))
+        assert share == (frozenset((a, b)) not in apart), (a, b)
+
+
+def test_a_plain_mlflow_experiment_gets_its_report(digits, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["report", "--experiment", "digits", "--metric", "test_accuracy", "--by", "model"]
+    assert main([*args, "--tracking-uri", digits["uri"], "--out", str(out)]) == 0
+    assert "report written to" in capsys.readouterr().out
+    table = pd.read_csv(out / "tables" / "conditions.csv")
+    assert list(table.columns[:7]) == ["condition", "runs", "mean", "std", "ci_low", "ci_high", "group"]
+    check(table, digits["truth"])
+    md = (out / "report.md").read_text()
+    assert "15 finished run(s) with a value of test_accuracy in 3 condition(s), 2 left out" in md
+    assert "1 failed, not finished" in md and "1 never logged test_accuracy" in md
+    assert "Conditions are the values of model (as asked with --by)" in md
+    assert "test modes (eval, train, MC dropout), prediction flips" in md  # what cannot apply, said once
+    left = pd.read_csv(out / "tables" / "left_out.csv")
+    assert sorted(left["run"]) == ["logreg-unfinished-metric", "tree-crashed"]
+    assert {p.stem for p in (out / "figures").glob("*.png")} >= {"values", "comparison_matrix"}
+    assert "no runs" not in md
+
+
+def test_without_by_the_varying_params_are_the_conditions_and_losses_rank_lowest_first(digits, tmp_path):
+    rep = seedvar.report(
+        "digits", tmp_path / "loss", metric="test_loss", lower_is_better=True, tracking_uri=digits["uri"]
+    )
+    text = " ".join(rep.answer)
+    assert (
+        "Conditions are the values of model, the params that vary across the finished runs (seed params left out: seed)"
+        in text
+    )
+    assert "Lower is better." in text
+    table = rep.tables["conditions"]
+    assert table["mean"].is_monotonic_increasing  # best (lowest loss) first
+    assert (tmp_path / "loss" / "figures" / "history.png").exists()  # logged at 3 steps: bands over steps
+    frame = seedvar.runs("digits", digits["uri"], metric="test_accuracy")
+    assert len(frame) == 15 and {"run", "condition", "seed", "test_accuracy", "model"} <= set(frame.columns)
+
+
+def test_the_same_report_from_a_csv_export_and_from_a_dataframe(digits, tmp_path):
+    mlflow.set_tracking_uri(digits["uri"])
+    try:
+        exported = mlflow.search_runs(experiment_names=["digits"])  # as a user exports a results table
+    finally:
+        mlflow.set_tracking_uri(None)
+    table = exported.rename(
+        columns={"params.model": "model", "params.seed": "seed", "metrics.test_accuracy": "acc"}
+    )
+    table = table.rename(columns={"tags.mlflow.runName": "run"})[["run", "status", "model", "seed", "acc"]]
+    path = tmp_path / "results.csv"
+    table.to_csv(path, index=False)
+    assert (
+        main(
+            ["report", "--csv", str(path), "--metric", "acc", "--by", "model", "--out", str(tmp_path / "csv")]
+        )
+        == 0
+    )
+    check(pd.read_csv(tmp_path / "csv" / "tables" / "conditions.csv"), digits["truth"])
+    rep = seedvar.report(table, metric="acc", by="model")
+    check(rep.tables["conditions"], digits["truth"])
+
+
+def run_report(args: list[str], capsys) -> tuple[int, str]:
+    code = main(["report", *args])
+    return code, capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_exit_2(digits, tmp_path, capsys):
+    uri = ["--tracking-uri", digits["uri"], "--out", str(tmp_path / "r")]
+    code, err = run_report(["--experiment", "digits", "--metric", "accuracy", *uri], capsys)
+    assert code == 2 and "its runs log: test_accuracy, test_loss" in err and err.count("\n") == 1
+    code, err = run_report(
+        ["--experiment", "digits", "--metric", "test_accuracy", "--by", "depth", *uri], capsys
+    )
+    assert code == 2 and "--by depth: no such param" in err and "they have: model, n_features, seed" in err
+    code, err = run_report(["--experiment", "digits", *uri], capsys)
+    assert code == 2 and "seedvar did not train: name the metric to report with --metric" in err
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"model": ["a", "a", "b"], "acc": ["high", "low", "mid"]}).to_csv(path, index=False)
+    code, err = run_report(["--csv", str(path), "--metric", "acc"], capsys)
+    assert code == 2 and "not numbers" in err
+    code, err = run_report(["--csv", str(path), "--metric", "score"], capsys)
+    assert code == 2 and "has no such column; its columns: model, acc" in err
+    code, err = run_report(["--csv", str(tmp_path / "none.csv"), "--metric", "acc"], capsys)
+    assert code == 2 and "no such file" in err
+    code, err = run_report(["--csv", str(path)], capsys)
+    assert code == 2 and "--metric" in err
+    assert not (tmp_path / "r").exists()  # nothing written for a report that could not be made
+
+
+def test_one_condition_and_a_condition_with_one_run_are_reported_and_said(tmp_path):
+    one = pd.DataFrame({"seed": range(4), "acc": [0.91, 0.93, 0.92, 0.95]})
+    rep = seedvar.report(one, metric="acc")
+    text = " ".join(rep.answer)
+    assert "are one condition" in text and "on average over 4 runs" in text and "95% CI of the mean" in text
+    mixed = pd.DataFrame({"model": ["a", "a", "a", "b"], "seed": [0, 1, 2, 0], "acc": [0.9, 0.92, 0.91, 0.8]})
+    rep = seedvar.report(mixed, metric="acc", by=["model"])
+    table = rep.tables["conditions"].set_index("condition")
+    assert table.loc["b", "runs"] == 1 and np.isnan(table.loc["b", "ci_low"])
+    assert "b has one run: reported without an interval or a comparison" in " ".join(rep.answer)
+
+
+def test_nested_runs_count_their_children(tmp_path, _template_store):
+    folder = tmp_path / "mlruns"
+    folder.mkdir()
+    shutil.copy(_template_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("nested")
+    for model, shift in (("a", 0.0), ("b", 0.05)):
+        parent = client.create_run(exp, run_name=f"sweep-{model}")
+        client.log_param(parent.info.run_id, "model", model)
+        client.log_metric(parent.info.run_id, "acc", 0.5)  # a parent's summary, not a replicate
+        for seed in range(3):
+            child = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id})
+            client.log_batch(
+                child.info.run_id,
+                params=[mlflow.entities.Param("model", model), mlflow.entities.Param("seed", str(seed))],
+            )
+            client.log_metric(child.info.run_id, "acc", 0.8 + shift + 0.01 * seed)
+            client.set_terminated(child.info.run_id)
+        client.set_terminated(parent.info.run_id)
+    table = seedvar.report("nested", metric="acc", by="model", tracking_uri=uri).tables["conditions"]
+    assert table.set_index("condition")["runs"].to_dict() == {"a": 3, "b": 3}
+    assert table.set_index("condition").loc["a", "mean"] == pytest.approx(0.81)
+
+
+def test_the_report_reads_a_metric_in_bulk(digits):
+    """What the report needs of each run, read in three queries: the same values and params as MLflow's
+    own search."""
+    from seedvar.record.bulk import read_metric
+    from seedvar.record.store import Store
+
+    store = Store(digits["uri"], create=False)
+    exp = store.experiment_id("digits", create=False)
+    read = {r.run_id: r for r in read_metric(store, exp, "test_accuracy").runs}
+    for run in mlflow.MlflowClient(digits["uri"]).search_runs([exp]):
+        mine = read[run.info.run_id]
+        assert mine.params == run.data.params and mine.status == run.info.status
+        assert mine.value == run.data.metrics.get("test_accuracy")
+    assert Path(digits["uri"][len("sqlite:///") :]).exists()
