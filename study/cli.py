@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="a param that names the seed, never a condition (repeatable; wildcards; default: seed, "
-        "random_state, *_seed, seed_*, seed.*)",
+        "random_state, *_seed, seed_*, seed.*, *.seed)",
     )
     r.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
     r.add_argument(

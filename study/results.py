@@ -90,7 +90,7 @@ class PassSummary:
 
     def line(self) -> str:
         """`96.16±0.09` in points: the form of a run's result line."""
-        std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and self.acc_std > 0 else ""
+        std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and round(100 * self.acc_std, 2) > 0 else ""
         return f"{100 * self.acc_mean:.2f}{std}"
 
 

@@ -63,12 +63,15 @@ LONGEST_FIRST = (
     "test_server",
     "test_benchmarks",
     "test_ray",
+    "test_lifecycle",
     "test_reliability",
     "test_ui",
     "test_report",
     "test_package",
     "test_twostage",
+    "test_coverage",
     "test_runner",
+    "test_foreign",
 )
 
 

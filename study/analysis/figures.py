@@ -339,9 +339,10 @@ def _map_row(axes: np.ndarray, m: MapData) -> None:
     axes[0].set_ylabel(f"{m.condition}\n{m.run}", fontsize="small")
 
 
-def metric_distribution(runs: pd.DataFrame, metric: str) -> Figure:
-    """Per condition: a box over its runs and a point per run; conditions wrap PER_ROW to a row."""
-    conds = list(dict.fromkeys(runs["condition"]))
+def metric_distribution(runs: pd.DataFrame, metric: str, order: list[str] | None = None) -> Figure:
+    """Per condition (in `order`, best first): a box over its runs and a point per run; conditions wrap
+    PER_ROW to a row."""
+    conds = order or list(dict.fromkeys(runs["condition"]))
     rows = _chunks(conds, PER_ROW)
     width = min(WIDTH, max(6.0, 1.2 * len(rows[0]) + 2.5))
     fig, axes = plt.subplots(len(rows), 1, figsize=(width, 3.2 * len(rows) + 0.6), squeeze=False)

@@ -60,7 +60,9 @@ def build_sections(
                 "condition's mean is Student's t-interval over its runs (coverage checked by simulation: see "
                 "the README's table)."
             ],
-            figures={"values": figures.metric_distribution(runs.table, runs.metric)},
+            figures={
+                "values": figures.metric_distribution(runs.table, runs.metric, list(table["condition"]))
+            },
         ),
         comparison_section(samples, comps, table, diff, runs.metric),
     ]

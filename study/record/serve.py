@@ -1,7 +1,7 @@
 """Run a server as a child process and stop all of it: the one place that supervises a process tree.
 
 `mlflow server` starts uvicorn, a job runner and its huey consumers. Killing only the process we started
-leaves those running and holding the port (measured with SIGTERM before this module existed), so the
+leaves those running and holding the port, so the
 child gets a process group of its own, and SIGTERM or SIGINT to us ends that whole group.
 """
 

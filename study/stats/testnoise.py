@@ -12,7 +12,7 @@ Intervals: the test-set part averages per-sample disagreements over thousands of
 known far better than the seed variance it is a part of, so the intervals come from the seed variance
 alone: (m - 1) var / sigma^2 ~ chi2(m - 1) over m models, the test-set part held at its estimate. In
 simulations of binomial test sets (benchmarks/coverage.py) the share's interval covers 93-96% from 3 to 30
-models (a bootstrap over the trained models, used before, covered about 85% at 10).
+models; a bootstrap over the trained models covers about 85% at 10.
 
 The binomial term p(1 - p) / n is an upper bound on the test-set part, not a floor: each model's own
 test-set variance is mean_j q_j (1 - q_j) / n over its samples' chances q_j of being right, at most

@@ -60,7 +60,9 @@ def seed_spread(
 
 def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataFrame:
     """Per condition and mode: runs, passes, mean accuracy (%) over every pass of every run with the 95%
-    interval of the mean over trained models, the std, min and max over every pass."""
+    interval of the mean over its trained models (its reference runs, as in the report), the std, min and
+    max over every pass."""
+    reference = {r.run_id for r in reference_runs(runs)}
     rows = []
     for first, mode, members in by_condition(runs, modes):
         summaries = [summary for _, summary in members]
@@ -71,7 +73,7 @@ def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataF
             [100 * s.acc_min for s in summaries],
             [100 * s.acc_max for s in summaries],
         )
-        spread = seed_spread(members, scale=100.0)
+        spread = seed_spread([m for m in members if m[0].run_id in reference], scale=100.0)
         rows.append(
             {
                 "model": first.condition.name,
