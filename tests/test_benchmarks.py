@@ -114,7 +114,10 @@ def torch_state():
     ],
 )
 def test_benchmark_quick(script, names, claims, capsys, torch_state):
-    if script in ("writers.py", "report_scale.py", "foreign_scale.py") and load("_postgres.py").bin_dir() is None:
+    if (
+        script in ("writers.py", "report_scale.py", "foreign_scale.py")
+        and load("_postgres.py").bin_dir() is None
+    ):
         pytest.skip(f"PostgreSQL binaries not found: {script} starts a throwaway cluster")
     if script == "executors.py" and importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed: pip install -e '.[ray]'")

@@ -22,14 +22,14 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.results import Predictions
 
 coverage = load("coverage.py")
-CHEAP = 3000  # simulated studies per cell for the checks that cost well under a millisecond each
-COSTLY = 700  # ... and for the others (variance components, test-set noise, power)
+CHEAP = 2000  # simulated studies per cell for the checks that cost well under a millisecond each
+COSTLY = 500  # ... and for the others (variance components, test-set noise, power)
 CHEAP_CHECKS = ("mean accuracy", "source variance", "difference", "Welch test", "at chance", "Stein")
 
 
 def reps(check: coverage.Check) -> int:
     if check.name.startswith("Holm"):
-        return 300  # 28 Welch tests a study: a family-wise rate near 0.04 is known to +-0.011 here
+        return 200  # 28 Welch tests a study: a family-wise rate near 0.03 is known to +-0.012 here
     return CHEAP if check.name.startswith(CHEAP_CHECKS) else COSTLY
 
 
