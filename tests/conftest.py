@@ -57,17 +57,17 @@ def pytest_make_collect_report(collector: pytest.Collector) -> object:
 # Under `--dist loadfile` a worker takes a whole module, in collection order (`--no-loadscope-reorder`:
 # xdist would otherwise order modules by their number of tests); the longest go first, so that the two
 # workers end together instead of one starting the Ray tests when the other is nearly done. Order: the
-# modules' times in a full run on 2 cores (server 281 s, benchmarks 170, ray 110, reliability 100, ui 84,
-# report 70, package 60, twostage 53, runner 33; the rest under 15 s each).
+# modules' times in a full run on 2 cores (2026-12-03: server 295 s, ray 191, benchmarks 177, reliability
+# 138, ui 114, package 82, report 82, lifecycle 77, twostage 69, coverage 45, runner 38; the rest under 20 s).
 LONGEST_FIRST = (
     "test_server",
-    "test_benchmarks",
     "test_ray",
-    "test_lifecycle",
+    "test_benchmarks",
     "test_reliability",
     "test_ui",
-    "test_report",
     "test_package",
+    "test_report",
+    "test_lifecycle",
     "test_twostage",
     "test_coverage",
     "test_runner",

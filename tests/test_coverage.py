@@ -23,7 +23,7 @@ from seedvar.results import Predictions
 
 coverage = load("coverage.py")
 CHEAP = 2000  # simulated studies per cell for the checks that cost well under a millisecond each
-COSTLY = 500  # ... and for the others (variance components, test-set noise, power)
+COSTLY = 400  # ... and for the others (variance components, test-set noise, power)
 CHEAP_CHECKS = ("mean accuracy", "source variance", "difference", "Welch test", "at chance", "Stein")
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import math
 import shutil
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -221,16 +220,21 @@ def test_nested_runs_count_their_children(tmp_path, _template_store):
 
 
 def test_the_report_reads_a_metric_in_bulk(digits):
-    """What the report needs of each run, read in three queries: the same values and params as MLflow's
-    own search."""
-    from seedvar.record.bulk import read_metric
+    """What the report needs of each run, read in three queries from a database store and from the pages of
+    a search where there is no database (a tracking server): the same values and params as MLflow's own
+    search."""
+    from seedvar.record import bulk
     from seedvar.record.store import Store
 
     store = Store(digits["uri"], create=False)
     exp = store.experiment_id("digits", create=False)
-    read = {r.run_id: r for r in read_metric(store, exp, "test_accuracy").runs}
-    for run in mlflow.MlflowClient(digits["uri"]).search_runs([exp]):
-        mine = read[run.info.run_id]
-        assert mine.params == run.data.params and mine.status == run.info.status
-        assert mine.value == run.data.metrics.get("test_accuracy")
-    assert Path(digits["uri"][len("sqlite:///") :]).exists()
+    queried = bulk.read_metric(store, exp, "test_accuracy")
+    paged = bulk._read_pages(store, exp, "test_accuracy")
+    assert queried.metric_names == paged.metric_names == {"test_accuracy", "test_loss"}
+    for read in (queried, paged):
+        found = {r.run_id: r for r in read.runs}
+        for run in mlflow.MlflowClient(digits["uri"]).search_runs([exp]):
+            mine = found[run.info.run_id]
+            assert mine.params == run.data.params and mine.status == run.info.status
+            assert mine.value == run.data.metrics.get("test_accuracy") and mine.name == run.info.run_name
+    assert {r.step for r in queried.runs} == {0} and {r.step for r in paged.runs} == {-1}

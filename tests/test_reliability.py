@@ -105,7 +105,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
 
 
 def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _template_store):
-    spec = study_spec(tmp_path, "interrupted", epochs=20)
+    spec = study_spec(tmp_path, "interrupted", epochs=12)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
     wait_for(lambda: any(checkpoints.glob("*/*.pt")), what="the first checkpoint")
@@ -115,9 +115,9 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     proc.send_signal(signal.SIGCONT)
     output, _ = proc.communicate(timeout=300)  # a safety net: a sweep that ignored the signal would train on
     assert proc.returncode == 130, output
-    # at once: of 20 epochs, none begun after the signal is logged (the epoch whose metrics were being
+    # at once: of 12 epochs, none begun after the signal is logged (the epoch whose metrics were being
     # written as it landed is written whole: interrupts wait for a database write to end)
-    assert at_signal < 20 and logged_epochs(store_uri, "interrupted") <= at_signal + 1
+    assert at_signal < 12 and logged_epochs(store_uri, "interrupted") <= at_signal + 1
     assert "Traceback" not in output and "rerun the same command to resume" in output
     store = Store(store_uri)
     exp = store.experiment_id("interrupted")
