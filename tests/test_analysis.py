@@ -378,7 +378,7 @@ def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
 
 
 def test_equally_close_pairs_are_named_together_with_the_most_seeds_either_needs():
-    from seedvar.analysis import compare as conditions
+    from seedvar.analysis import conditions
 
     rng = np.random.default_rng(11)
     base = rng.normal(0, 1, 4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import compare, figures
+from seedvar.analysis import conditions, figures
 from seedvar.analysis.foreign import MetricRuns
 from seedvar.analysis.render import Section
 
@@ -21,9 +21,9 @@ NO_PREDICTIONS = (
 )
 
 
-def metric_of(runs: MetricRuns) -> compare.Metric:
+def metric_of(runs: MetricRuns) -> conditions.Metric:
     """How the metric reads in sentences: its own name and units, and which way is better."""
-    return compare.Metric(
+    return conditions.Metric(
         name=runs.metric, unit="", diff_unit="", lower_is_better=runs.lower_is_better, bounds=None
     )
 
@@ -36,20 +36,20 @@ def build_sections(
     (default: the closest pair's)."""
     metric = metric_of(runs)
     samples = runs.samples
-    comps = compare.comparisons(samples)
-    table = compare.summary(samples, comps, metric)
+    comps = conditions.comparisons(samples)
+    table = conditions.summary(samples, comps, metric)
     answer = [intro(runs, table)]
     if len(table) > 1:
-        answer += compare.verdict(table, comps, metric)
+        answer += conditions.verdict(table, comps, metric)
     else:
         answer.append(alone(table.iloc[0], metric))
     singles = list(table.loc[table["runs"] < 2, "condition"])
     if singles:
         answer.append(
-            f"{compare.join_names(singles)} {'has' if len(singles) == 1 else 'have'} one run: reported without an "
+            f"{conditions.join_names(singles)} {'has' if len(singles) == 1 else 'have'} one run: reported without an "
             "interval or a comparison (a spread needs two)."
         )
-    answer += [t for t in [compare.stein_sentence(table, metric, half_width)] if t]
+    answer += [t for t in [conditions.stein_sentence(table, metric, half_width)] if t]
     answer.append(NO_PREDICTIONS)
     sections = [
         Section("The answer", text=answer, tables={"conditions": table}, tables_first=True, whole=True),
@@ -101,7 +101,7 @@ def intro(runs: MetricRuns, table: pd.DataFrame) -> str:
     )
 
 
-def alone(row: pd.Series, metric: compare.Metric) -> str:
+def alone(row: pd.Series, metric: conditions.Metric) -> str:
     """One condition: its spread alone."""
     if row["runs"] < 2:
         return f"{row['condition']}: {metric.name} {metric.value(row['mean'])} from its one run."
@@ -124,11 +124,13 @@ def comparison_section(
         "over all pairs; P(A > B) is the probability that a run of A scores above one of B (an effect size)."
     )
     compared = {*comps["a"], *comps["b"]}
-    d, pv = compare.matrices(comps, [c for c in table["condition"] if c in compared])
+    d, pv = conditions.matrices(comps, [c for c in table["condition"] if c in compared])
     sec.figures["comparison_matrix"] = figures.comparison_matrix(d, pv, what=metric, unit=metric)
     size = diff if diff else float(comps["diff"].abs().min())
     if size > 0:
-        sec.tables["power"] = compare.power_table({c: v for c, v in samples.items() if c in compared}, [size])
+        sec.tables["power"] = conditions.power_table(
+            {c: v for c, v in samples.items() if c in compared}, [size]
+        )
         sec.text.append(
             f"Runs per condition needed to tell apart a difference of {size:.3g} from a condition of the same "
             "spread (80% power, two-sided at 0.05)"

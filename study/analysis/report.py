@@ -13,7 +13,17 @@ from pathlib import Path
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from seedvar.analysis import compare, figures, foreign, load, metric_report, render, sentences, stages, tables
+from seedvar.analysis import (
+    conditions,
+    figures,
+    foreign,
+    load,
+    metric_report,
+    render,
+    sentences,
+    stages,
+    tables,
+)
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
@@ -375,7 +385,7 @@ def comparison_section(t: tables.Tables) -> Section:
             "smallest two-sided p is 0.1, so it cannot reject there."
         )
         compared = {*t.comparisons["a"], *t.comparisons["b"]}
-        diff, pv = compare.matrices(t.comparisons, [c for c in t.ranked["condition"] if c in compared])
+        diff, pv = conditions.matrices(t.comparisons, [c for c in t.ranked["condition"] if c in compared])
         sec.figures["comparison_matrix"] = figures.comparison_matrix(diff, pv)
     if not sec.tables:
         sec.text.append("Comparisons need at least two trained models per condition.")

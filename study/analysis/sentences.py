@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import compare
-from seedvar.analysis.compare import join_names
+from seedvar.analysis import conditions as compared
+from seedvar.analysis.conditions import join_names
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
@@ -62,7 +62,7 @@ def _count(n: int, word: str) -> str:
 def comparison_sentences(tables: Tables) -> list[str]:
     """What the seeds can and cannot tell apart: the spread of eval accuracy over the conditions, what the
     table holds, the degenerate conditions, then the verdict of the Holm-corrected comparisons
-    (analysis.compare.verdict: ranking or groups, and the seeds the closest pair would need)."""
+    (analysis.conditions.verdict: ranking or groups, and the seeds the closest pair would need)."""
     t = tables.conditions
     seeds = sorted({int(n) for n in t["seeds"] if n > 0})
     ranked = t[np.isfinite(t["eval_mean"])]
@@ -84,7 +84,7 @@ def comparison_sentences(tables: Tables) -> list[str]:
         "alone can give all of it)."
     ]
     out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
-    return out + compare.verdict(tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions)
+    return out + compared.verdict(tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions)
 
 
 def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import compare
+from seedvar.analysis import conditions as compared
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
@@ -270,7 +270,7 @@ def condition_table(
     """One row per condition, best eval accuracy first: what a several-condition answer opens with.
 
     Eval accuracy (mean over trained models, its 95% t-interval and the seed std, from `ranked`, the
-    conditions compared as `analysis.compare.summary` gives them), the train - eval gap with its
+    conditions compared as `analysis.conditions.summary` gives them), the train - eval gap with its
     BatchNorm (train - mc_dropout) and dropout (mc_dropout - eval) parts, the share of train-mode variance
     from test-time dropout, the train-mode flip rate, the finite test set's share of the eval seed
     variance (all in points or %), and the group letter: conditions sharing a letter are not told apart by
@@ -361,7 +361,7 @@ class Tables:
     per_source: pd.DataFrame
     power: pd.DataFrame
     comparisons: pd.DataFrame
-    ranked: pd.DataFrame  # the conditions compared on eval accuracy (analysis.compare.summary)
+    ranked: pd.DataFrame  # the conditions compared on eval accuracy (analysis.conditions.summary)
     curves: pd.DataFrame
     failures: pd.DataFrame
     maps: list[MapData]
@@ -385,8 +385,8 @@ def build(study: StudyRuns) -> Tables:
     per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
     accuracy, gaps, variance = accuracy_table(ref), mode_gap_table(ref), variance_table(ref)
     flip, noise = flip_table(ref), test_noise_table(ref)
-    comparisons = compare.comparisons(kept, grid)
-    ranked = compare.summary(samples, comparisons, resolution=grid, excluded=bad)
+    comparisons = compared.comparisons(kept, grid)
+    ranked = compared.summary(samples, comparisons, resolution=grid, excluded=bad)
     return Tables(
         passes=pass_table(ref),
         accuracy=accuracy,
@@ -399,7 +399,7 @@ def build(study: StudyRuns) -> Tables:
         settings=settings_table(study),
         source_values=values,
         per_source=per_source,
-        power=compare.power_table(kept, POWER_DIFFS, grid, unit="_point"),
+        power=compared.power_table(kept, POWER_DIFFS, grid, unit="_point"),
         comparisons=comparisons,
         ranked=ranked,
         curves=curve_table(finished),
