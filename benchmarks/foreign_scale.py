@@ -8,7 +8,7 @@ process, on a local sqlite store and through `seedvar server` on PostgreSQL.
 Goal: the whole report (reading, statistics, figures, pages) in at most the time of that search, and in
 at most 30 s on 2 cores. MLflow's search builds every run whole; the report reads one metric and the
 params of each run in three queries (seedvar/record/bulk.py), and through a server the same pages of
-search results MLflow's own client reads.
+search results MLflow's own client reads, as 4 searches at once over slices of start time.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def source_study(uri: str, data_root: str, quick: bool) -> None:
         overrides.update({"seeds.replicates": 3, "test.passes": 2})
     spec = c.study_spec("quick", {**overrides, "dataset": c.hsi_dataset(data_root, options)})
     out = io.StringIO()
-    res = seedvar.sweep(spec, tracking_uri=uri, data_root=data_root, out=out, progress=False)
+    res = seedvar.sweep(spec, tracking_uri=uri, data_root=data_root, out=out, progress=False, jobs=1)
     if res.failed or not res.outcomes:
         raise RuntimeError(f"the source study did not finish:\n{out.getvalue()}")
 

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import functional as TF
 
 from seedvar.data.core import DataError, brief, data_root
 
@@ -31,6 +30,8 @@ def _target_mode(image_mode: str) -> str:
 
 def _as_chw(sample: object, mode: str | None, resize: tuple[int, int] | None, where: str) -> np.ndarray:
     """One image as uint8 (C, H, W) in `mode` (None: the image's own, as L or RGB), resized if asked."""
+    from torchvision.transforms import functional as TF  # torchvision only where used (data/vision.py)
+
     if isinstance(sample, torch.Tensor):
         if sample.dtype != torch.uint8 or sample.ndim not in (2, 3):
             raise DataError(

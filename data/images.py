@@ -10,7 +10,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
-from torchvision.datasets.utils import download_and_extract_archive
 
 from seedvar.data.core import (
     KNOWN_FINGERPRINTS,
@@ -260,6 +259,8 @@ def cifar10_task(
     train_files = [folder / f"data_batch_{i}" for i in range(1, 6)]
     needed = [test_file, *train_files] if pool == "standard" else [test_file]
     if download and not all(p.exists() for p in needed):
+        from torchvision.datasets.utils import download_and_extract_archive
+
         try:
             download_and_extract_archive(CIFAR_URL, str(folder.parent), md5=CIFAR_MD5)
         except Exception as e:  # network, disk and archive errors all end the same way for the user

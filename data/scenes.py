@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from torchvision.datasets.utils import download_url
 
 from seedvar.data.core import KNOWN_FINGERPRINTS, DataError, brief, combine, data_root, fingerprint
 
@@ -215,6 +214,8 @@ def _tensorly_scene() -> Scene | None:
 
 
 def _download(url: str, path: Path) -> None:
+    from torchvision.datasets.utils import download_url  # torchvision only where used (data/vision.py)
+
     try:
         download_url(url, str(path.parent), filename=path.name)
     except Exception as e:  # network and disk errors alike: leave no partial file behind

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
@@ -27,6 +26,8 @@ from seedvar.data.decoded import MODES, Pools, cache_key, cached, decode, finger
 from seedvar.data.images import channel_stats, image_task, pick
 
 PREFIX = "torchvision:"
+# torchvision is imported in the functions that use it: importing it loads torch._dynamo too (about 1.7 s
+# in every process), which a hyperspectral study never needs.
 
 # Options every image dataset here takes (seedvar's, not the constructor's).
 COMMON_OPTIONS: dict[str, object] = {
@@ -139,6 +140,8 @@ def _parameters(cls: type) -> list[inspect.Parameter]:
 
 
 def _is_classification(name: str, cls: object) -> bool:
+    import torchvision
+
     if not (inspect.isclass(cls) and issubclass(cls, torchvision.datasets.VisionDataset)):
         return False
     if name in NOT_CLASSIFICATION or name.endswith("Stereo"):
@@ -150,6 +153,8 @@ def _is_classification(name: str, cls: object) -> bool:
 @functools.cache
 def usable_classes() -> list[str]:
     """Names of the torchvision.datasets classes that yield (image, class index)."""
+    import torchvision
+
     return sorted(
         (n for n in torchvision.datasets.__all__ if _is_classification(n, getattr(torchvision.datasets, n))),
         key=str.lower,
@@ -158,6 +163,8 @@ def usable_classes() -> list[str]:
 
 def vision_class(name: str) -> VisionClass:
     """The class behind `torchvision:<name>`, or a one-line DataError naming the close ones."""
+    import torchvision
+
     usable = usable_classes()
     if not isinstance(name, str) or name not in usable:
         if name in torchvision.datasets.__all__:
@@ -311,6 +318,8 @@ def vision_task(
     **ctor: object,
 ) -> Task:
     """`torchvision:<name>`: construct the class (train and test, or one pool), decode once, split, load."""
+    import torchvision
+
     vc = vision_class(name)
     sizes_aug = _check_common(train_size, test_size, augment, resize, mode)
     missing = [k for k in vc.required if ctor.get(k) is None]
@@ -405,6 +414,8 @@ def image_folder_task(
     test_fraction: float,
 ) -> Task:
     """`image_folder`: class folders of images under `path` (and `test_path`, else split by test_fraction)."""
+    import torchvision
+
     sizes_aug = _check_common(train_size, test_size, augment, resize, mode)
     if not isinstance(path, str) or not path:
         raise DataError('image_folder needs path = "folder/with/one/subfolder/per/class" in [dataset]')

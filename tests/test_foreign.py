@@ -219,10 +219,10 @@ def test_nested_runs_count_their_children(tmp_path, _template_store):
     assert table.set_index("condition").loc["a", "mean"] == pytest.approx(0.81)
 
 
-def test_the_report_reads_a_metric_in_bulk(digits):
+def test_the_report_reads_a_metric_in_bulk(digits, monkeypatch):
     """What the report needs of each run, read in three queries from a database store and from the pages of
-    a search where there is no database (a tracking server): the same values and params as MLflow's own
-    search."""
+    searches over start-time slices where there is no database (a tracking server): the same runs, values
+    and params as MLflow's own search, in its order, however many slices."""
     from seedvar.record import bulk
     from seedvar.record.store import Store
 
@@ -238,3 +238,8 @@ def test_the_report_reads_a_metric_in_bulk(digits):
             assert mine.params == run.data.params and mine.status == run.info.status
             assert mine.value == run.data.metrics.get("test_accuracy") and mine.name == run.info.run_name
     assert {r.step for r in queried.runs} == {0} and {r.step for r in paged.runs} == {-1}
+    one_search = [r.info.run_id for r in mlflow.MlflowClient(digits["uri"]).search_runs([exp])]
+    assert len(one_search) == len(MODELS) * SEEDS + 2
+    for slices in (1, 3, 40):  # 40: slices of a few milliseconds, several of them empty
+        monkeypatch.setattr(bulk, "SLICES", slices)
+        assert [r.run_id for r in bulk._read_pages(store, exp, "test_accuracy").runs] == one_search

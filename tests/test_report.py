@@ -84,7 +84,7 @@ def swept(tmp_path_factory, _template_store):
     folder.mkdir()
     shutil.copy(_template_store, folder / "mlflow.db")
     uri = f"sqlite:///{folder}/mlflow.db"
-    seedvar.sweep(make_study("e2e"), tracking_uri=uri, progress=False)
+    seedvar.sweep(make_study("e2e"), tracking_uri=uri, progress=False, jobs=1)
     return uri, folder.parent
 
 
@@ -181,7 +181,7 @@ def test_report_lists_failed_runs_with_their_reasons(swept):
             "test": {"passes": 5},
         }
     )
-    seedvar.sweep(store_study, tracking_uri=uri, progress=False)
+    seedvar.sweep(store_study, tracking_uri=uri, progress=False, jobs=1)
     out = seedvar.report("e2e", root / "with_failure", tracking_uri=uri).folder
     failed = pd.read_csv(out / "tables" / "failed_runs.csv")
     assert list(failed["status"]) == ["FAILED"] and "loss became" in failed["reason"][0]
@@ -189,7 +189,9 @@ def test_report_lists_failed_runs_with_their_reasons(swept):
 
 
 def test_report_of_a_sources_study_gives_ratios_to_all(tmp_path, store_uri):
-    seedvar.sweep(make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False)
+    seedvar.sweep(
+        make_study("sources", True, vary=["init", "order"]), tracking_uri=store_uri, progress=False, jobs=1
+    )
     out = seedvar.report("sources", tmp_path / "r", tracking_uri=store_uri, formats=["md"]).folder
     table = pd.read_csv(out / "tables" / "per_source.csv")
     assert list(table["source"]) == ["all", "init", "order"] and (table["n"] == 3).all()
@@ -212,9 +214,9 @@ def test_report_of_random_and_spatial_splits_side_by_side(tmp_path, store_uri):
         dataset_axes=("split",),
     )
     with pytest.raises(UserError):  # block goes with split = "spatial" only: refused before any run
-        seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+        seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     spec = dataclasses.replace(spec, dataset_options={**spec.dataset_options, "block": None})
-    seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     client = mlflow.MlflowClient(store_uri)
     exp = client.get_experiment_by_name("splits").experiment_id
     leak: dict[str, list[float]] = {}
@@ -271,7 +273,7 @@ def test_ui_serves_the_store_and_sigterm_stops_its_whole_tree(swept, capsys):
 
 
 def test_report_of_one_model_per_condition(tmp_path, store_uri):
-    seedvar.sweep(make_study("single", True, replicates=1), tracking_uri=store_uri, progress=False)
+    seedvar.sweep(make_study("single", True, replicates=1), tracking_uri=store_uri, progress=False, jobs=1)
     out = seedvar.report("single", tmp_path / "r", tracking_uri=store_uri).folder
     text = (out / "report.md").read_text()
     assert "Variance components need at least two trained models" in text
@@ -291,7 +293,7 @@ def test_report_of_an_experiment_without_finished_runs_says_so(tmp_path, store_u
             "test": {"passes": 2},
         }
     )
-    seedvar.sweep(failing, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(failing, tracking_uri=store_uri, progress=False, jobs=1)
     with pytest.raises(UserError, match=r"'doomed' has no finished runs yet \(1 FAILED\)"):
         seedvar.report("doomed", tmp_path / "r", tracking_uri=store_uri)
     assert not (tmp_path / "r").exists()

@@ -153,7 +153,7 @@ def test_testing_never_changes_a_batchnorm_model():
 
 def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_path):
     spec = study(name="logged", replicates=2)
-    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     assert [o.status for o in result.outcomes] == ["FINISHED", "FINISHED"]
     mlflow.set_tracking_uri(store_uri)
     df = mlflow.search_runs(
@@ -233,8 +233,8 @@ def test_sweep_logs_documented_params_metrics_tags_and_artifacts(store_uri, tmp_
 
 def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
     spec = study(name="again", replicates=2, epochs=1)
-    seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
-    again = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+    seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
+    again = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     assert again.outcomes == [] and again.parent_id is None
     capsys.readouterr()
     seedvar.sweep(study(name="again", replicates=3, epochs=1), tracking_uri=store_uri, dry_run=True)
@@ -276,12 +276,14 @@ def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
     run = mlflow.MlflowClient(store_uri).get_run(failed.run_id)
     assert run.info.status == "FAILED" and run.data.tags[schema.TAG_FAILURE] == failed.reason
     monkeypatch.setattr(Trainer, "run_epoch", real)
-    again = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)  # a rerun retries only the failed one
+    again = seedvar.sweep(
+        spec, tracking_uri=store_uri, progress=False, jobs=1
+    )  # a rerun retries only the failed one
     assert [(o.run_name, o.status) for o in again.outcomes] == [("hybridsn-det-r01", "FINISHED")]
 
 
 def test_nan_loss_fails_the_run_with_its_reason(store_uri):
     spec = study(name="nan", replicates=1, epochs=2, train={"lr": 1e30, "optimizer": "sgd"})
-    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     assert result.outcomes[0].status == "FAILED"
     assert "loss became" in result.outcomes[0].reason

@@ -123,7 +123,7 @@ def test_a_target_needs_a_pilot_of_three_and_ordinary_seeds(tmp_path):
 def test_a_two_stage_sweep_trains_exactly_the_n_its_pilot_asks_for(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"
     spec = write_spec(tmp_path / "two.toml", "two", epochs=1, replicates=3)
-    result = seedvar.sweep(spec, tracking_uri=uri, progress=False, target_ci=12.0, max_replicates=9)
+    result = seedvar.sweep(spec, tracking_uri=uri, progress=False, jobs=1, target_ci=12.0, max_replicates=9)
     out = capsys.readouterr().out
     n, s = expected_n(uri, "two", 12.0, 9)
     assert n > 3, f"the synthetic study's pilot std {s:.2f} should ask for a second stage"
@@ -139,9 +139,9 @@ def test_a_two_stage_sweep_trains_exactly_the_n_its_pilot_asks_for(tmp_path, cap
     assert eval_row["runs"] == n and eval_row["target"].startswith(("reached: n=", "capped at n="))
 
     # the same plan as a plain sweep of n replicates: nothing is trained again
-    plain = seedvar.sweep(spec, tracking_uri=uri, progress=False, replicates=n)
+    plain = seedvar.sweep(spec, tracking_uri=uri, progress=False, jobs=1, replicates=n)
     assert plain.outcomes == [] and plain.parent_id is None
-    again = seedvar.sweep(spec, tracking_uri=uri, progress=False, target_ci=12.0, max_replicates=9)
+    again = seedvar.sweep(spec, tracking_uri=uri, progress=False, jobs=1, target_ci=12.0, max_replicates=9)
     assert again.outcomes == []
     # the dry run states each condition's pilot, its std and n
     assert (
@@ -208,7 +208,9 @@ def test_summary_and_stage_tables_read_as_a_user_needs(tmp_path):
     """A condition whose pilot is not complete is named as undecided, not given an n."""
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"
     spec = write_spec(tmp_path / "s.toml", "half", epochs=1, replicates=3)
-    assert seedvar.sweep(spec, tracking_uri=uri, progress=False, replicates=2).outcomes  # 2 of the 3 pilots
+    assert seedvar.sweep(
+        spec, tracking_uri=uri, progress=False, jobs=1, replicates=2
+    ).outcomes  # 2 of the 3 pilots
     out = io.StringIO()
     dry = seedvar.sweep(spec, tracking_uri=uri, dry_run=True, target_ci=5.0, out=out)
     assert dry.decisions == {} and dry.undecided == {"hybridsn": "pilot 2/3 finished"}

@@ -58,7 +58,7 @@ def study(tmp_path_factory, _template_store):
             "test": {"passes": 3},
         }
     )
-    result = seedvar.sweep(spec, tracking_uri=uri, progress=False)
+    result = seedvar.sweep(spec, tracking_uri=uri, progress=False, jobs=1)
     assert not result.failed
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("browse")

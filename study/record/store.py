@@ -236,17 +236,31 @@ class Store:
         )
         return runs[0] if runs else None
 
-    def search(self, experiment_id: str, filter_string: str = "") -> list[Run]:
-        """All runs of an experiment matching a filter, every page."""
+    def search(
+        self,
+        experiment_id: str,
+        filter_string: str = "",
+        *,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """All runs of an experiment matching a filter (at most `limit`), every page, newest first unless
+        `order_by` says otherwise (e.g. "attributes.start_time ASC")."""
         runs, token = [], None
+        order = [order_by] if order_by else None
         while True:
             page = self.call(
-                self._client.search_runs, [experiment_id], filter_string, max_results=1000, page_token=token
+                self._client.search_runs,
+                [experiment_id],
+                filter_string,
+                max_results=min(1000, limit or 1000),
+                order_by=order,
+                page_token=token,
             )
             runs.extend(page)
             token = page.token
-            if not token:
-                return runs
+            if not token or (limit is not None and len(runs) >= limit):
+                return runs[:limit] if limit is not None else runs
 
     def start_run(
         self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
