@@ -58,42 +58,30 @@ def test_local_sqlite_refused_on_a_cluster_of_two_hosts(tmp_path, monkeypatch):
         cluster.shutdown()
 
 
-def test_without_an_address_a_fresh_local_instance_not_the_machines_last_cluster(tmp_path, store_uri):
+def test_a_two_stage_sweep_through_a_fresh_local_instance_trains_its_pilots_n(tmp_path, store_uri):
+    """Both stages go through the Ray executor; n is the formula's from the pilot runs in the store. Without
+    an address the sweep starts a Ray instance of its own, not the cluster last started on this machine,
+    and leaves that cluster running."""
     # a cluster started on this machine (as `ray start` would) records itself where ray.init() looks
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         result = seedvar.sweep(
-            load_study(spec(tmp_path, "fresh", epochs=1, replicates=1)),
+            spec(tmp_path, "stages", epochs=1, replicates=3),
             tracking_uri=store_uri,
             progress=False,
+            target_ci=12.0,
+            max_replicates=6,
         )
-        (outcome,) = result.outcomes
-        run = MlflowClient(store_uri).get_run(outcome.run_id)
-        assert outcome.status == "FINISHED"
-        assert run.data.tags[schema.TAG_RAY_NODE] != cluster.head_node.node_id
+        n, _ = expected_n(store_uri, "stages", 12.0, 6)
+        assert [o.status for o in result.outcomes] == ["FINISHED"] * n
+        tags = [MlflowClient(store_uri).get_run(o.run_id).data.tags for o in result.outcomes]
+        assert sorted(t[schema.TAG_REPLICATE] for t in tags) == [str(r) for r in range(n)]
+        nodes = {t[schema.TAG_RAY_NODE] for t in tags}
+        assert nodes and cluster.head_node.node_id not in nodes
         assert cluster.head_node.remaining_processes_alive()  # the sweep's own instance stopped, not this one
     finally:
         ray.shutdown()
         cluster.shutdown()
-
-
-def test_a_two_stage_sweep_through_ray_trains_its_pilots_n(tmp_path, store_uri):
-    """Both stages go through the Ray executor; n is the formula's from the pilot runs in the store."""
-    result = seedvar.sweep(
-        spec(tmp_path, "stages", epochs=1, replicates=3),
-        tracking_uri=store_uri,
-        progress=False,
-        target_ci=12.0,
-        max_replicates=6,
-    )
-    n, _ = expected_n(store_uri, "stages", 12.0, 6)
-    assert [o.status for o in result.outcomes] == ["FINISHED"] * n
-    assert sorted(
-        MlflowClient(store_uri).get_run(o.run_id).data.tags[schema.TAG_REPLICATE] for o in result.outcomes
-    ) == [str(r) for r in range(n)]
-    assert all(
-        schema.TAG_RAY_NODE in MlflowClient(store_uri).get_run(o.run_id).data.tags for o in result.outcomes
-    )
 
 
 def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:
