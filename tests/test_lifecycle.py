@@ -48,14 +48,20 @@ def reference(spec, tmp_path_factory, _template_store) -> dict[str, str]:
     return {o.config_hash: o.weights_sha256 for o in result.outcomes}
 
 
+@pytest.fixture(scope="module")
+def keys(spec) -> set[str]:
+    """The study's config hashes: the names of its checkpoints and claim locks."""
+    return {c.config_hash for c in expand(load_study(spec), "cpu")}
+
+
+def checkpoints(uri: str) -> Path:
+    """The folder beside a sqlite store that holds its checkpoints and claim locks."""
+    return Path(uri[len("sqlite:///") :]).parent / "checkpoints"
+
+
 def saved(uri: str) -> set[str]:
     """The configs with an epoch checkpoint beside the store."""
-    return {p.stem for p in (Path(uri[len("sqlite:///") :]).parent / "checkpoints").glob("*/*.pt")}
-
-
-def checkpointed(uri: str) -> int:
-    """How many runs have an epoch checkpoint beside the store."""
-    return len(saved(uri))
+    return {p.stem for p in checkpoints(uri).glob("*/*.pt")}
 
 
 def wait_for(predicate, what: str, timeout: float = 300.0) -> None:
@@ -100,30 +106,28 @@ def runs(uri: str) -> list:
     return child_runs(store, store.experiment_id("life", create=False))
 
 
-def claimed(uri: str, spec: Path) -> int:
-    """How many of the study's configs a process holds the claim of now: their lock files' flocks in
+def claimed(uri: str, keys: set[str]) -> int:
+    """How many of the configs `keys` a process holds the claim of now: their lock files' flocks in
     Linux's /proc/locks (reading it takes no lock and touches no store, even while the sweep is stopped)."""
     held = {
         line.split()[5].rsplit(":", 1)[1]
         for line in Path("/proc/locks").read_text().splitlines()
         if " FLOCK " in line and "->" not in line
     }
-    keys = {c.config_hash for c in expand(load_study(spec), "cpu")}
-    folder = Path(uri[len("sqlite:///") :]).parent / "checkpoints"
-    return sum(str(p.stat().st_ino) in held for p in folder.glob("*/*.lock") if p.stem in keys)
+    return sum(str(p.stat().st_ino) in held for p in checkpoints(uri).glob("*/*.lock") if p.stem in keys)
 
 
-def training(uri: str, spec: Path, jobs: int) -> bool:
+def training(uri: str, keys: set[str], jobs: int) -> bool:
     """Time to interrupt: a run has checkpointed and `jobs` configs are held by their workers. (Waiting for
     every run's first checkpoint raced a worker that started late on a loaded machine against the end of
     the other run.)"""
-    return checkpointed(uri) >= 1 and claimed(uri, spec) >= jobs
+    return bool(saved(uri)) and claimed(uri, keys) >= jobs
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_sigterm_stops_the_sweep_marks_it_killed_and_a_rerun_resumes(spec, reference, store_uri, jobs):
+def test_sigterm_stops_the_sweep_marks_it_killed_and_a_rerun_resumes(spec, keys, reference, store_uri, jobs):
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0", "--jobs", str(jobs))
-    pids = freeze(proc, lambda: training(store_uri, spec, jobs))
+    pids = freeze(proc, lambda: training(store_uri, keys, jobs))
     checkpointed_now = saved(store_uri)
     proc.send_signal(signal.SIGTERM)
     for pid in pids:
@@ -146,9 +150,9 @@ def test_sigterm_stops_the_sweep_marks_it_killed_and_a_rerun_resumes(spec, refer
     assert {o.config_hash: o.weights_sha256 for o in result.outcomes} == reference
 
 
-def test_kill_9_of_a_two_job_sweep_resumes_both_runs_with_the_same_weights(spec, reference, store_uri):
+def test_kill_9_of_a_two_job_sweep_resumes_both_runs_with_the_same_weights(spec, keys, reference, store_uri):
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0", "--jobs", "2")
-    freeze(proc, lambda: training(store_uri, spec, 2))
+    freeze(proc, lambda: training(store_uri, keys, 2))
     checkpointed_now = saved(store_uri)
     proc.kill()  # the sweep's process alone, as an out-of-memory kill or `kill -9 PID` would
     proc.wait()
@@ -156,8 +160,7 @@ def test_kill_9_of_a_two_job_sweep_resumes_both_runs_with_the_same_weights(spec,
     store = Store(store_uri, create=False)
     exp = store.experiment_id("life", create=False)
     claims = claims_for(store, exp)
-    configs = expand(load_study(spec), "cpu")
-    wait_for(lambda: not any(claims.is_claimed(c.config_hash, []) for c in configs), "the workers to die")
+    wait_for(lambda: not any(claims.is_claimed(key, []) for key in keys), "the workers to die")
     dead = runs(store_uri)
     assert sorted(r.status for r in dead) == ["RUNNING", "RUNNING"]
     result = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)

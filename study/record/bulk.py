@@ -14,7 +14,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlflow.entities import LifecycleStage
+from mlflow.entities import LifecycleStage, Run
 from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
 from sqlalchemy import select
 
@@ -108,7 +108,7 @@ def _read_pages(store: Store, experiment_id: str, key: str) -> MetricRead:
     return MetricRead(runs, names)
 
 
-def _search_sliced(store: Store, experiment_id: str) -> list:
+def _search_sliced(store: Store, experiment_id: str) -> list[Run]:
     """Every active run, newest first as one search gives them, read as SLICES searches at once over
     start-time ranges between the oldest and the newest run. The first range is open below and the last
     open above, so a run started while this reads is found or not as in one search; every run a tracking
