@@ -194,7 +194,7 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     t = tables.build(study(*runs))
     assert t.degenerate_conditions == ["bn"]
     flags = t.degenerate.set_index(["condition", "mode"])
-    assert flags.loc[("bn", "eval"), "one_class"] == 3 and flags.loc[("bn", "eval"), "zero_spread"]
+    assert flags.loc[("bn", "eval"), "one_class"] == 3 and flags.loc[("bn", "eval"), "tied"]
     assert not flags.loc[("ok", "eval"), "degenerate"]
     assert list(t.power["condition"]) == ["ok"] and t.comparisons.empty
     text = " ".join(sentences.answer(runs, t))
@@ -387,11 +387,17 @@ def test_equally_close_pairs_are_named_together_with_the_most_seeds_either_needs
     apart = [
         (a, b) for a, b in zip(comps["a"], comps["b"], strict=True) if {a, b} not in ({"a", "b"}, {"c", "d"})
     ]
-    text = conditions.closest_pair_sentence(comps, apart)
+    spread = conditions.spread_of(samples)
+    text = conditions.closest_pair_sentence(comps, apart, conditions.ACCURACY, spread)
     assert text.startswith(
         "The closest pairs the seeds do not separate (a and b; c and d) lie 1.00 points apart"
     )
     assert "would tell each of them apart" in text
-    wide = comps.set_index(["a", "b"]).loc[("c", "d")]
-    need = conditions.pair_replicates(conditions.pooled_std(wide["std_a"], wide["std_b"]), 1.0, len(comps))
+    need = max(conditions.pair_replicates(spread.pair(a, b), 1.0, len(comps)) for a, b in ("ab", "cd"))
     assert f"about {need:,} seeds per condition" in text  # the noisier pair's need
+    # sized at Browne's bound of a std, never at the observed one: more seeds than the observed std asks
+    pooled = float(np.sqrt(np.mean([np.var(v, ddof=1) for v in samples.values()])))
+    observed = conditions.pair_replicates(pooled, 1.0, len(comps))
+    assert need > observed and spread.how() in text
+    # stds 1 and 2 over 4 seeds each are compatible (Bartlett): one std pooled over the four conditions
+    assert spread.pooled and spread.pair("a", "b") == spread.pair("c", "d")

@@ -571,12 +571,22 @@ def test_degenerate_flags():
     assert one_class(np.zeros((3, 5))) and not one_class(np.array([[0, 0, 1]]))
     collapsed = np.zeros((2, labels.size), int)  # every pass predicts class 0: 100 of 1009 right
     f = flags([(collapsed, labels)] * 3)
-    assert (f.models, f.at_chance, f.one_class, f.zero_spread, f.degenerate) == (3, 3, 3, True, True)
+    assert (f.models, f.at_chance, f.one_class, f.tied, f.degenerate) == (3, 3, 3, True, True)
     rng = np.random.default_rng(6)
     good = [
         (np.where(rng.random((2, labels.size)) < 0.7, labels, (labels + 1) % 10), labels) for _ in range(3)
     ]
     g = flags(good)
-    assert (g.at_chance, g.one_class, g.zero_spread, g.degenerate, g.suspect) == (0, 0, False, False, False)
+    assert (g.at_chance, g.one_class, g.tied, g.degenerate, g.suspect) == (0, 0, False, False, False)
     one_failed = flags([(collapsed, labels), *good[:2]])
     assert (one_failed.at_chance, one_failed.degenerate, one_failed.suspect) == (1, False, True)
+
+
+def test_tied_models_that_learned_are_data_not_degenerate():
+    """Three models that all score 100% (or all 99.60%) learned alike: tied, never degenerate or suspect."""
+    labels = np.repeat(np.arange(5), 50)
+    perfect = flags([(labels[None, :], labels)] * 3)
+    assert (perfect.tied, perfect.degenerate, perfect.suspect) == (True, False, False)
+    almost = labels.copy()
+    almost[0] = 1  # one of 250 wrong: 99.60%
+    assert not flags([(almost[None, :], labels)] * 3).degenerate

@@ -61,22 +61,29 @@ def test_stein_interval_covers_the_true_mean_95_percent_of_the_time():
 
 
 def test_difference_target_gives_power_at_the_holm_level_over_all_pairs():
+    """Compatible pilot stds (Bartlett) are pooled into one std and one n for every condition; stds that
+    are not compatible size each pair at its own pooled std, and a condition takes its worst pair."""
     stds = {"a": 1.0, "b": 1.0, "c": 2.0}
     plain = Target(diff=1.5, std="pilot")
     need = difference_replicates(stds, 1.5, 3, plain)
+    pooled = math.sqrt((1.0 + 1.0 + 4.0) / 3)  # 2 df each at n0 = 3: Bartlett cannot tell them apart
+    assert need == dict.fromkeys(stds, replicates_needed(pooled, 1.5, alpha=0.05 / 3))
     power = TTestIndPower()
-    for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
-        sd = math.sqrt((stds[a] ** 2 + stds[b] ** 2) / 2)
-        n = min(need[a], need[b])
-        assert power.power(effect_size=1.5 / sd, nobs1=n, alpha=0.05 / 3, ratio=1.0) >= 0.8
-    noisy = replicates_needed(math.sqrt((1.0 + 4.0) / 2), 1.5, alpha=0.05 / 3)
-    assert need == {"a": noisy, "b": noisy, "c": noisy}  # every condition is in a pair with the noisy c
-    assert replicates_needed(1.0, 1.5, alpha=0.05 / 3) < noisy
+    assert power.power(effect_size=1.5 / pooled, nobs1=need["a"], alpha=0.05 / 3, ratio=1.0) >= 0.8
     two = difference_replicates({"a": 1.0, "b": 1.0}, 1.5, 3, plain)
     assert two["a"] < need["a"]  # one pair: alpha 5%, not 5%/3
-    # by default each pair is sized at Browne's 80% upper bound of its pooled pilot std (4 df at n0 = 3)
+    # stds 10x apart at n0 = 10 are not compatible: pair by pair, every condition in a pair with the noisy c
+    apart = {"a": 1.0, "b": 1.0, "c": 10.0}
+    per_pair = difference_replicates(apart, 1.5, 10, plain)
+    noisy = replicates_needed(math.sqrt((1.0 + 100.0) / 2), 1.5, alpha=0.05 / 3)
+    assert per_pair == {"a": noisy, "b": noisy, "c": noisy}
+    for a, b in (("a", "c"), ("b", "c")):  # (a, b) gets far more than it needs (statsmodels: nan there)
+        sd = math.sqrt((apart[a] ** 2 + apart[b] ** 2) / 2)
+        n = min(per_pair[a], per_pair[b])
+        assert power.power(effect_size=1.5 / sd, nobs1=n, alpha=0.05 / 3, ratio=1.0) >= 0.8
+    # by default the pooled std is sized at Browne's 80% upper bound (6 df: 3 conditions at n0 = 3)
     bound = difference_replicates(stds, 1.5, 3, Target(diff=1.5))
-    assert bound["a"] == replicates_needed(upper_std(math.sqrt(2.5), 4), 1.5, alpha=0.05 / 3) > noisy
+    assert bound["a"] == replicates_needed(upper_std(pooled, 6), 1.5, alpha=0.05 / 3) > need["a"]
 
 
 def test_a_pilot_whose_models_all_scored_alike_is_floored_at_the_test_sets_resolution():

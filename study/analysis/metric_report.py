@@ -7,12 +7,12 @@ study report's own (analysis.compare, seedvar.stats).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from seedvar.analysis import conditions, figures
 from seedvar.analysis.foreign import MetricRuns
 from seedvar.analysis.render import Section
+from seedvar.stats.power import REACHED, Spread
 
 DIGITS = 4  # significant digits on the page (the CSVs keep every digit)
 NO_PREDICTIONS = (
@@ -36,11 +36,13 @@ def build_sections(
     (default: the closest pair's)."""
     metric = metric_of(runs)
     samples = runs.samples
-    comps = conditions.comparisons(samples)
-    table = conditions.summary(samples, comps, metric)
+    grid = dict.fromkeys(samples, runs.resolution)
+    comps = conditions.comparisons(samples, grid)
+    table = conditions.summary(samples, comps, metric, resolution=grid)
+    spread = conditions.spread_of(samples, grid)
     answer = [intro(runs, table)]
     if len(table) > 1:
-        answer += conditions.verdict(table, comps, metric)
+        answer += conditions.verdict(table, comps, metric, spread=spread)
     else:
         answer.append(alone(table.iloc[0], metric))
     singles = list(table.loc[table["runs"] < 2, "condition"])
@@ -64,7 +66,7 @@ def build_sections(
                 "values": figures.metric_distribution(runs.table, runs.metric, list(table["condition"]))
             },
         ),
-        comparison_section(samples, comps, table, diff, runs.metric),
+        comparison_section(spread, comps, table, diff, runs.metric),
     ]
     if not runs.histories.empty:
         sections.append(
@@ -112,7 +114,7 @@ def alone(row: pd.Series, metric: conditions.Metric) -> str:
 
 
 def comparison_section(
-    samples: dict[str, np.ndarray], comps: pd.DataFrame, table: pd.DataFrame, diff: float | None, metric: str
+    spread: Spread, comps: pd.DataFrame, table: pd.DataFrame, diff: float | None, metric: str
 ) -> Section:
     sec = Section("Comparisons and power")
     if comps.empty:
@@ -121,19 +123,19 @@ def comparison_section(
     sec.tables["comparisons"] = comps
     sec.text.append(
         "Welch's t-test of each pair's difference of means, with its 95% t-interval and Holm-adjusted p-values "
-        "over all pairs; P(A > B) is the probability that a run of A scores above one of B (an effect size)."
+        "over all pairs; P(A > B) is the probability that a run of A scores above one of B (an effect size), "
+        "under normal seeds of equal spread, with its exact 95% interval (noncentral t)."
     )
     compared = {*comps["a"], *comps["b"]}
     d, pv = conditions.matrices(comps, [c for c in table["condition"] if c in compared])
     sec.figures["comparison_matrix"] = figures.comparison_matrix(d, pv, what=metric, unit=metric)
     size = diff if diff else float(comps["diff"].abs().min())
     if size > 0:
-        sec.tables["power"] = conditions.power_table(
-            {c: v for c, v in samples.items() if c in compared}, [size]
-        )
+        sec.tables["power"] = conditions.power_table(spread, [size])
         sec.text.append(
             f"Runs per condition needed to tell apart a difference of {size:.3g} from a condition of the same "
-            "spread (80% power, two-sided at 0.05)"
-            + ("." if diff else ": the closest pair's difference; choose another with --target-diff.")
+            f"spread (80% power, two-sided at 0.05), sized at {spread.how()}; sized this way the n reaches 80% "
+            f"power in {REACHED} of simulated studies"
+            + ("." if diff else ". The difference is the closest pair's; choose another with --target-diff.")
         )
     return sec

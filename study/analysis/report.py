@@ -28,6 +28,7 @@ from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
 from seedvar.record.store import Store
+from seedvar.stats.power import REACHED
 
 FORMATS = ("html", "md")
 # BLAS_THREADS: the report's statistics multiply small matrices, where OpenBLAS's second thread spins
@@ -308,8 +309,9 @@ def degenerate_section(t: tables.Tables) -> Section:
     text = [
         "Per condition and mode: models whose accuracy is not significantly above chance (the share of the "
         "most frequent test class; one-sided exact binomial test at 0.05), models that predict a single "
-        "class in every pass, and zero spread across seeds. `degenerate`: every model at chance or "
-        "predicting one class, or zero spread; `suspect`: some models are."
+        "class in every pass, and whether all models tie (`tied`: the same accuracy on every seed, as models "
+        "at 100% do; ties are data, never degenerate). `degenerate`: every model at chance or predicting "
+        "one class; `suspect`: some models are."
     ]
     bad = t.degenerate_conditions
     if bad:
@@ -370,10 +372,14 @@ def comparison_section(t: tables.Tables) -> Section:
             f"Left out as degenerate: {', '.join(t.degenerate_conditions)} (see Degenerate runs)."
         )
     if not t.power.empty:
+        diffs = ", ".join(c.removeprefix("replicates_for_").replace("_point", "") for c in t.power.columns
+                          if c.startswith("replicates_for_"))
         sec.text.append(
-            "Replicates per model needed to detect a difference of 1 (or 0.5) accuracy points between two "
-            "models with 80% power at alpha 0.05, at the observed seed-to-seed spread in eval mode (at least "
-            "the test set's resolution / sqrt(12))."
+            f"Replicates per condition needed to detect a difference of {diffs} accuracy points (the last: the "
+            "closest pair's) against a condition of the same spread, with 80% power at alpha 0.05, sized at "
+            f"{t.spread.how()} (each std at least the test set's resolution / sqrt(12)). Sized this way the "
+            f"recommended n reaches 80% power in {REACHED} of simulated studies; at the observed std, in about "
+            "half (the README's table)."
         )
         sec.tables["power"] = t.power
     if not t.comparisons.empty:
@@ -381,8 +387,9 @@ def comparison_section(t: tables.Tables) -> Section:
         sec.text.append(
             "Welch's t-test of the difference of mean eval accuracy, with its 95% t-interval and Holm-adjusted "
             "p-values across all pairs; P(A > B) is the probability that a trained model of A scores above one "
-            "of B (an effect size, not a test). No rank test is given: at 3 seeds a side Mann-Whitney's "
-            "smallest two-sided p is 0.1, so it cannot reject there."
+            "of B (an effect size, not a test), under normal seeds of equal spread, with its exact 95% interval "
+            "(noncentral t). No rank test is given: at 3 seeds a side Mann-Whitney's smallest two-sided p is "
+            "0.1, so it cannot reject there."
         )
         compared = {*t.comparisons["a"], *t.comparisons["b"]}
         diff, pv = conditions.matrices(t.comparisons, [c for c in t.ranked["condition"] if c in compared])

@@ -84,7 +84,9 @@ def comparison_sentences(tables: Tables) -> list[str]:
         "alone can give all of it)."
     ]
     out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
-    return out + compared.verdict(tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions)
+    return out + compared.verdict(
+        tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions, spread=tables.spread
+    )
 
 
 def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
@@ -296,8 +298,8 @@ def degenerate_sentence(cond: str, tables: Tables) -> str:
             what.append(f"{r.at_chance} of {r.models} trained models are at chance level ({r.chance:.2f}%)")
         if r.one_class:
             what.append(f"{r.one_class} of {r.models} predict a single class")
-        if r.zero_spread:
-            what.append(f"all {r.models} give the same accuracy (zero spread across seeds)")
+        if r.tied:
+            what.append(f"all {r.models} give the same accuracy")
         parts.append(f"in {r.mode} mode " + ", ".join(what))
     bad = cond in tables.degenerate_conditions
     text = f"{'Degenerate' if bad else 'Warning'}: {cond} " + "; ".join(parts) + "."

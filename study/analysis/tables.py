@@ -18,6 +18,7 @@ from seedvar.analysis.setup import conditions, failure_table, settings_table, sp
 from seedvar.record.reader import reference_runs
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
+from seedvar.stats.power import Spread
 
 BOUNDS = (0.0, 100.0)  # accuracy in points
 POWER_DIFFS = (1.0, 0.5)  # points: the differences the power table sizes seeds for
@@ -242,6 +243,15 @@ def source_table(values: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def power_diffs(comparisons: pd.DataFrame) -> list[float]:
+    """The differences the power table sizes for: POWER_DIFFS and the closest pair's difference (points,
+    rounded as its column is named)."""
+    if comparisons.empty:
+        return list(POWER_DIFFS)
+    closest = float(comparisons["diff"].abs().min())
+    return [*POWER_DIFFS, *([float(f"{closest:.3g}")] if closest > 0 else [])]
+
+
 def eval_samples(finished: list[LoadedRun]) -> dict[str, np.ndarray]:
     """Mean eval accuracy of each trained model, by condition."""
     samples: dict[str, list[float]] = {}
@@ -366,6 +376,7 @@ class Tables:
     failures: pd.DataFrame
     maps: list[MapData]
     conditions: pd.DataFrame  # one row per condition: what a several-condition answer opens with
+    spread: Spread  # the seed stds every seed count is sized at (pooled where compatible, at a bound)
 
     @property
     def degenerate_conditions(self) -> list[str]:
@@ -387,6 +398,7 @@ def build(study: StudyRuns) -> Tables:
     flip, noise = flip_table(ref), test_noise_table(ref)
     comparisons = compared.comparisons(kept, grid)
     ranked = compared.summary(samples, comparisons, resolution=grid, excluded=bad)
+    spread = compared.spread_of(kept, grid)
     return Tables(
         passes=pass_table(ref),
         accuracy=accuracy,
@@ -399,7 +411,8 @@ def build(study: StudyRuns) -> Tables:
         settings=settings_table(study),
         source_values=values,
         per_source=per_source,
-        power=compared.power_table(kept, POWER_DIFFS, grid, unit="_point"),
+        power=compared.power_table(spread, power_diffs(comparisons), unit="_point"),
+        spread=spread,
         comparisons=comparisons,
         ranked=ranked,
         curves=curve_table(finished),

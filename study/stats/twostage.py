@@ -12,14 +12,14 @@ n0 with a half-width of 0 that covered 86%. s is floored at resolution / sqrt(12
 the test set resolves (seedvar.stats.interval), so a reached target has a half-width > 0 that holds
 (98% coverage in that case, 95% where the spread is above the grid).
 
---target-diff sizes each pair at an upper confidence bound of its pooled pilot std (80%, Browne 1995):
-at the pilot std itself, n0 = 3 reached 0.69 power on average and fell below 0.5 in 23% of sweeps; at
-the bound, 0.90 on average, 0.8 or more in 81% (simulated, benchmarks/coverage.py).
+--target-diff sizes at an upper confidence bound of the pilot std (80%, Browne 1995), pooled over every
+condition where Bartlett's test finds their stds compatible (seedvar.stats.power.Spread): at the pilot
+std itself, n0 = 3 reached 0.69 power on average and fell below 0.5 in 23% of sweeps; at the bound, 0.8
+or more in about 80% (simulated, benchmarks/coverage.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 from seedvar.stats.interval import LEVEL, mean_interval, resolution_floor
-from seedvar.stats.power import POWER, UPPER, pair_replicates, pooled_std, power, upper_std
+from seedvar.stats.power import POWER, UPPER, Spread, power
 
 STD_CHOICES = ("upper80", "pilot")  # what --target-diff sizes at: Browne's 80% upper bound, or s itself
 
@@ -73,9 +73,10 @@ class Target:
             )
         if self.diff > 0:
             at = (
-                f"the {UPPER:.0%} upper confidence bound of the pair's pooled pilot std (Browne 1995)"
+                f"the {UPPER:.0%} upper confidence bound of the pilot std (Browne 1995), pooled over the "
+                "conditions where Bartlett's test finds their stds compatible, else pair by pair"
                 if self.std == "upper80"
-                else "the pair's pooled pilot std"
+                else "the pilot std, pooled as the bound would be"
             )
             parts.append(
                 f"n per condition so that any two conditions {self.diff:g} points apart are told apart with "
@@ -126,23 +127,19 @@ def stein_replicates(s: float, n0: int, half_width: float) -> int:
     return max(n0, math.ceil((t_quantile(n0) * s / half_width) ** 2 - 1e-9))
 
 
-def sizing_std(std_a: float, std_b: float, n0: int, target: Target) -> float:
-    """The std a pair's seed count is sized at: the pooled pilot std, or its upper bound (Browne)."""
-    sd = pooled_std(std_a, std_b)
-    return upper_std(sd, 2 * (n0 - 1)) if target.std == "upper80" else sd
+def spread(stds: Mapping[str, float], n0: int, target: Target) -> Spread:
+    """The pilot stds as seed counts are sized at them: pooled over every condition where Bartlett's test
+    finds them compatible, at Browne's upper bound unless --target-std pilot (seedvar.stats.power)."""
+    return Spread.of(stds, dict.fromkeys(stds, n0), UPPER if target.std == "upper80" else None)
 
 
 def difference_replicates(stds: Mapping[str, float], diff: float, n0: int, target: Target) -> dict[str, int]:
     """Per condition, replicates so that every pair `diff` points apart is detected with power POWER at
-    5% / pairs (Bonferroni; any p below it Holm rejects too, so Holm's power is at least this): each
-    condition takes the largest n of the pairs it is in."""
-    names = list(stds)
-    pairs = len(names) * (len(names) - 1) // 2
-    need = dict.fromkeys(names, 0)
-    for a, b in itertools.combinations(names, 2):
-        n = pair_replicates(sizing_std(stds[a], stds[b], n0, target), diff, pairs)
-        need[a], need[b] = max(need[a], n), max(need[b], n)
-    return need
+    5% / pairs (Bonferroni; any p below it Holm rejects too, so Holm's power is at least this): one n from
+    the pooled std where the pilots' stds are compatible, else each condition takes the largest n of the
+    pairs it is in."""
+    pairs = len(stds) * (len(stds) - 1) // 2
+    return spread(stds, n0, target).replicates(diff, pairs)
 
 
 def decidable(
