@@ -41,11 +41,36 @@ class MetricRuns:
     left_out: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["run", "status", "reason"]))
     histories: pd.DataFrame = field(default_factory=pd.DataFrame)  # condition, run, step, value
     lower_is_better: bool = False
+    given_resolution: float | None = None  # `--resolution R`; None: inferred from the values' decimals
+
+    @property
+    def resolution(self) -> float:
+        """The metric's step, which floors each condition's std (tied seeds still have one): the user's, else
+        10^-d for the most decimals d (up to 6) any value shows; 0 where the values are not rounded."""
+        if self.given_resolution is not None:
+            return float(self.given_resolution)
+        return decimal_step(self.table["value"].to_numpy(float))
+
+    @property
+    def resolution_source(self) -> str:
+        """Which resolution floors the stds, for the report to say."""
+        how = "given" if self.given_resolution is not None else "inferred from the values' decimals"
+        return f"resolution {self.resolution:g} ({how})"
 
     @property
     def samples(self) -> dict[str, np.ndarray]:
         """Each condition's values, conditions in first-seen order."""
         return {c: g["value"].to_numpy(float) for c, g in self.table.groupby("condition", sort=False)}
+
+
+def decimal_step(values: np.ndarray, most: int = 6) -> float:
+    """10^-d for the fewest decimals d that write every value exactly (a value logged as 0.9312 has step 1e-4);
+    0.0 when more than `most` decimals are needed (the values are not rounded: no floor)."""
+    finite = values[np.isfinite(values)]
+    for d in range(most + 1):
+        if np.allclose(finite, np.round(finite, d), rtol=0, atol=1e-9 * 10.0**-d):
+            return 10.0**-d
+    return 0.0
 
 
 def is_seed_param(name: str, seed_params: Sequence[str] = SEED_PARAMS) -> bool:
