@@ -89,3 +89,56 @@ def test_bad_input_logs_nothing(store, case: str, match: str) -> None:
         seedvar.log_test_modes(model, data)
     got = mlflow.get_run(run.info.run_id)
     assert s.TAG_KIND not in got.data.tags and not got.data.metrics
+
+
+def test_lightning_callback_logs_to_the_loggers_run(tmp_path) -> None:
+    """trainer.test with TestModes: the MLFlowLogger's run carries seedvar's predictions and kind tag."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from seedvar.lightning import TestModes
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _mlp(bn=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def test_step(self, batch, _):  # noqa: ANN001
+            self.log("acc", (self(batch[0]).argmax(1) == batch[1]).float().mean())
+
+    x, y = _data()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    logger = MLFlowLogger("lit", tracking_uri=uri)
+    cb = TestModes(passes=3)
+    trainer = pl.Trainer(logger=logger, callbacks=[cb], enable_progress_bar=False, enable_model_summary=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    trainer.test(Net(), loader, verbose=False)
+    assert cb.predictions.passes["train"].shape == (3, 60)
+    run = mlflow.MlflowClient(uri).get_run(logger.run_id)
+    assert run.data.tags[s.TAG_KIND] == s.KIND_TESTED
+
+
+def test_cli_by_without_metric_reports_tested_runs(store, tmp_path) -> None:
+    """`seedvar report --experiment X --by dropout` on runs tested by log_test_modes: the whole report."""
+    from seedvar.cli import main
+
+    x, y = _data(90)
+    mlflow.set_experiment("own_cli")
+    for dropout in (0.2, 0.5):
+        for seed in range(3):
+            torch.manual_seed(seed)
+            model = _mlp(dropout, bn=False)
+            for p in model.parameters():  # distinct seeds, distinct models
+                p.data += 0.1 * torch.randn_like(p)
+            with mlflow.start_run():
+                mlflow.log_params({"dropout": dropout, "seed": seed})
+                seedvar.log_test_modes(model, (x, y), passes=4)
+    out = tmp_path / "rep"
+    rc = main(["report", "--tracking-uri", mlflow.get_tracking_uri(), "--experiment", "own_cli", "--by", "dropout",
+               "--out", str(out), "--no-cache"])
+    assert rc in (0, None)
+    md = (out / "report.md").read_text()
+    assert "dropout=0.5" in md and "dropout=0.2" in md and "dropout_share" in md and "flip_rate" in md
