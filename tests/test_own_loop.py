@@ -142,3 +142,22 @@ def test_cli_by_without_metric_reports_tested_runs(store, tmp_path) -> None:
     assert rc in (0, None)
     md = (out / "report.md").read_text()
     assert "dropout=0.5" in md and "dropout=0.2" in md and "dropout_share" in md and "flip_rate" in md
+
+
+@pytest.mark.slow
+def test_examples_run_and_report(tmp_path) -> None:
+    """examples/own_loop: the plain loop's six runs and the Lightning runs, each reported by dropout."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent.parent / "examples" / "own_loop"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    subprocess.run([sys.executable, str(here / "report.py"), "--tracking-uri", uri, "--out", str(tmp_path / "r")],
+                   check=True, cwd=here, capture_output=True)
+    assert "dropout=0.5" in (tmp_path / "r" / "report.md").read_text()
+    pytest.importorskip("lightning")
+    subprocess.run([sys.executable, str(here / "lightning_digits.py"), "--tracking-uri", uri, "--seeds", "2",
+                    "--epochs", "2"], check=True, cwd=here, capture_output=True)
+    rep = seedvar.report("own_loop_lightning", tmp_path / "l", by="dropout", tracking_uri=uri)
+    assert "dropout=0.1" in "\n".join(rep.answer)
