@@ -142,6 +142,9 @@ def test_cli_by_without_metric_reports_tested_runs(store, tmp_path) -> None:
     assert rc in (0, None)
     md = (out / "report.md").read_text()
     assert "dropout=0.5" in md and "dropout=0.2" in md and "dropout_share" in md and "flip_rate" in md
+    rc = main(["report", "--tracking-uri", mlflow.get_tracking_uri(), "--experiment", "own_cli", "--by", "depth",
+               "--out", str(tmp_path / "bad")])
+    assert rc == 2
 
 
 @pytest.mark.slow

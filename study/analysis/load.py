@@ -124,6 +124,12 @@ def tested_run(run: StoredRun, by: tuple[str, ...]) -> LoadedRun:
     """A run seedvar tested but did not train, as one of a study's: its condition named by the `by`
     params (`dropout=0.5`), else by its `model` param; its own run id is its config, so each is a seed."""
     loaded = LoadedRun.of_stored(run)
+    missing = [p for p in by if p not in run.params]
+    if missing:
+        raise UserError(
+            f"--by {','.join(missing)}: no such param on tested run {run.name} "
+            f"(it has: {', '.join(sorted(run.params)) or 'none'})"
+        )
     if by:
         loaded.model = ",".join(f"{p}={run.params.get(p, '?')}" for p in by)
     elif s.PARAM_MODEL not in run.params:
