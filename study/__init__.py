@@ -16,13 +16,17 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "unknown"
 
-API = ("sweep", "runs", "report", "ready_studies")
+API = ("sweep", "runs", "report", "ready_studies", "log_test_modes")
 __all__ = [*API, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     """`seedvar.sweep` and friends, imported when first asked for."""
     if name in API:
+        if name == "log_test_modes":
+            from seedvar.testmodes import log_test_modes
+
+            return log_test_modes
         from seedvar import api
 
         return getattr(api, name)

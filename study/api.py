@@ -355,6 +355,7 @@ def report(
         retry_for=retry_for,
         log=log,
         cache=cache,
+        by=tuple(_names(by) or ()),
     )
     label = name or (str(csv) if csv is not None else "DataFrame")
     return Report(label, built.answer, built.tables, built.folder, built.logged, built.loaded)

@@ -325,7 +325,7 @@ def _report(args: argparse.Namespace) -> int:
         raise UserError(
             f"--csv {args.csv}: name the column to report with --metric (and the conditions with --by)"
         )
-    for flag in ("by", "seed_param", "target_ci", "target_diff"):
+    for flag in ("seed_param", "target_ci", "target_diff"):  # --by alone: conditions of tested runs
         if getattr(args, flag) and not args.metric:
             raise UserError(
                 f"--{flag.replace('_', '-')} goes with --metric: a study's report compares eval accuracy"

@@ -74,7 +74,7 @@ class StudyRuns:
         return [r for r in self.runs if r.status == "FINISHED"]
 
 
-def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRuns:
+def load_study(store: Store, experiment: str, *, cache: bool = True, by: tuple[str, ...] = ()) -> StudyRuns:
     """Every child run of the experiment, with predictions and curves; a one-line error when there is
     no such experiment or no finished run. With `cache`, what was read of a finished run before is taken
     from the local run cache, so only new or changed runs are read from the store."""
@@ -90,6 +90,8 @@ def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRun
             sweeps += 1
         elif r.kind == s.KIND_RUN:
             children.append(LoadedRun.of_stored(r))
+        elif r.kind == s.KIND_TESTED:  # trained elsewhere, tested by seedvar.log_test_modes
+            children.append(tested_run(r, by))
     latest = latest_finished(children)
     if not children and sweeps == 0:
         foreign_runs = read_metric(store, exp_id, "")
@@ -116,6 +118,23 @@ def load_study(store: Store, experiment: str, *, cache: bool = True) -> StudyRun
     tag = store.experiment_tags(exp_id).get(s.TAG_TARGET)
     target = Target.from_json(tag) if tag else None
     return StudyRuns(experiment, finished + unfinished, sweeps, target, read)
+
+
+def tested_run(run: StoredRun, by: tuple[str, ...]) -> LoadedRun:
+    """A run seedvar tested but did not train, as one of a study's: its condition named by the `by`
+    params (`dropout=0.5`), else by its `model` param; its own run id is its config, so each is a seed."""
+    loaded = LoadedRun.of_stored(run)
+    missing = [p for p in by if p not in run.params]
+    if missing:
+        raise UserError(
+            f"--by {','.join(missing)}: no such param on tested run {run.name} "
+            f"(it has: {', '.join(sorted(run.params)) or 'none'})"
+        )
+    if by:
+        loaded.model = ",".join(f"{p}={run.params.get(p, '?')}" for p in by)
+    elif s.PARAM_MODEL not in run.params:
+        loaded.model = "tested"
+    return loaded
 
 
 def _fill(store: Store, runs: list[LoadedRun], cache: RunCache) -> int:

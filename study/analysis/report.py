@@ -73,6 +73,7 @@ def build_report(
     retry_for: float | None = None,
     log: bool = False,
     cache: bool = True,
+    by: tuple[str, ...] = (),
 ) -> Built:
     """Load the runs, build every section, write the requested formats plus tables/*.csv and figures/*.png
     to `out` (nothing when it is None), and log a study's folder to its latest sweep run. With `metric`,
@@ -92,7 +93,7 @@ def build_report(
         return _written(sections, out_dir, formats, title, loaded)
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     # a study with nothing to report creates no folder
-    study = load.load_study(store, experiment or "", cache=cache)
+    study = load.load_study(store, experiment or "", cache=cache, by=by)
     if out_dir is not None:
         _writable(out_dir)
     with threadpool_limits(1):  # see BLAS_THREADS

@@ -96,31 +96,59 @@ def train(
     return epochs
 
 
-def test(cfg: RunConfig, task: data.Task, model: nn.Module) -> tuple[Predictions, dict[str, ModeResult]]:
-    """Every requested mode: the predictions of each pass and its metrics.
+def test_modes(
+    model: nn.Module,
+    loader: data.BatchLoader,
+    *,
+    modes: tuple[str, ...] | list[str],
+    passes: int,
+    eval_passes: int,
+    test_seed: int,
+    batch_size: int,
+    num_classes: int,
+    per_class: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, ModeResult]]:
+    """Every requested mode of any trained model: (passes, pass seeds, mode results) per mode.
 
+    Split out of `test` so a model seedvar did not train (seedvar.log_test_modes) is tested by the same
+    code, with the same seeding rules: pass p of a stochastic mode draws from pass_seeds(test_seed)[p].
     Eval passes are complete forward passes, so "eval mode is deterministic" is measured, not assumed;
     stochastic modes run the trunk once per batch and the head once per pass where the model splits
     (see evaluate.run_passes), else K full passes.
     """
-    labels = task.test.labels.cpu().numpy()
-    hyperspectral = task.kind == "hyperspectral"
-    passes, seeds_of, modes = {}, {}, {}
-    for mode in cfg.test.modes:
-        k = cfg.test.eval_passes if mode == "eval" else cfg.test.passes
-        seeds = pass_seeds(cfg.seeds["test"], k)
+    labels = loader.labels.cpu().numpy()
+    out, seeds_of, results = {}, {}, {}
+    for mode in modes:
+        k = eval_passes if mode == "eval" else passes
+        seeds = pass_seeds(test_seed, k)
         start = time.perf_counter()
-        run = run_passes(model, task.test, mode, seeds, cfg.test.batch_size, fused=mode != "eval")
+        run = run_passes(model, loader, mode, seeds, batch_size, fused=mode != "eval")
         seconds = time.perf_counter() - start
-        passes[mode], seeds_of[mode] = run.preds, np.array(seeds, dtype=np.uint32)
-        modes[mode] = ModeResult(
-            pass_metrics(run.preds, labels, task.num_classes, per_class=hyperspectral),
+        out[mode], seeds_of[mode] = run.preds, np.array(seeds, dtype=np.uint32)
+        results[mode] = ModeResult(
+            pass_metrics(run.preds, labels, num_classes, per_class=per_class),
             seconds,
             fused=run.fused if mode != "eval" else None,
             split=run.split,
         )
+    return out, seeds_of, results
+
+
+def test(cfg: RunConfig, task: data.Task, model: nn.Module) -> tuple[Predictions, dict[str, ModeResult]]:
+    """Every requested mode of a run config's model: the predictions of each pass and its metrics."""
+    passes, seeds_of, modes = test_modes(
+        model,
+        task.test,
+        modes=cfg.test.modes,
+        passes=cfg.test.passes,
+        eval_passes=cfg.test.eval_passes,
+        test_seed=cfg.seeds["test"],
+        batch_size=cfg.test.batch_size,
+        num_classes=task.num_classes,
+        per_class=task.kind == "hyperspectral",
+    )
     predictions = Predictions(
-        labels=labels,
+        labels=task.test.labels.cpu().numpy(),
         passes=passes,
         pass_seeds=seeds_of,
         ids=np.asarray(task.test_ids, np.int64),

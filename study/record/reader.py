@@ -73,7 +73,7 @@ class StoredRun:
     def test_samples(self) -> int | None:
         """How many test samples it was tested on (its data's `n_test`), when it says."""
         try:
-            return int(self.params[f"{s.PARAM_DATA_PREFIX}n_test"])
+            return int(self.params.get(f"{s.PARAM_DATA_PREFIX}n_test") or self.params[s.PARAM_TEST_SIZE])
         except (KeyError, ValueError):
             return None
 

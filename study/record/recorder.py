@@ -176,3 +176,13 @@ class RunRecorder:
         """Where the run ran, when its executor says (a Ray node id)."""
         with contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_RAY_NODE: node})
+
+
+def log_tested(store: Store, run_id: str, result: RunResult, info: Mapping[str, str]) -> None:
+    """A model trained elsewhere and tested by seedvar, into that run (seedvar.log_test_modes): the
+    predictions first (an artifact is the part that can fail half-way without a trace in the table),
+    then the test params, the kind tag the report looks for, and the test.* metrics. Nothing else of
+    the user's run is touched, and its status is left as it is."""
+    store.log_files(run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
+    store.log(run_id, params={**s.test_params(result), **info})
+    store.log(run_id, s.test_metrics(result), tags={s.TAG_KIND: s.KIND_TESTED})

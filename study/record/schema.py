@@ -16,6 +16,7 @@ TAG_PREFIX = "seedvar."
 TAG_KIND = "seedvar.kind"  # KIND_RUN on a trained model's run, KIND_SWEEP on a sweep's parent run
 KIND_RUN = "run"
 KIND_SWEEP = "sweep"
+KIND_TESTED = "tested"  # a run seedvar did not train whose model seedvar tested (seedvar.log_test_modes)
 KIND_CONDITION = "condition"  # one run per condition: its spread across seeds; its seed runs are its children
 TAG_CONDITION = "seedvar.condition"  # the condition key, on a condition's run and on each of its seed runs
 TAG_SWEEP_RUN = "seedvar.sweep_run"  # the sweep run that trained a run (its parent until its condition's run)
@@ -65,6 +66,9 @@ PARAM_MODEL_SOURCE = "model_source.sha256"  # sha256 of a user's model file (not
 # PARAM_TEST_SPLIT says where the model was split, or why it was not.
 PARAM_TEST_FUSED = "test.fused"
 PARAM_TEST_SPLIT = "test.split"
+PARAM_TEST_SIZE = "test.size"  # test samples of a tested run (seedvar.log_test_modes)
+PARAM_TEST_CLASSES = "test.classes"
+PARAM_TEST_DIGEST = "test.digest"  # dataset digest of the test set a tested run was tested on
 
 # -- metrics ---------------------------------------------------------------------------------------------
 TRAIN_METRICS = EpochStats.FIELDS  # one value per epoch, step = epoch
