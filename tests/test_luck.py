@@ -58,3 +58,33 @@ def test_lower_is_better_mirrors() -> None:
     lo, hi = luck.expected_max_interval(-x, 3, higher=False)
     ulo, uhi = luck.expected_max_interval(x, 3)
     assert (lo, hi) == pytest.approx((-uhi, -ulo))
+
+
+def test_claims_section_tables_and_sentence() -> None:
+    from seedvar.analysis.claims import claims_section
+
+    rng = np.random.default_rng(1)
+    values = {"hybridsn": rng.normal(95.56, 1.3, 10), "b": rng.normal(94.0, 1.0, 5)}
+    sec = claims_section(values, {"hybridsn": 96.89, "b": 93.0})
+    claims = sec.tables["claims"]
+    assert list(claims["condition"]) == ["hybridsn", "b"]
+    assert {"percentile_ci_low", "best_of_ci_high", "p_best_reaches"} <= set(claims.columns)
+    em = sec.tables["expected_max"]
+    assert len(em) == 15 and (em["ci_low"] <= em["ci_high"]).all()
+    assert "percentile of hybridsn's seeds" in sec.text[0] and "best of about" in sec.text[0]
+    assert "below the seeds' mean" in sec.text[1]
+
+
+def test_cli_claim_errors_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from seedvar.cli import main
+
+    csv = tmp_path / "r.csv"
+    pd.DataFrame({"model": ["a"] * 3, "seed": [0, 1, 2], "acc": [1.0, 2.0, 3.0]}).to_csv(csv, index=False)
+    for claim in ("nope=1", "a"):
+        code = main(["report", "--csv", str(csv), "--metric", "acc", "--by", "model", "--claim", claim,
+                     "--out", str(tmp_path / "out")])
+        assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no such condition" in err[0]
