@@ -74,7 +74,10 @@ def delta_interval(values: ArrayLike, claim: float, level: float = LEVEL, higher
     rn = math.sqrt(n)
 
     def solve(p: float) -> float:
-        g = lambda d: stats.nct.cdf(t_obs, n - 1, rn * d) - p  # noqa: E731 (decreasing in d)
+        def g(d: float) -> float:  # decreasing in d; scipy's nct gives NaN far in a tail, where it is 0 or 1
+            v = float(stats.nct.cdf(t_obs, n - 1, rn * d))
+            return (v if math.isfinite(v) else float(t_obs > rn * d)) - p
+
         lo, hi = -1.0, 1.0
         while g(lo) < 0:
             lo *= 2
