@@ -312,6 +312,7 @@ def report(
     log: bool = False,
     retry_for: float | None = None,
     cache: bool = True,
+    claims: Mapping[str, float] | None = None,
 ) -> Report:
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
     tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
@@ -330,6 +331,8 @@ def report(
     name = None if frame is not None else experiment
     if (frame is not None or csv is not None) and metric is None:
         raise UserError("a table of results needs the metric to report: pass metric=<its column>")
+    if claims and metric is None:
+        raise UserError("claims go with a metric report (metric=...); a study's claims are not yet supported")
     if name is None and frame is None and csv is None:
         raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
     source = (
@@ -342,6 +345,7 @@ def report(
             frame,
             target_ci,
             target_diff,
+            tuple((str(k), float(v)) for k, v in (claims or {}).items()),
         )
         if metric is not None
         else None

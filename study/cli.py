@@ -183,6 +183,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --metric: runs per condition to tell apart a difference of D (default: the closest pair's)",
     )
     _store_options(r)
+    r.add_argument(
+        "--claim",
+        action="append",
+        metavar="CONDITION=VALUE",
+        help="hold a claimed number against a condition's seeds (repeatable; quote names with spaces)",
+    )
     r.add_argument("--out", help="output folder (default: reports/<experiment> or reports/<csv name>)")
     r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
     r.add_argument(
@@ -336,6 +342,15 @@ def _report(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and not value > 0:
             raise UserError(f"--{flag.replace('_', '-')} must be > 0, got {value}")
+    claims: dict[str, float] = {}
+    for item in args.claim or []:
+        cond, sep, value = item.rpartition("=")
+        try:
+            claims[cond.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not cond.strip():
+            raise UserError(f"--claim {item}: write CONDITION=VALUE, e.g. --claim hybridsn=96.89")
     name = args.experiment or Path(args.csv).stem
     built = report(
         args.experiment,
@@ -352,6 +367,7 @@ def _report(args: argparse.Namespace) -> int:
         log=not args.no_log,
         retry_for=args.retry_for,
         cache=not args.no_cache,
+        claims=claims or None,
     )
     print(f"report written to {built.folder} ({built.loaded})")
     if built.logged:

@@ -61,6 +61,7 @@ class MetricSource:
     frame: pd.DataFrame | None = None
     half_width: float | None = None  # Stein's seeds for a 95% interval this narrow (--target-ci)
     diff: float | None = None  # the difference the power table sizes for (--target-diff)
+    claims: tuple[tuple[str, float], ...] = ()  # (condition, claimed value): --claim, held against the seeds
 
 
 def build_report(
@@ -87,7 +88,15 @@ def build_report(
         if out_dir is not None:
             _writable(out_dir)
         with threadpool_limits(1):
+            luck = None
+            if metric.claims:  # first, so that an unknown condition stops the report in one line
+                from seedvar.analysis.claims import claims_section
+
+                values = {str(c): g["value"].to_numpy(float) for c, g in runs.table.groupby("condition")}
+                luck = claims_section(values, dict(metric.claims), runs.lower_is_better)
             sections = metric_report.build_sections(runs, half_width=metric.half_width, diff=metric.diff)
+            if luck is not None:
+                sections.append(luck)
         title = f"seedvar report: {metric.metric} of {runs.source}"
         loaded = f"read {len(runs.table) + len(runs.left_out)} runs"
         return _written(sections, out_dir, formats, title, loaded)
