@@ -51,7 +51,9 @@ def expected_max(dist, k: float) -> float:  # noqa: ANN001
 
 def best_of_true(dist, claim: float) -> float:  # noqa: ANN001
     """The true real k >= 1 with E[max of k] = claim."""
-    return math.exp(optimize.brentq(lambda lk: expected_max(dist, math.exp(lk)) - claim, 0.0, math.log(500.0)))
+    return math.exp(
+        optimize.brentq(lambda lk: expected_max(dist, math.exp(lk)) - claim, 0.0, math.log(500.0))
+    )
 
 
 def main() -> None:
@@ -59,8 +61,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=38)
     args = ap.parse_args()
-    cases = {"normal": stats.norm(95.0, 1.0), "skew-left": Left(),
-             "skew-right": stats.gamma(2.0, loc=95.0 - math.sqrt(2.0), scale=1.0 / math.sqrt(2.0))}
+    cases = {
+        "normal": stats.norm(95.0, 1.0),
+        "skew-left": Left(),
+        "skew-right": stats.gamma(2.0, loc=95.0 - math.sqrt(2.0), scale=1.0 / math.sqrt(2.0)),
+    }
     print(f"reps={args.reps} per cell; 95% intervals; claim at the true {100 * Q:.2f}th percentile")
     print("seeds      n  percentile  best_of  p_best  exp_max5  share(CP)  bias_U5  bias_Dodge5")
     for name, dist in cases.items():
@@ -71,7 +76,7 @@ def main() -> None:
         k_true = best_of_true(dist, claim)
         d_best = luck.expected_max_std(k_true)
         for n in (5, 10, 30):
-            p_true = 1.0 - Q ** n
+            p_true = 1.0 - Q**n
             d_reach = float(stats.norm.ppf((1.0 - p_true) ** (1.0 / n)))
             hits = np.zeros(5)
             bu, bd = [], []
@@ -81,14 +86,21 @@ def main() -> None:
                 elo, ehi = luck.expected_max_interval(x, K) if n >= K else (math.nan, math.nan)
                 share = int((x >= claim).sum())
                 slo, shi = proportion_confint(share, n, method="beta")
-                hits += [lo <= stats.norm.ppf(Q) <= hi, lo <= d_best <= hi, lo <= d_reach <= hi,
-                         elo <= em <= ehi, slo <= 1.0 - Q <= shi]
+                hits += [
+                    lo <= stats.norm.ppf(Q) <= hi,
+                    lo <= d_best <= hi,
+                    lo <= d_reach <= hi,
+                    elo <= em <= ehi,
+                    slo <= 1.0 - Q <= shi,
+                ]
                 if n >= K:
                     bu.append(luck.expected_max_ustat(x, K) - em)
                     bd.append(luck.expected_max_dodge(x, K) - em)
             c = 100.0 * hits / args.reps
-            print(f"{name:10s} {n:2d}  {c[0]:9.1f}%  {c[1]:6.1f}%  {c[2]:5.1f}%  {c[3]:7.1f}%  {c[4]:8.1f}%"
-                  f"  {np.mean(bu):+7.3f}  {np.mean(bd):+10.3f}")
+            print(
+                f"{name:10s} {n:2d}  {c[0]:9.1f}%  {c[1]:6.1f}%  {c[2]:5.1f}%  {c[3]:7.1f}%  {c[4]:8.1f}%"
+                f"  {np.mean(bu):+7.3f}  {np.mean(bd):+10.3f}"
+            )
         print(f"{'':10s}    (truth: claim {claim:.3f}, best of k={k_true:.2f}, E[best of {K}]={em:.3f})")
 
 

@@ -313,6 +313,7 @@ def report(
     retry_for: float | None = None,
     cache: bool = True,
     claims: Mapping[str, float] | None = None,
+    resolution: float | None = None,
 ) -> Report:
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
     tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
@@ -322,7 +323,8 @@ def report(
     Runs seedvar did not train: name a `metric` and the report compares its values across the conditions
     `by` defines (default: every param that varies except the seed params), for an experiment's runs, a
     `csv` file or a DataFrame passed as `experiment`, one row per run. `lower_is_better` for losses;
-    `target_ci` asks Stein's seeds for a 95% interval that narrow, `target_diff` sizes the power table."""
+    `target_ci` asks Stein's seeds for a 95% interval that narrow, `target_diff` sizes the power table;
+    `resolution`, the metric's step, floors each std (default: inferred from the values' decimals)."""
     from seedvar.analysis import foreign
     from seedvar.analysis.report import MetricSource, build_report
     from seedvar.errors import UserError
@@ -335,6 +337,8 @@ def report(
         raise UserError("claims go with a metric report (metric=...); a study's claims are not yet supported")
     if name is None and frame is None and csv is None:
         raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
+    if resolution is not None and not resolution >= 0:
+        raise UserError(f"resolution={resolution}: the metric's step must be >= 0 (0: no floor)")
     source = (
         MetricSource(
             metric,
@@ -346,6 +350,7 @@ def report(
             target_ci,
             target_diff,
             tuple((str(k), float(v)) for k, v in (claims or {}).items()),
+            resolution,
         )
         if metric is not None
         else None

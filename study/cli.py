@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
     r.add_argument(
+        "--resolution",
+        type=float,
+        metavar="R",
+        help="with --metric: the metric's step, which floors each std (default: from the values' decimals)",
+    )
+    r.add_argument(
         "--target-ci",
         type=float,
         metavar="H",
@@ -331,7 +337,12 @@ def _report(args: argparse.Namespace) -> int:
         raise UserError(
             f"--csv {args.csv}: name the column to report with --metric (and the conditions with --by)"
         )
-    for flag in ("seed_param", "target_ci", "target_diff"):  # --by alone: conditions of tested runs
+    for flag in (
+        "seed_param",
+        "target_ci",
+        "target_diff",
+        "resolution",
+    ):  # --by alone: conditions of tested runs
         if getattr(args, flag) and not args.metric:
             raise UserError(
                 f"--{flag.replace('_', '-')} goes with --metric: a study's report compares eval accuracy"
@@ -368,6 +379,7 @@ def _report(args: argparse.Namespace) -> int:
         retry_for=args.retry_for,
         cache=not args.no_cache,
         claims=claims or None,
+        resolution=args.resolution,
     )
     print(f"report written to {built.folder} ({built.loaded})")
     if built.logged:

@@ -44,10 +44,14 @@ def log_test_modes(
 
     target = run_id or (mlflow.active_run().info.run_id if mlflow.active_run() else None)
     if target is None:
-        raise TestModesError("log_test_modes: no active MLflow run; call it inside mlflow.start_run() or pass run_id")
+        raise TestModesError(
+            "log_test_modes: no active MLflow run; call it inside mlflow.start_run() or pass run_id"
+        )
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
-        raise TestModesError(f"log_test_modes: unknown mode(s) {bad or '(none)'}; choose from {', '.join(MODES)}")
+        raise TestModesError(
+            f"log_test_modes: unknown mode(s) {bad or '(none)'}; choose from {', '.join(MODES)}"
+        )
     if not isinstance(passes, int) or passes < 2:
         raise TestModesError(f"log_test_modes: passes must be an integer >= 2, got {passes!r}")
     if not own.is_stochastic(model) and any(m != "eval" for m in modes):
@@ -94,7 +98,9 @@ def log_test_modes(
     labels = loader.labels.cpu().numpy()
     for mode, preds in passes_of.items():
         if preds.shape[1] != len(labels):
-            raise TestModesError(f"log_test_modes: {preds.shape[1]} predictions in {mode} mode for {len(labels)} test samples")
+            raise TestModesError(
+                f"log_test_modes: {preds.shape[1]} predictions in {mode} mode for {len(labels)} test samples"
+            )
     predictions = Predictions(
         labels=labels,
         passes=passes_of,
@@ -126,5 +132,7 @@ def _num_classes(model: nn.Module, loader: own.TensorLoader) -> int:
         for m, flag in flags:
             m.training = flag
     if out.ndim != 2:
-        raise TestModesError(f"log_test_modes: the model must return (batch, classes) logits, got shape {tuple(out.shape)}")
+        raise TestModesError(
+            f"log_test_modes: the model must return (batch, classes) logits, got shape {tuple(out.shape)}"
+        )
     return int(out.shape[1])

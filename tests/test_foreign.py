@@ -243,3 +243,41 @@ def test_the_report_reads_a_metric_in_bulk(digits, monkeypatch):
     for slices in (1, 3, 40):  # 40: slices of a few milliseconds, several of them empty
         monkeypatch.setattr(bulk, "SLICES", slices)
         assert [r.run_id for r in bulk._read_pages(store, exp, "test_accuracy").runs] == one_search
+
+
+def test_tied_seeds_near_100_are_ranked_compared_and_sized(tmp_path, capsys):
+    """Issue 34's bar: a condition at exactly 99.60% and one at exactly 100% on every seed are lettered, with
+    an interval of nonzero width and a finite Holm p, not flagged; a one-run condition has no letter; the
+    power table has one row per condition and a column for the closest pair's difference; a header-only
+    CSV and an empty metric column are one line, exit 2."""
+    rows = [("full", s, 100.0) for s in (1, 2, 3)] + [("tied", s, 99.6) for s in (1, 2, 3)]
+    rows += [("spread", 1, 99.2), ("spread", 2, 99.0), ("spread", 3, 99.4), ("alone", 1, 98.0)]
+    csv = tmp_path / "hsi.csv"
+    pd.DataFrame(rows, columns=["model", "seed", "acc"]).to_csv(csv, index=False)
+    out = tmp_path / "rep"
+    assert main(["report", "--csv", str(csv), "--metric", "acc", "--by", "model", "--out", str(out)]) == 0
+    cond = pd.read_csv(out / "tables" / "conditions.csv").set_index("condition")
+    for name in ("full", "tied"):
+        assert isinstance(cond.loc[name, "group"], str) and cond.loc[name, "group"].isalpha()
+        assert cond.loc[name, "ci_high"] - cond.loc[name, "ci_low"] > 0
+    assert cond.loc["alone", "group"] == "–"
+    comps = pd.read_csv(out / "tables" / "comparisons.csv")
+    pair = comps[(comps["a"] == "full") & (comps["b"] == "tied")].iloc[0]
+    assert np.isfinite(pair["welch_p_holm"]) and pair["welch_p_holm"] < 0.05
+    assert pair["p_a_gt_b_ci_low"] < pair["p_a_gt_b_ci_high"]
+    assert "degenerate" not in (out / "report.md").read_text().lower()
+    assert "inferred from the values' decimals" in (out / "report.md").read_text()
+    power = pd.read_csv(out / "tables" / "power.csv")
+    assert sorted(power["condition"]) == ["full", "spread", "tied"]
+    assert [c for c in power.columns if c.startswith("replicates_for_")]
+    capsys.readouterr()
+    pd.DataFrame(columns=["model", "seed", "acc"]).to_csv(tmp_path / "header.csv", index=False)
+    pd.DataFrame({"model": ["a", "b"], "seed": [1, 2], "acc": [None, None]}).to_csv(
+        tmp_path / "nan.csv", index=False
+    )
+    for bad in ("header.csv", "nan.csv"):
+        code = main(
+            ["report", "--csv", str(tmp_path / bad), "--metric", "acc", "--by", "model", "--out", str(out)]
+        )
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and bad in err

@@ -38,10 +38,12 @@ def test_done_when_coverage_and_bias() -> None:
         x = rng.normal(95.0, 1.0, 10)
         h = luck.hold(x, 96.5)
         lo, hi = luck.expected_max_interval(x, 5)
-        hits += [h.percentile_ci[0] <= 93.32 <= h.percentile_ci[1],
-                 h.best_of_ci[0] <= 9.27 <= h.best_of_ci[1],
-                 lo <= 96.163 <= hi,
-                 h.share_ci[0] <= 1 - 0.9332 <= h.share_ci[1]]
+        hits += [
+            h.percentile_ci[0] <= 93.32 <= h.percentile_ci[1],
+            h.best_of_ci[0] <= 9.27 <= h.best_of_ci[1],
+            lo <= 96.163 <= hi,
+            h.share_ci[0] <= 1 - 0.9332 <= h.share_ci[1],
+        ]
         err.append(luck.expected_max_ustat(x, 5) - 96.163)
     cov = hits / reps
     assert (cov[:3] > 0.90).all() and (cov[:3] < 0.99).all(), cov
@@ -83,8 +85,21 @@ def test_cli_claim_errors_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
     csv = tmp_path / "r.csv"
     pd.DataFrame({"model": ["a"] * 3, "seed": [0, 1, 2], "acc": [1.0, 2.0, 3.0]}).to_csv(csv, index=False)
     for claim in ("nope=1", "a"):
-        code = main(["report", "--csv", str(csv), "--metric", "acc", "--by", "model", "--claim", claim,
-                     "--out", str(tmp_path / "out")])
+        code = main(
+            [
+                "report",
+                "--csv",
+                str(csv),
+                "--metric",
+                "acc",
+                "--by",
+                "model",
+                "--claim",
+                claim,
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
         assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no such condition" in err[0]

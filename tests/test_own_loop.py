@@ -137,13 +137,36 @@ def test_cli_by_without_metric_reports_tested_runs(store, tmp_path) -> None:
                 mlflow.log_params({"dropout": dropout, "seed": seed})
                 seedvar.log_test_modes(model, (x, y), passes=4)
     out = tmp_path / "rep"
-    rc = main(["report", "--tracking-uri", mlflow.get_tracking_uri(), "--experiment", "own_cli", "--by", "dropout",
-               "--out", str(out), "--no-cache"])
+    rc = main(
+        [
+            "report",
+            "--tracking-uri",
+            mlflow.get_tracking_uri(),
+            "--experiment",
+            "own_cli",
+            "--by",
+            "dropout",
+            "--out",
+            str(out),
+            "--no-cache",
+        ]
+    )
     assert rc in (0, None)
     md = (out / "report.md").read_text()
     assert "dropout=0.5" in md and "dropout=0.2" in md and "dropout_share" in md and "flip_rate" in md
-    rc = main(["report", "--tracking-uri", mlflow.get_tracking_uri(), "--experiment", "own_cli", "--by", "depth",
-               "--out", str(tmp_path / "bad")])
+    rc = main(
+        [
+            "report",
+            "--tracking-uri",
+            mlflow.get_tracking_uri(),
+            "--experiment",
+            "own_cli",
+            "--by",
+            "depth",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
     assert rc == 2
 
 
@@ -156,11 +179,28 @@ def test_examples_run_and_report(tmp_path) -> None:
 
     here = Path(__file__).parent.parent / "examples" / "own_loop"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    subprocess.run([sys.executable, str(here / "report.py"), "--tracking-uri", uri, "--out", str(tmp_path / "r")],
-                   check=True, cwd=here, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(here / "report.py"), "--tracking-uri", uri, "--out", str(tmp_path / "r")],
+        check=True,
+        cwd=here,
+        capture_output=True,
+    )
     assert "dropout=0.5" in (tmp_path / "r" / "report.md").read_text()
     pytest.importorskip("lightning")
-    subprocess.run([sys.executable, str(here / "lightning_digits.py"), "--tracking-uri", uri, "--seeds", "2",
-                    "--epochs", "2"], check=True, cwd=here, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(here / "lightning_digits.py"),
+            "--tracking-uri",
+            uri,
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+        ],
+        check=True,
+        cwd=here,
+        capture_output=True,
+    )
     rep = seedvar.report("own_loop_lightning", tmp_path / "l", by="dropout", tracking_uri=uri)
     assert "dropout=0.1" in "\n".join(rep.answer)

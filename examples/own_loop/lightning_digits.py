@@ -1,6 +1,6 @@
 """The same digits MLP trained by Lightning, logged by its MLFlowLogger, tested by seedvar's callback.
 
-    python examples/own_loop/lightning_digits.py [--tracking-uri URI] [--experiment NAME]
+python examples/own_loop/lightning_digits.py [--tracking-uri URI] [--experiment NAME]
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def main() -> None:
             logger = MLFlowLogger(args.experiment, tracking_uri=args.tracking_uri)
             logger.log_hyperparams({"seed": seed})
             trainer = pl.Trainer(
-                max_epochs=args.epochs, logger=logger, callbacks=[TestModes(passes=10)],
-                enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                max_epochs=args.epochs,
+                logger=logger,
+                callbacks=[TestModes(passes=10)],
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                enable_checkpointing=False,
             )
             model = MLP(dropout)
             trainer.fit(model, DataLoader(train, batch_size=32, shuffle=True))

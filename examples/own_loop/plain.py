@@ -23,7 +23,9 @@ def digits() -> tuple[TensorDataset, TensorDataset]:
     x, y = load_digits(return_X_y=True)
     xtr, xte, ytr, yte = train_test_split(x / 16.0, y, test_size=0.3, random_state=0, stratify=y)
     t = lambda a, dt: torch.tensor(a, dtype=dt)  # noqa: E731
-    return TensorDataset(t(xtr, torch.float32), t(ytr, torch.long)), TensorDataset(t(xte, torch.float32), t(yte, torch.long))
+    return TensorDataset(t(xtr, torch.float32), t(ytr, torch.long)), TensorDataset(
+        t(xte, torch.float32), t(yte, torch.long)
+    )
 
 
 def train_one(seed: int, dropout: float, train: TensorDataset, epochs: int = 15) -> nn.Module:
@@ -56,7 +58,9 @@ def main() -> None:
                 mlflow.log_params({"dropout": dropout, "seed": seed})
                 model = train_one(seed, dropout, train)
                 seedvar.log_test_modes(model, DataLoader(test, batch_size=256), passes=10)
-    print(f"logged {2 * args.seeds} runs to {args.experiment}; now: seedvar report --experiment {args.experiment} --by dropout")
+    print(
+        f"logged {2 * args.seeds} runs to {args.experiment}; now: seedvar report --experiment {args.experiment} --by dropout"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train the plain-loop example (3 seeds at dropout 0.1 and 0.5), then print seedvar's answer for it.
 
-    python examples/own_loop/report.py [--tracking-uri URI] [--out DIR]
+python examples/own_loop/report.py [--tracking-uri URI] [--out DIR]
 """
 
 from __future__ import annotations

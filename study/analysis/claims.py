@@ -27,19 +27,27 @@ def sentence(condition: str, c: luck.Claim, mean: float, lower_is_better: bool) 
     """One plain sentence for a claim (a claim on the wrong side of the mean says so)."""
     lo, hi = c.percentile_ci
     worse = c.claim > mean if lower_is_better else c.claim < mean
-    text = (f"{c.claim:g} lies at the {_ordinal(c.percentile)} percentile of {condition}'s seeds "
-            f"(95% CI {_ordinal(lo)} to {_ordinal(hi)})")
+    text = (
+        f"{c.claim:g} lies at the {_ordinal(c.percentile)} percentile of {condition}'s seeds "
+        f"(95% CI {_ordinal(lo)} to {_ordinal(hi)})"
+    )
     if worse:
-        return text + f": it is {'above' if lower_is_better else 'below'} the seeds' mean {mean:.4g}, not a lucky seed."
+        return (
+            text
+            + f": it is {'above' if lower_is_better else 'below'} the seeds' mean {mean:.4g}, not a lucky seed."
+        )
     blo, bhi = c.best_of_ci
     plo, phi = c.p_best_reaches_ci
-    return (text + f": it is what the best of about {c.best_of:.2g} seeds gives (CI {blo:.2g} to {bhi:.2g}); "
-            f"the best of its {c.n} seeds reaches it with probability {c.p_best_reaches:.2f} "
-            f"(CI {plo:.2f} to {phi:.2f}).")
+    return (
+        text + f": it is what the best of about {c.best_of:.2g} seeds gives (CI {blo:.2g} to {bhi:.2g}); "
+        f"the best of its {c.n} seeds reaches it with probability {c.p_best_reaches:.2f} "
+        f"(CI {plo:.2f} to {phi:.2f})."
+    )
 
 
-def claims_section(values: Mapping[str, np.ndarray], claims: Mapping[str, float], lower_is_better: bool = False
-                   ) -> Section:
+def claims_section(
+    values: Mapping[str, np.ndarray], claims: Mapping[str, float], lower_is_better: bool = False
+) -> Section:
     """The section for every claim, and expected best of k = 1..n for every claimed condition."""
     unknown = [k for k in claims if k not in values]
     if unknown:
@@ -50,28 +58,54 @@ def claims_section(values: Mapping[str, np.ndarray], claims: Mapping[str, float]
         x = np.asarray(values[cond], dtype=float)
         x = x[np.isfinite(x)]
         if x.size < 2:
-            raise UserError(f"--claim {cond}: the condition has {x.size} seed value(s); a claim needs 2 or more")
+            raise UserError(
+                f"--claim {cond}: the condition has {x.size} seed value(s); a claim needs 2 or more"
+            )
         c = luck.hold(x, float(value), higher=higher)
-        rows.append({"condition": cond, "claim": c.claim, "n": c.n,
-                     "percentile": c.percentile, "percentile_ci_low": c.percentile_ci[0],
-                     "percentile_ci_high": c.percentile_ci[1], "best_of": c.best_of,
-                     "best_of_ci_low": c.best_of_ci[0], "best_of_ci_high": c.best_of_ci[1],
-                     "p_best_reaches": c.p_best_reaches, "p_best_reaches_ci_low": c.p_best_reaches_ci[0],
-                     "p_best_reaches_ci_high": c.p_best_reaches_ci[1], "share_at_or_above": c.share_at_or_above,
-                     "share_ci_low": c.share_ci[0], "share_ci_high": c.share_ci[1]})
+        rows.append(
+            {
+                "condition": cond,
+                "claim": c.claim,
+                "n": c.n,
+                "percentile": c.percentile,
+                "percentile_ci_low": c.percentile_ci[0],
+                "percentile_ci_high": c.percentile_ci[1],
+                "best_of": c.best_of,
+                "best_of_ci_low": c.best_of_ci[0],
+                "best_of_ci_high": c.best_of_ci[1],
+                "p_best_reaches": c.p_best_reaches,
+                "p_best_reaches_ci_low": c.p_best_reaches_ci[0],
+                "p_best_reaches_ci_high": c.p_best_reaches_ci[1],
+                "share_at_or_above": c.share_at_or_above,
+                "share_ci_low": c.share_ci[0],
+                "share_ci_high": c.share_ci[1],
+            }
+        )
         text.append(sentence(cond, c, float(x.mean()), lower_is_better))
         if not any(r["condition"] == cond for r in em):
             for k in range(1, x.size + 1):
                 lo, hi = luck.expected_max_interval(x, k, higher=higher)
-                em.append({"condition": cond, "k": k, "expected_max": luck.expected_max_ustat(x, k, higher=higher),
-                           "ci_low": lo, "ci_high": hi})
-    text.append("Percentile, best-of k and the probability assume normal seeds (exact noncentral-t intervals); "
-                "the expected best of k is the unbiased order-statistic (U-statistic) estimate, with the "
-                "normal-model interval; the share of seeds at or above a claim has a Clopper-Pearson interval.")
+                em.append(
+                    {
+                        "condition": cond,
+                        "k": k,
+                        "expected_max": luck.expected_max_ustat(x, k, higher=higher),
+                        "ci_low": lo,
+                        "ci_high": hi,
+                    }
+                )
+    text.append(
+        "Percentile, best-of k and the probability assume normal seeds (exact noncentral-t intervals); "
+        "the expected best of k is the unbiased order-statistic (U-statistic) estimate, with the "
+        "normal-model interval; the share of seeds at or above a claim has a Clopper-Pearson interval."
+    )
     table = pd.DataFrame(em)
-    return Section("Was it a lucky seed?", text=text,
-                   tables={"claims": pd.DataFrame(rows), "expected_max": table},
-                   figures={"expected_max": _figure(table, claims, lower_is_better)})
+    return Section(
+        "Was it a lucky seed?",
+        text=text,
+        tables={"claims": pd.DataFrame(rows), "expected_max": table},
+        figures={"expected_max": _figure(table, claims, lower_is_better)},
+    )
 
 
 def _figure(table: pd.DataFrame, claims: Mapping[str, float], lower_is_better: bool):  # noqa: ANN202

@@ -160,9 +160,7 @@ def verdict(
     """What the seeds tell apart: the ranking where the Holm-corrected Welch tests separate every pair, the
     groups they cannot separate, and the seeds the closest pair they do not separate would need (sized at
     `spread`). `table` is `summary`'s (best first); conditions on one seed are never named in a ranking."""
-    compared = table[
-        ~table["condition"].isin(excluded) & np.isfinite(table["mean"]) & (table["runs"] >= 2)
-    ]
+    compared = table[~table["condition"].isin(excluded) & np.isfinite(table["mean"]) & (table["runs"] >= 2)]
     if len(compared) < 2 or comps.empty:
         return [
             f"Comparisons need at least two conditions{' that are not degenerate' if excluded else ''}, with 2+ seeds each."

@@ -236,7 +236,13 @@ def from_frame(
         raise UserError(
             f"--metric {metric}: {source} has no such column; its columns: {', '.join(map(str, frame.columns))}"
         )
+    if frame.empty:
+        raise UserError(f"{source} has a header and no rows: export the runs' rows too, one row per run")
     values = pd.to_numeric(frame[metric], errors="coerce")
+    if frame[metric].isna().all():
+        raise UserError(
+            f"--metric {metric}: its column in {source} is empty: pick a column that holds the metric"
+        )
     text = frame[metric].notna() & values.isna()
     if text.all():
         raise UserError(

@@ -52,6 +52,11 @@ def build_sections(
             "interval or a comparison (a spread needs two)."
         )
     answer += [t for t in [conditions.stein_sentence(table, metric, half_width)] if t]
+    if runs.resolution > 0:
+        answer.append(
+            f"Each condition's std is at least the {runs.resolution_source} / sqrt(12): seeds that tie still "
+            "have a spread, so tied conditions are ranked and compared (`--resolution R` sets it)."
+        )
     answer.append(NO_PREDICTIONS)
     sections = [
         Section("The answer", text=answer, tables={"conditions": table}, tables_first=True, whole=True),

@@ -28,8 +28,14 @@ class Section:
     digits: int | None = None  # significant digits of its tables' numbers (a metric in its own units)
 
 
-def write(out_dir: Path, title: str, sections: list[Section], formats: list[str] | tuple[str, ...]) -> None:
-    """tables/*.csv (full precision), figures/*.png, and the requested pages."""
+def write(
+    out_dir: Path,
+    title: str,
+    sections: list[Section],
+    formats: list[str] | tuple[str, ...],
+    source: str = "MLflow runs",
+) -> None:
+    """tables/*.csv (full precision), figures/*.png, and the requested pages, which name their `source`."""
     import matplotlib.pyplot as plt
 
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
@@ -45,7 +51,7 @@ def write(out_dir: Path, title: str, sections: list[Section], formats: list[str]
             images[name] = buf.getvalue()
             (out_dir / "figures" / f"{name}.png").write_bytes(images[name])
     if "md" in formats:
-        (out_dir / "report.md").write_text(render_markdown(title, sections))
+        (out_dir / "report.md").write_text(render_markdown(title, sections, source))
     if "html" in formats:
         (out_dir / "index.html").write_text(render_html(title, sections, images))
 
@@ -140,11 +146,11 @@ def _width(sec: Section) -> int:
     return 10**6 if sec.whole else MAX_COLUMNS
 
 
-def render_markdown(title: str, sections: list[Section]) -> str:
+def render_markdown(title: str, sections: list[Section], source: str = "MLflow runs") -> str:
     lines = [
         f"# {title}",
         "",
-        f"_Generated {time.strftime('%Y-%m-%d %H:%M')} by seedvar from MLflow runs._",
+        f"_Generated {time.strftime('%Y-%m-%d %H:%M')} by seedvar from {source}._",
         "",
     ]
     for sec in sections:

@@ -62,6 +62,7 @@ class MetricSource:
     half_width: float | None = None  # Stein's seeds for a 95% interval this narrow (--target-ci)
     diff: float | None = None  # the difference the power table sizes for (--target-diff)
     claims: tuple[tuple[str, float], ...] = ()  # (condition, claimed value): --claim, held against the seeds
+    resolution: float | None = None  # the metric's step (--resolution); None: inferred from the decimals
 
 
 def build_report(
@@ -99,7 +100,7 @@ def build_report(
                 sections.append(luck)
         title = f"seedvar report: {metric.metric} of {runs.source}"
         loaded = f"read {len(runs.table) + len(runs.left_out)} runs"
-        return _written(sections, out_dir, formats, title, loaded)
+        return _written(sections, out_dir, formats, title, loaded, source=runs.source)
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     # a study with nothing to report creates no folder
     study = load.load_study(store, experiment or "", cache=cache, by=by)
@@ -111,7 +112,14 @@ def build_report(
     loaded = f"read {study.read} runs from the store" + (
         f", {cached} from the local run cache" if cached else ""
     )
-    built = _written(sections, out_dir, formats, f"seedvar report: {experiment}", loaded)
+    built = _written(
+        sections,
+        out_dir,
+        formats,
+        f"seedvar report: {experiment}",
+        loaded,
+        source=f"the MLflow runs of {experiment}",
+    )
     if out_dir is not None and log:
         built.logged = log_report(store, experiment or "", out_dir)
     return built
@@ -126,15 +134,23 @@ def _metric_runs(
         "lower_is_better": metric.lower_is_better,
     }
     if metric.frame is not None:
-        return foreign.from_frame(metric.frame, metric.metric, source="the DataFrame", **common)
-    if metric.csv is not None:
-        return foreign.from_csv(metric.csv, metric.metric, **common)
-    store = Store(tracking_uri, create=False, retry_for=retry_for)
-    return foreign.from_experiment(store, experiment or "", metric.metric, **common)
+        runs = foreign.from_frame(metric.frame, metric.metric, source="the DataFrame", **common)
+    elif metric.csv is not None:
+        runs = foreign.from_csv(metric.csv, metric.metric, **common)
+    else:
+        store = Store(tracking_uri, create=False, retry_for=retry_for)
+        runs = foreign.from_experiment(store, experiment or "", metric.metric, **common)
+    runs.given_resolution = metric.resolution
+    return runs
 
 
 def _written(
-    sections: list[Section], out_dir: Path | None, formats: Sequence[str], title: str, loaded: str
+    sections: list[Section],
+    out_dir: Path | None,
+    formats: Sequence[str],
+    title: str,
+    loaded: str,
+    source: str = "MLflow runs",
 ) -> Built:
     """The report as data, and its folder written when there is one."""
     built = Built(
@@ -146,7 +162,7 @@ def _written(
     if out_dir is None:
         render.close_figures(sections)
     else:
-        render.write(out_dir, title, sections, list(formats))
+        render.write(out_dir, title, sections, list(formats), source)
     return built
 
 
@@ -382,8 +398,11 @@ def comparison_section(t: tables.Tables) -> Section:
             f"Left out as degenerate: {', '.join(t.degenerate_conditions)} (see Degenerate runs)."
         )
     if not t.power.empty:
-        diffs = ", ".join(c.removeprefix("replicates_for_").replace("_point", "") for c in t.power.columns
-                          if c.startswith("replicates_for_"))
+        diffs = ", ".join(
+            c.removeprefix("replicates_for_").replace("_point", "")
+            for c in t.power.columns
+            if c.startswith("replicates_for_")
+        )
         sec.text.append(
             f"Replicates per condition needed to detect a difference of {diffs} accuracy points (the last: the "
             "closest pair's) against a condition of the same spread, with 80% power at alpha 0.05, sized at "

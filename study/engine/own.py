@@ -39,12 +39,20 @@ def collect(data: Any, device: torch.device) -> TensorLoader:
     elif isinstance(data, Iterable):
         xs, ys = [], []
         for batch in data:
-            if not isinstance(batch, tuple | list) or len(batch) < 2 or not isinstance(batch[1], torch.Tensor):
-                raise OwnDataError("the test loader must yield labelled (x, y) batches; it yields unlabelled ones")
+            if (
+                not isinstance(batch, tuple | list)
+                or len(batch) < 2
+                or not isinstance(batch[1], torch.Tensor)
+            ):
+                raise OwnDataError(
+                    "the test loader must yield labelled (x, y) batches; it yields unlabelled ones"
+                )
             xs.append(batch[0])
             ys.append(batch[1])
     else:
-        raise OwnDataError(f"test data must be a DataLoader of (x, y) batches or an (x, y) pair, not {type(data).__name__}")
+        raise OwnDataError(
+            f"test data must be a DataLoader of (x, y) batches or an (x, y) pair, not {type(data).__name__}"
+        )
     if not xs:
         raise OwnDataError("the test data is empty")
     x = torch.cat([t.detach() for t in xs]).to(device)
@@ -68,7 +76,8 @@ def is_stochastic(model: nn.Module) -> bool:
     """Whether train mode can differ from eval mode: the model holds a dropout or a normalisation with
     running statistics."""
     return any(
-        isinstance(m, nn.modules.dropout._DropoutNd | nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        isinstance(m, nn.modules.dropout._DropoutNd | nn.modules.batchnorm._BatchNorm)
+        for m in model.modules()
     )
 
 
@@ -82,4 +91,6 @@ def digest(loader: TensorLoader) -> str:
 
 def snapshot(model: nn.Module) -> tuple[list[tuple[nn.Module, bool]], dict[str, torch.Tensor]]:
     """The model's mode flags and state, to prove (and restore) that testing leaves it as it came."""
-    return [(m, m.training) for m in model.modules()], {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return [(m, m.training) for m in model.modules()], {
+        k: v.detach().clone() for k, v in model.state_dict().items()
+    }

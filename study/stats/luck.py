@@ -55,12 +55,14 @@ def best_of_k(delta: float) -> float:
         return 1.0
     if expected_max_std(K_MAX) <= delta:
         return K_MAX
-    return math.exp(optimize.brentq(lambda lk: expected_max_std(math.exp(lk)) - delta, 0.0, math.log(K_MAX),
-                                 xtol=1e-10))
+    return math.exp(
+        optimize.brentq(lambda lk: expected_max_std(math.exp(lk)) - delta, 0.0, math.log(K_MAX), xtol=1e-10)
+    )
 
 
-def delta_interval(values: ArrayLike, claim: float, level: float = LEVEL, higher: bool = True
-                   ) -> tuple[float, float, float]:
+def delta_interval(
+    values: ArrayLike, claim: float, level: float = LEVEL, higher: bool = True
+) -> tuple[float, float, float]:
     """Point and exact normal-model interval of delta = (claim - mu) / sigma, by inverting the noncentral t."""
     x = _values(values, higher)
     c = claim if higher else -claim
@@ -115,11 +117,16 @@ def hold(values: ArrayLike, claim: float, level: float = LEVEL, higher: bool = T
     hits = int((x >= c).sum())
     lo, hi = proportion_confint(hits, n, alpha=1.0 - level, method="beta")
     return Claim(
-        claim=float(claim), n=n,
-        percentile=pct(d), percentile_ci=(pct(dlo), pct(dhi)),
-        best_of=best_of_k(d), best_of_ci=(best_of_k(dlo), best_of_k(dhi)),
-        p_best_reaches=reach(d), p_best_reaches_ci=(reach(dhi), reach(dlo)),
-        share_at_or_above=hits / n, share_ci=(float(lo), float(hi)),
+        claim=float(claim),
+        n=n,
+        percentile=pct(d),
+        percentile_ci=(pct(dlo), pct(dhi)),
+        best_of=best_of_k(d),
+        best_of_ci=(best_of_k(dlo), best_of_k(dhi)),
+        p_best_reaches=reach(d),
+        p_best_reaches_ci=(reach(dhi), reach(dlo)),
+        share_at_or_above=hits / n,
+        share_ci=(float(lo), float(hi)),
     )
 
 
@@ -130,8 +137,12 @@ def expected_max_ustat(values: ArrayLike, k: int, higher: bool = True) -> float:
     if not 1 <= k <= n:
         raise ValueError(f"the expected best of k needs 1 <= k <= n={n}, got k={k}")
     i = np.arange(1, n + 1)
-    w = np.exp(special.gammaln(i) - special.gammaln(i - k + 1) - special.gammaln(k)
-               - (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)))
+    w = np.exp(
+        special.gammaln(i)
+        - special.gammaln(i - k + 1)
+        - special.gammaln(k)
+        - (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1))
+    )
     w[i < k] = 0.0
     est = float(w @ x)
     return est if higher else -est
@@ -147,8 +158,9 @@ def expected_max_dodge(values: ArrayLike, k: int, higher: bool = True) -> float:
     return est if higher else -est
 
 
-def expected_max_interval(values: ArrayLike, k: float, level: float = LEVEL, higher: bool = True
-                          ) -> tuple[float, float]:
+def expected_max_interval(
+    values: ArrayLike, k: float, level: float = LEVEL, higher: bool = True
+) -> tuple[float, float]:
     """Exact normal-model interval of mu + e_k sigma: (xbar - theta) sqrt(n) / s is noncentral t(n-1, -sqrt(n) e_k)."""
     x = _values(values, higher)
     n = x.size

@@ -29,7 +29,9 @@ POWER = 0.8  # the power every seed count here is sized for
 # the share of simulated studies (normal seeds, 3-10 per condition, 2 or 8 conditions) in which a seed count
 # sized at the bound reaches POWER: benchmarks/coverage.py, the README's table; tests/test_coverage.py holds it
 REACHED = "about 80%"
-UPPER = 0.8  # the one-sided confidence of the upper bound on a std that seed counts are sized at (Browne 1995)
+UPPER = (
+    0.8  # the one-sided confidence of the upper bound on a std that seed counts are sized at (Browne 1995)
+)
 
 
 def _tail(t: float, df: float, nc: float, upper: bool) -> float:
@@ -141,9 +143,7 @@ class Spread:
     confidence: float | None = UPPER
 
     @classmethod
-    def of(
-        cls, stds: Mapping[str, float], ns: Mapping[str, int], confidence: float | None = UPPER
-    ) -> Spread:
+    def of(cls, stds: Mapping[str, float], ns: Mapping[str, int], confidence: float | None = UPPER) -> Spread:
         kept = {k: float(v) for k, v in stds.items() if ns[k] >= 2 and math.isfinite(v)}
         counts = {k: int(ns[k]) for k in kept}
         p = bartlett(kept, counts)
