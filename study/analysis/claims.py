@@ -15,6 +15,7 @@ import pandas as pd
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.stats import luck
+from seedvar.stats.interval import flat_dict
 
 
 def _ordinal(p: float) -> str:
@@ -62,24 +63,9 @@ def claims_section(
                 f"--claim {cond}: the condition has {x.size} seed value(s); a claim needs 2 or more"
             )
         c = luck.hold(x, float(value), higher=higher)
+        # each (low, high) interval as its _low / _high columns, as every table of intervals
         rows.append(
-            {
-                "condition": cond,
-                "claim": c.claim,
-                "n": c.n,
-                "percentile": c.percentile,
-                "percentile_ci_low": c.percentile_ci[0],
-                "percentile_ci_high": c.percentile_ci[1],
-                "best_of": c.best_of,
-                "best_of_ci_low": c.best_of_ci[0],
-                "best_of_ci_high": c.best_of_ci[1],
-                "p_best_reaches": c.p_best_reaches,
-                "p_best_reaches_ci_low": c.p_best_reaches_ci[0],
-                "p_best_reaches_ci_high": c.p_best_reaches_ci[1],
-                "share_at_or_above": c.share_at_or_above,
-                "share_ci_low": c.share_ci[0],
-                "share_ci_high": c.share_ci[1],
-            }
+            {"condition": cond, **{k: v for k, v in flat_dict(c).items() if not isinstance(v, tuple)}}
         )
         text.append(sentence(cond, c, float(x.mean()), lower_is_better))
         if not any(r["condition"] == cond for r in em):

@@ -36,7 +36,8 @@ def build_sections(
     (default: the closest pair's)."""
     metric = metric_of(runs)
     samples = runs.samples
-    grid = dict.fromkeys(samples, runs.resolution)
+    step = runs.resolution  # inferred from every value: once
+    grid = dict.fromkeys(samples, step)
     comps = conditions.comparisons(samples, grid)
     table = conditions.summary(samples, comps, metric, resolution=grid)
     spread = conditions.spread_of(samples, grid)
@@ -52,7 +53,7 @@ def build_sections(
             "interval or a comparison (a spread needs two)."
         )
     answer += [t for t in [conditions.stein_sentence(table, metric, half_width)] if t]
-    if runs.resolution > 0:
+    if step > 0:
         answer.append(
             f"Each condition's std is at least the {runs.resolution_source} / sqrt(12): seeds that tie still "
             "have a spread, so tied conditions are ranked and compared (`--resolution R` sets it)."
