@@ -290,6 +290,7 @@ def test_test_noise_sentence_when_models_differ_only_by_the_test_set(seed):
     assert (share >= 100) == (seed == 0)
     if share >= 100:
         assert "the models' own differences cannot be told apart from test-set noise" in text
+        assert re.search(r"its share of the variance CI \d+(\.\d+)? to 100%", text)  # never 100% bare
     else:
         assert "of the variance, CI" in text
     percents = [float(p) for p in re.findall(r"(?<!\d)(-?\d+(?:\.\d+)?)%", text)]
@@ -334,6 +335,10 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
         "flip_rate",
         "test_set_share",
     } <= set(c.columns)
+    for share in ("dropout_share", "test_set_share"):  # every share with its interval, around it
+        lo, hi, mid = c[f"{share}_ci_low"], c[f"{share}_ci_high"], c[share]
+        ok = mid.isna() | ((lo <= mid + 1e-9) & (mid <= hi + 1e-9) & (lo >= 0) & (hi <= 100))
+        assert ok.all(), c[["condition", share, f"{share}_ci_low", f"{share}_ci_high"]]
     assert list(c["seeds"]) == [4, 4, 4]
     groups = dict(zip(c["condition"], c["group"], strict=True))
     assert (

@@ -283,7 +283,7 @@ def condition_table(
     conditions compared as `analysis.conditions.summary` gives them), the train - eval gap with its
     BatchNorm (train - mc_dropout) and dropout (mc_dropout - eval) parts, the share of train-mode variance
     from test-time dropout, the train-mode flip rate, the finite test set's share of the eval seed
-    variance (all in points or %), and the group letter: conditions sharing a letter are not told apart by
+    variance (all in points or %; each share with its 95% interval), and the group letter: conditions sharing a letter are not told apart by
     the Holm-corrected comparisons (degenerate conditions are not compared). The test set's share is
     clipped to 0-100% (the test-noise table keeps the estimate).
     """
@@ -296,6 +296,14 @@ def condition_table(
             mask &= table[key] == value
         found = table.loc[mask, column]
         return float(found.iloc[0]) if len(found) else float("nan")
+
+    def test_set_share(cond: str) -> dict[str, float]:
+        # no seed-to-seed spread (float noise aside): no share of it to speak of; an estimate above
+        # 100% (few seeds) means the test set alone can give all of the spread
+        keys = ("test_set_share", "test_set_share_ci_low", "test_set_share_ci_high")
+        if not cell(test_noise, cond, "seed_var") > SPREAD_FLOOR:
+            return dict.fromkeys(keys, float("nan"))
+        return {k: float(np.clip(cell(test_noise, cond, k), 0, 100)) for k in keys}
 
     names = list(ranked["condition"]) + [
         c for c in dict.fromkeys(accuracy["condition"]) if c not in set(ranked["condition"])
@@ -319,12 +327,10 @@ def condition_table(
                 "batchnorm_part": cell(mode_gaps, cond, "mean", part="batchnorm"),
                 "dropout_part": cell(mode_gaps, cond, "mean", part="dropout"),
                 "dropout_share": cell(variance, cond, "share_within", mode="train"),
+                "dropout_share_ci_low": cell(variance, cond, "share_within_ci_low", mode="train"),
+                "dropout_share_ci_high": cell(variance, cond, "share_within_ci_high", mode="train"),
                 "flip_rate": cell(flips, cond, "flip_rate", mode="train"),
-                # no seed-to-seed spread (float noise aside): no share of it to speak of; an estimate
-                # above 100% (few seeds) means the test set alone can give all of the spread
-                "test_set_share": float(np.clip(cell(test_noise, cond, "test_set_share"), 0, 100))
-                if cell(test_noise, cond, "seed_var") > SPREAD_FLOOR
-                else float("nan"),
+                **test_set_share(cond),
                 "group": found["group"].iloc[0] if len(found) else "–",
             }
         )
