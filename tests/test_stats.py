@@ -15,10 +15,17 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 
 from seedvar.stats.compare import Comparison, compare, compare_all
-from seedvar.stats.components import VarianceComponents, balanced, variance_components
+from seedvar.stats.components import VarianceComponents, balanced, equal_pass_variance_p, variance_components
 from seedvar.stats.degenerate import at_chance, chance_level, flags, one_class
 from seedvar.stats.flips import churn, flip_rate, mean_churn
-from seedvar.stats.interval import MeanInterval, mean_interval, resolution_floor, resolution_of
+from seedvar.stats.interval import (
+    MeanInterval,
+    mean_interval,
+    normality_p,
+    resolution_floor,
+    resolution_of,
+    variance_interval,
+)
 from seedvar.stats.modes import mode_gaps, parts_add_up
 from seedvar.stats.power import power, replicates_needed, upper_std
 from seedvar.stats.sources import ratios_to_reference, separated_pairs, variance_ratio
@@ -450,10 +457,10 @@ def test_test_noise_recovers_the_model_and_test_set_variances():
         assert t.models + t.test_set == pytest.approx(t.total)
         assert t.binomial_bound == pytest.approx(x.mean() * (1 - x.mean()) / n)
         assert t.test_set <= 1.2 * t.binomial_bound  # an upper bound, up to the estimate's noise
-        lo, hi = t.total_ci
-        assert (lo, hi) == pytest.approx(
-            (9 * t.total / stats.chi2.ppf(0.975, 9), 9 * t.total / stats.chi2.ppf(0.025, 9))
-        )
+        lo, hi = t.total_ci  # at 10 models: the chi-square interval, hulled with Bonett's
+        assert lo <= 9 * t.total / stats.chi2.ppf(0.975, 9) * (1 + 1e-9)
+        assert hi >= 9 * t.total / stats.chi2.ppf(0.025, 9) * (1 - 1e-9)
+        assert (lo, hi) == pytest.approx(variance_interval(x.mean(1)).ci)
         assert t.share_test_set_ci == pytest.approx((t.test_set / hi, min(t.test_set / lo, 1.0)))
     assert np.mean(models) == pytest.approx(sigma2, rel=0.1)
     assert np.mean(test_set) == pytest.approx(np.mean(expected), rel=0.05)
@@ -517,11 +524,16 @@ def test_variance_ratio_is_the_f_interval_and_covers_the_truth():
     r = variance_ratio(x, ref)
     ratio = np.var(x, ddof=1) / np.var(ref, ddof=1)
     assert r.ratio == pytest.approx(ratio)
-    assert r.ratio_ci[0] == pytest.approx(ratio / stats.f.ppf(0.975, 9, 11))
-    assert r.ratio_ci[1] == pytest.approx(ratio / stats.f.ppf(0.025, 9, 11))
+    # from 10 values a side: the F interval hulled with Bonett's kurtosis-robust one
+    assert r.ratio_ci[0] <= ratio / stats.f.ppf(0.975, 9, 11) * (1 + 1e-9)
+    assert r.ratio_ci[1] >= ratio / stats.f.ppf(0.025, 9, 11) * (1 - 1e-9)
+    few, few_ref = np.array([0.1, -0.4, 0.3, 0.9]), np.array([1.0, -2.0, 0.5])  # under 5: the F interval
+    small = variance_ratio(few, few_ref)
+    f = np.var(few, ddof=1) / np.var(few_ref, ddof=1)
+    assert small.ratio_ci == pytest.approx((f / stats.f.ppf(0.975, 3, 2), f / stats.f.ppf(0.025, 3, 2)))
     hits = [variance_ratio(rng.normal(0, 1, 10), rng.normal(0, 2, 10)).ratio_ci for _ in range(2000)]
     coverage = np.mean([lo <= 0.25 <= hi for lo, hi in hits])
-    assert 0.93 <= coverage <= 0.97
+    assert 0.93 <= coverage <= 0.985
     assert np.isnan(variance_ratio(x, np.ones(5)).ratio)
     assert variance_ratio(np.ones(4), ref).ratio_ci == (0.0, 0.0)
 
@@ -599,3 +611,31 @@ def test_tied_models_that_learned_are_data_not_degenerate():
     almost = labels.copy()
     almost[0] = 1  # one of 250 wrong: 99.60%
     assert not flags([(almost[None, :], labels)] * 3).degenerate
+
+
+def test_variance_interval_is_chi_square_for_few_normal_seeds_and_robust_for_many_or_odd_ones():
+    x = np.array([95.1, 94.2, 96.0, 95.4])  # 4 seeds: chi-square, no kurtosis to estimate
+    v = variance_interval(x)
+    s2 = np.var(x, ddof=1)
+    assert not v.robust and v.ci == pytest.approx(
+        (3 * s2 / stats.chi2.ppf(0.975, 3), 3 * s2 / stats.chi2.ppf(0.025, 3))
+    )
+    bad = np.array([95.0, 95.2, 94.9, 95.1, 95.0, 88.0])  # one clearly worse seed of 6
+    assert normality_p(bad) < 0.10
+    r = variance_interval(bad)
+    chi = (5 * r.variance / stats.chi2.ppf(0.975, 5), 5 * r.variance / stats.chi2.ppf(0.025, 5))
+    assert r.robust and r.ci[0] <= chi[0] and r.ci[1] > chi[1]  # wider where the seeds are heavy-tailed
+    many = np.random.default_rng(1).normal(0, 1, 12)
+    assert variance_interval(many).robust  # from 10 seeds always hulled with Bonett's
+    assert np.isnan(normality_p([1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="at least 2"):
+        variance_interval([1.0])
+
+
+def test_unequal_pass_spread_between_models_is_found_and_equal_spread_is_not():
+    rng = np.random.default_rng(3)
+    equal = [rng.normal(0, 0.3, 10) for _ in range(5)]
+    unequal = [rng.normal(0, s, 10) for s in (0.05, 0.05, 0.05, 1.0, 1.0)]
+    assert equal_pass_variance_p(equal) > 0.05
+    assert equal_pass_variance_p(unequal) < 0.01
+    assert np.isnan(equal_pass_variance_p([[1.0, 1.0], [2.0, 2.0]]))  # no spread anywhere: nothing to test

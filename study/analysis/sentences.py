@@ -21,6 +21,7 @@ from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
 from seedvar.results import STOCHASTIC_MODES
 from seedvar.stats import sources
+from seedvar.stats.interval import ALPHA, NON_NORMAL_P
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
 
@@ -201,6 +202,7 @@ def _stochastic_mode(
                 f"{c['share_within_ci_high']:.{d}f}%) of that variance comes from test-time dropout, "
                 f"{c['share_between']:.{d}f}% from training randomness"
             )
+            text += unequal_passes_clause(c.get("pass_variance_equal_p", np.nan))
     text += "."
     decompose = mode == "train" and not same and gaps is not None and not gaps.empty
     if mode in f.index and not np.isnan(f.loc[mode, "flip_rate"]) and f.loc[mode, "flip_rate"] > 0:
@@ -225,6 +227,18 @@ def _stochastic_mode(
             "only switches dropout on."
         )
     return text
+
+
+def unequal_passes_clause(p: float) -> str:
+    """Said beside the components when dropout moves some trained models more than others: their
+    intervals assume one pass variance (`components.equal_pass_variance_p` gives the measured cost)."""
+    if not p < ALPHA:
+        return ""
+    return (
+        f"; the passes spread unequally between its trained models (Brown-Forsythe p = {p:.2g}), which these "
+        "intervals assume equal: with pass stds varying by half between models the share's interval covers "
+        "about 0.87-0.90 instead of 0.95"
+    )
 
 
 def share_decimals(lo: float, hi: float) -> int:
@@ -283,7 +297,24 @@ def test_noise_sentence(cond: str, tables: Tables) -> str:
         text += f" and the models themselves for {r['models_std']:.2f} points"
     else:
         text += " and the models themselves for none that can be told apart from it"
-    return text + floor
+    return text + floor + non_normal_sentence(r.get("seed_normality_p", np.nan), int(r["models"]))
+
+
+def non_normal_sentence(p: float, models: int) -> str:
+    """Said when the seeds' eval accuracies look non-normal: every interval over seeds assumes they are not
+    far from it, and heavy tails (a few clearly worse seeds) cost coverage no small-n method wins back."""
+    if not p < NON_NORMAL_P:
+        return ""
+    robust = (
+        "the variance intervals are hulled with Bonett's kurtosis-robust one"
+        if models >= 5
+        else "under 5 seeds no interval of a variance can allow for it (with 10% of seeds 4 stds worse, "
+        "chi-square covers about 0.90 at 3 seeds)"
+    )
+    return (
+        f" The {models} seeds' eval accuracies look non-normal (Shapiro-Wilk p = {p:.2g}; a few clearly "
+        f"worse seeds are the usual cause): {robust}, and the intervals of means hold less than 95%."
+    )
 
 
 def degenerate_sentence(cond: str, tables: Tables) -> str:

@@ -10,7 +10,9 @@ halvings removes the halving's own noise.
 
 Intervals: the test-set part averages per-sample disagreements over thousands of test samples and is
 known far better than the seed variance it is a part of, so the intervals come from the seed variance
-alone: (m - 1) var / sigma^2 ~ chi2(m - 1) over m models, the test-set part held at its estimate. In
+alone: (m - 1) var / sigma^2 ~ chi2(m - 1) over m models (hulled with Bonett's kurtosis-robust interval
+from 10 models, or 5 that look non-normal: `interval.variance_interval`), the test-set part held at its
+estimate. In
 simulations of binomial test sets (benchmarks/coverage.py) the share's interval covers 93-96% from 3 to 30
 models; a bootstrap over the trained models covers about 85% at 10.
 
@@ -31,9 +33,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
-from seedvar.stats.interval import LEVEL, NAN_PAIR, check_level, flat_dict
+from seedvar.stats.interval import LEVEL, NAN_PAIR, check_level, flat_dict, variance_interval
 
 HALVING_SEED = 20230601  # fixed, so a report is reproducible; reported beside every estimate
 HALVINGS = 200  # the halving's own noise shrinks as 1/sqrt(halvings): ~3% of the test-set part
@@ -66,6 +67,7 @@ class TestNoise:
     halvings: int
     seed: int
     ci_method: str
+    normality_p: float = float("nan")  # Shapiro-Wilk on the models' accuracies
 
     def as_dict(self) -> dict[str, Any]:
         return flat_dict(self)
@@ -189,9 +191,10 @@ def split_seed_variance(
     if np.isnan(acc).any() or np.isnan(acc_a).any() or np.isnan(acc_b).any():
         raise ValueError("a model was tested on no sample of a half: too few test samples")
     total, models, test_set, share = _parts(acc, acc_a - acc_b)
-    tail, df = (1.0 - ci) / 2.0, m - 1
+    df = m - 1
+    spread = variance_interval(acc, level=ci)
     if total > 0:
-        total_ci = (df * total / stats.chi2.isf(tail, df), df * total / stats.chi2.ppf(tail, df))
+        total_ci = spread.ci
         models_ci = (max(total_ci[0] - test_set, 0.0), max(total_ci[1] - test_set, 0.0))
         part = max(test_set, 0.0)
         share_ci = (min(part / total_ci[1], 1.0), min(part / total_ci[0], 1.0))
@@ -215,7 +218,9 @@ def split_seed_variance(
         halvings=halvings,
         seed=seed,
         ci_method=(
-            f"chi-square on the seed variance over {m} trained models (m - 1 = {df} degrees of freedom), the "
-            f"test-set part held at its estimate; {halvings} stratified random halvings, seed {seed}"
+            f"chi-square on the seed variance over {m} trained models (m - 1 = {df} degrees of freedom)"
+            + (", hulled with Bonett's kurtosis-robust interval" if spread.robust else "")
+            + f", the test-set part held at its estimate; {halvings} stratified random halvings, seed {seed}"
         ),
+        normality_p=spread.normality_p,
     )
