@@ -25,10 +25,10 @@ import numpy as np
 from scipy import special, stats
 
 from seedvar.stats.compare import compare, compare_all
-from seedvar.stats.components import variance_components
+from seedvar.stats.components import equal_pass_variance_p, variance_components
 from seedvar.stats.degenerate import at_chance
-from seedvar.stats.interval import mean_interval
-from seedvar.stats.power import POWER, power
+from seedvar.stats.interval import mean_interval, variance_interval
+from seedvar.stats.power import POWER, Spread, pair_replicates, power
 from seedvar.stats.sources import variance_ratio
 from seedvar.stats.testnoise import split_seed_variance
 from seedvar.stats.twostage import Target, decide, difference_replicates, stein_interval
@@ -75,6 +75,21 @@ def mean_near_100(n: int, reps: int, rng: np.random.Generator) -> float:
         errors = rng.binomial(1000, np.minimum(rate, 1.0))
         covered.append(_covers(mean_interval(100 - errors / 10, resolution=0.1, bounds=(0, 100)), 99.8))
     return _hits(covered)
+
+
+def mean_near(errors: float) -> Callable[[int, int, np.random.Generator], float]:
+    """Near 100% with fewer errors: 1,000 test samples, a mean of `errors` wrong per model (error rates
+    gamma-distributed around it, std half the mean; most models make none below one error per model)."""
+
+    def run(n: int, reps: int, rng: np.random.Generator) -> float:
+        truth = 100 - errors / 10
+        covered = []
+        for _ in range(reps):
+            wrong = rng.binomial(1000, np.minimum(rng.gamma(4.0, errors / 4 / 1000, n), 1.0))
+            covered.append(_covers(mean_interval(100 - wrong / 10, resolution=0.1, bounds=(0, 100)), truth))
+        return _hits(covered)
+
+    return run
 
 
 def _grid_truth(offset: np.ndarray, sd: float, step: float) -> np.ndarray:
@@ -172,6 +187,75 @@ def source_ratio(n: int, reps: int, rng: np.random.Generator) -> float:
     )
 
 
+def _heavy(rng: np.random.Generator, shape: tuple[int, ...] | int) -> np.ndarray:
+    """Seeds of std 1, 10% of them 4 stds worse: the "a few bad seeds" of a real study."""
+    return rng.normal(0, 1, shape) - 4.0 * (rng.random(shape) < 0.1)
+
+
+HEAVY_VAR = 1 + 16 * 0.1 * 0.9  # the variance of `_heavy`'s seeds
+
+
+def heavy_variance(n: int, reps: int, rng: np.random.Generator) -> float:
+    """The seed variance's interval (the test-set share's basis) when 10% of seeds are 4 stds worse."""
+    return _hits(
+        [(lambda c: c[0] <= HEAVY_VAR <= c[1])(variance_interval(_heavy(rng, n)).ci) for _ in range(reps)]
+    )
+
+
+def heavy_source_ratio(n: int, reps: int, rng: np.random.Generator) -> float:
+    """A source's variance over `all`, both with 10% of seeds 4 stds worse (true ratio 1)."""
+    return _hits(
+        [
+            (lambda c: c[0] <= 1.0 <= c[1])(variance_ratio(_heavy(rng, n), _heavy(rng, n)).ratio_ci)
+            for _ in range(reps)
+        ]
+    )
+
+
+def unequal_passes(part: str, log_sd: float = 0.5) -> Callable[[int, int, np.random.Generator], float]:
+    """n trained models x 10 dropout passes, between std 1, within 0.3 on average but each model's own pass
+    std varying by a log-sd of `log_sd`: the dropout share's interval, or (part "test") how often
+    Brown-Forsythe finds the pass spreads unequal (log_sd 0: its level)."""
+    sb, sw, k = 1.0, 0.3, 10
+
+    def run(n: int, reps: int, rng: np.random.Generator) -> float:
+        hits = []
+        for _ in range(reps):
+            sds = sw * np.exp(rng.normal(0, log_sd, n) - log_sd**2)  # E[sd^2] = sw^2
+            y = rng.normal(0, sb, n)[:, None] + rng.normal(0, 1, (n, k)) * sds[:, None]
+            if part == "test":
+                hits.append(equal_pass_variance_p(list(y)) < 0.05)
+            else:
+                lo, hi = variance_components(y.ravel(), np.repeat(np.arange(n), k)).share_within_ci
+                hits.append(lo <= sw**2 / (sb**2 + sw**2) <= hi)
+        return _hits(hits)
+
+    return run
+
+
+def tied_conditions(n: int, reps: int, rng: np.random.Generator) -> float:
+    """Two conditions of one mean on 500 test samples (a 0.2-point grid), true seed std 0.1: most seeds
+    score alike and many studies tie exactly; how often Welch's test on the floored stds tells them apart."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hits = []
+        for _ in range(reps):
+            offset = rng.uniform(0, 0.2)
+            a, b = (np.round(rng.normal(99.6 + offset, 0.1, n) / 0.2) * 0.2 for _ in range(2))
+            hits.append(compare(a, b, resolution=0.2).welch_p < 0.05)
+    return _hits(hits)
+
+
+def p_a_gt_b(n: int, reps: int, rng: np.random.Generator) -> float:
+    """P(A > B)'s interval, A 0.5 seed stds better: truth Phi(0.5 / sqrt 2) = 0.638."""
+    truth = float(stats.norm.cdf(0.5 / math.sqrt(2)))
+    hits = []
+    for _ in range(reps):
+        lo, hi = compare(rng.normal(90.5, 1, n), rng.normal(90, 1, n), resolution=0.01).p_a_gt_b_ci
+        hits.append(lo <= truth <= hi)
+    return _hits(hits)
+
+
 def welch(spread_ratio: float) -> Callable[[int, int, np.random.Generator], float]:
     """Two conditions with the same mean eval accuracy, seed stds 1 and `spread_ratio` points: how often
     Welch's test rejects at 5%."""
@@ -249,6 +333,23 @@ def target_diff_power(n0: int, reps: int, rng: np.random.Generator) -> float:
     return _hits(hits)
 
 
+def eight_conditions(n0: int, reps: int, rng: np.random.Generator) -> tuple[float, float]:
+    """--target-diff 1 over 8 conditions of true seed std 1 (28 Holm pairs), pilot n0 each: the share of
+    sweeps whose n reaches power 0.8 for every pair, and the median n over the n a known std needs."""
+    known = pair_replicates(1.0, 1.0, 28)
+    hits, ns = [], []
+    for _ in range(reps):
+        stds = {f"c{i}": float(np.std(rng.normal(0, 1, n0), ddof=1)) for i in range(8)}
+        n = max(Spread.of(stds, dict.fromkeys(stds, n0)).replicates(1.0, 28).values())
+        hits.append(power(n, 1.0, 0.05 / 28) >= POWER - 1e-9)
+        ns.append(n)
+    return _hits(hits), float(np.median(ns)) / known
+
+
+def eight_conditions_power(n0: int, reps: int, rng: np.random.Generator) -> float:
+    return eight_conditions(n0, reps, rng)[0]
+
+
 CHECKS = [
     Check("mean accuracy, 95% CI (normal)", "t-interval over per-model means", "coverage", mean_normal),
     Check(
@@ -257,6 +358,17 @@ CHECKS = [
         "coverage",
         mean_near_100,
         (0.91, 0.97),
+    ),
+    *(
+        Check(
+            f"mean accuracy, 95% CI (near 100%: {e:g} of 1,000 wrong)",
+            "t-interval hulled with the Garwood interval of the error counts",
+            "coverage",
+            mean_near(e),
+            (0.93, 1.0),
+            seeds=(3, 5, 10),
+        )
+        for e in (0.2, 0.4, 0.8)
     ),
     Check(
         "mean accuracy, 95% CI (500 test samples, seed std 0.15)",
@@ -291,7 +403,51 @@ CHECKS = [
         share_of_test_set,
         (0.92, 0.98),
     ),
-    Check("source variance / all, 95% CI", "F interval", "coverage", source_ratio),
+    Check(
+        "source variance / all, 95% CI",
+        "F interval (Bonett hull from 10)",
+        "coverage",
+        source_ratio,
+        (0.93, 0.98),
+    ),
+    Check(
+        "seed variance, 95% CI (10% of seeds 4 stds worse)",
+        "chi-square, hulled with Bonett's from 10 seeds (5 if non-normal)",
+        "coverage",
+        heavy_variance,
+        (0.86, 1.0),
+    ),
+    Check(
+        "source variance / all, 95% CI (10% of seeds 4 stds worse)",
+        "F interval, hulled with Bonett's from 10 seeds (5 if non-normal)",
+        "coverage",
+        heavy_source_ratio,
+        (0.89, 1.0),
+    ),
+    Check(
+        "dropout share, 95% CI (pass stds vary by half between models)",
+        "ANOVA, exact F interval of the ICC",
+        "coverage",
+        unequal_passes("share"),
+        (0.84, 0.93),
+        seeds=(3, 5, 10),
+    ),
+    Check(
+        "Brown-Forsythe: passes spread unequally (equal spread)",
+        "Levene's test about medians",
+        "level",
+        unequal_passes("test", 0.0),
+        (0.01, 0.07),
+        seeds=(3, 5, 10),
+    ),
+    Check(
+        "Welch test, tied conditions (500 test samples, seed std 0.1)",
+        "Welch t-test, stds floored at resolution / sqrt(12)",
+        "level",
+        tied_conditions,
+        (0.0, 0.07),
+    ),
+    Check("P(A>B), 95% CI (A 0.5 seed stds better)", "noncentral t", "coverage", p_a_gt_b),
     Check(
         "difference of two conditions, 95% CI", "Welch t-interval", "coverage", welch_interval, (0.93, 0.98)
     ),
@@ -323,6 +479,14 @@ CHECKS = [
         (0.72, 0.9),
         seeds=(3, 5, 10),
     ),
+    Check(
+        "--target-diff over 8 conditions: sweeps reaching power 0.8",
+        "Browne's bound of the std pooled over 8 conditions (Bartlett)",
+        "power >= 0.8",
+        eight_conditions_power,
+        (0.72, 1.0),
+        seeds=(3, 5, 10),
+    ),
 ]
 
 
@@ -348,6 +512,14 @@ def main() -> None:
         print(
             f"| {check.name} | {check.method} | {check.kind} | {' | '.join(cells)} | {check.bounds[0]:g}-{check.bounds[1]:g} |"
         )
+    spent = {
+        n: eight_conditions(n, max(args.reps // 4, 100), np.random.default_rng([20261203, n]))[1]
+        for n in (3, 5, 10)
+    }
+    print(
+        "\n--target-diff over 8 conditions, median runs per condition over what a known std needs: "
+        + ", ".join(f"{r:.2f}x at a pilot of {n}" for n, r in spent.items())
+    )
     print(f"\n{args.reps:,} simulated studies per cell, {time.perf_counter() - start:.0f} s")
 
 

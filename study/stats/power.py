@@ -198,6 +198,8 @@ class Spread:
         """Per condition, replicates so that every pair `diff` apart is detected with power POWER at
         ALPHA / pairs: the pooled n where the stds pool, else the largest n of the pairs a condition is in."""
         names = list(self.stds)
+        if self.pooled:  # one std for every pair: one n
+            return dict.fromkeys(names, max(2, pair_replicates(self.pooled_std, diff, pairs)))
         need = dict.fromkeys(names, 2)
         for a, b in itertools.combinations(names, 2):
             n = pair_replicates(self.pair(a, b), diff, pairs)
