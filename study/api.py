@@ -333,8 +333,6 @@ def report(
     name = None if frame is not None else experiment
     if (frame is not None or csv is not None) and metric is None:
         raise UserError("a table of results needs the metric to report: pass metric=<its column>")
-    if claims and metric is None:
-        raise UserError("claims go with a metric report (metric=...); a study's claims are not yet supported")
     if name is None and frame is None and csv is None:
         raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
     if resolution is not None and not resolution >= 0:
@@ -365,6 +363,7 @@ def report(
         log=log,
         cache=cache,
         by=tuple(_names(by) or ()),
+        claims=() if source is not None else tuple((str(k), float(v)) for k, v in (claims or {}).items()),
     )
     label = name or (str(csv) if csv is not None else "DataFrame")
     return Report(label, built.answer, built.tables, built.folder, built.logged, built.loaded)

@@ -313,3 +313,39 @@ def test_the_report_loads_no_torch(swept, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
     assert (tmp_path / "index.html").exists() and (tmp_path / "report.md").exists()
+
+
+def test_a_study_report_holds_a_published_number_against_its_seeds(swept, tmp_path):
+    """`--claim` on a seedvar study: the claim is held against each trained model's eval accuracy."""
+    uri, _ = swept
+    out = tmp_path / "claimed"
+    assert (
+        main(
+            [
+                "report",
+                "--experiment",
+                "e2e",
+                "--tracking-uri",
+                uri,
+                "--out",
+                str(out),
+                "--no-log",
+                "--claim",
+                "hybridsn=99.5",
+            ]
+        )
+        == 0
+    )
+    claims = pd.read_csv(out / "tables" / "claims.csv")
+    assert list(claims["condition"]) == ["hybridsn"] and claims["claim"].iloc[0] == 99.5
+    assert (
+        claims["percentile_ci_low"].iloc[0]
+        <= claims["percentile"].iloc[0]
+        <= claims["percentile_ci_high"].iloc[0]
+    )
+    assert "99.5 lies at the" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="resnet"):
+        seedvar.report("e2e", tmp_path / "none", tracking_uri=uri, claims={"resnet": 90.0}, log=False)
+    assert not (
+        tmp_path / "none" / "tables"
+    ).exists()  # an unknown condition stops before anything is written

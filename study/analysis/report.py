@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -76,6 +77,7 @@ def build_report(
     log: bool = False,
     cache: bool = True,
     by: tuple[str, ...] = (),
+    claims: tuple[tuple[str, float], ...] = (),
 ) -> Built:
     """Load the runs, build every section, write the requested formats plus tables/*.csv and figures/*.png
     to `out` (nothing when it is None), and log a study's folder to its latest sweep run. With `metric`,
@@ -107,7 +109,10 @@ def build_report(
     if out_dir is not None:
         _writable(out_dir)
     with threadpool_limits(1):  # see BLAS_THREADS
+        luck = study_claims(study, claims) if claims else None  # first: an unknown condition is one line
         sections = build_sections(study)
+        if luck is not None:
+            sections.append(luck)
     cached = len(study.finished) - study.read
     loaded = f"read {study.read} runs from the store" + (
         f", {cached} from the local run cache" if cached else ""
@@ -123,6 +128,18 @@ def build_report(
     if out_dir is not None and log:
         built.logged = log_report(store, experiment or "", out_dir)
     return built
+
+
+def study_claims(study: load.StudyRuns, claims: tuple[tuple[str, float], ...]) -> Section:
+    """Published numbers (--claim) held against each condition's eval accuracy, one value per trained model
+    (the mean of its eval passes): the lab's "was 96.89 a lucky seed?" asked of a seedvar study."""
+    from seedvar.analysis.claims import claims_section
+
+    values: dict[str, list[float]] = {}
+    for r in study.finished:
+        if "eval" in r.modes:
+            values.setdefault(r.label, []).append(float(np.mean(r.accuracy("eval"))))
+    return claims_section({c: np.asarray(v) for c, v in values.items()}, dict(claims), False)
 
 
 def _metric_runs(
