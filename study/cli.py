@@ -208,6 +208,22 @@ def _parser() -> argparse.ArgumentParser:
         help="read every run from the store, not from the local cache of runs read by earlier reports",
     )
 
+    rp = sub.add_parser(
+        "reproduce",
+        help="retrain one logged run from its config and seeds and compare weights, predictions, accuracy "
+        "and environment (exit 0 bit for bit, 1 when it differs)",
+    )
+    rp.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id of a trained model's run")
+    rp.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    rp.add_argument("--device", help="retrain here instead of the logged device: cpu, cuda, cuda:1")
+    rp.add_argument(
+        "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
+    )
+    rp.add_argument("--download", action="store_true", help="download missing dataset files")
+    rp.add_argument("--no-tag", action="store_true", help="do not tag the run seedvar.reproduced")
+
     v = sub.add_parser(
         "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
     )
@@ -267,7 +283,11 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m seedvar`."""
     args = _parser().parse_args(argv)
-    if args.command in ("sweep", "report"):  # `ui` and `server` stop their process trees themselves
+    if args.command in (
+        "sweep",
+        "report",
+        "reproduce",
+    ):  # `ui` and `server` stop their process trees themselves
         signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(_dispatch(args) or 0)
@@ -302,6 +322,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _sweep(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "reproduce":
+        from seedvar.api import reproduce
+
+        rep = reproduce(
+            args.run_id,
+            tracking_uri=args.tracking_uri,
+            device=args.device,
+            data_root=args.data_root,
+            download=args.download,
+            tag=not args.no_tag,
+        )
+        print("\n".join(rep.lines()))
+        return rep.exit_code
     if args.command == "server":
         from seedvar.record.server import run_server
 

@@ -52,6 +52,18 @@ class RunConfig:
             del out["model_source_sha256"]
         return out
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """The config back from its logged JSON (`to_dict`): what `seedvar reproduce` retrains. Raises
+        KeyError or TypeError when the JSON is not a run config."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in fields}
+        train, test = dict(values["train"]), dict(values["test"])
+        test["modes"] = tuple(test.get("modes", ()))
+        values["train"], values["test"] = TrainSpec(**train), TestSpec(**test)
+        values["seeds"] = {k: int(v) for k, v in values["seeds"].items()}
+        return cls(**values)
+
     @property
     def condition(self) -> Condition:
         """The model, determinism and dataset variant it is compared across seeds under."""
