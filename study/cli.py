@@ -213,7 +213,16 @@ def _parser() -> argparse.ArgumentParser:
         help="retrain one logged run from its config and seeds and compare weights, predictions, accuracy "
         "and environment (exit 0 bit for bit, 1 when it differs)",
     )
-    rp.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id of a trained model's run")
+    rp.add_argument(
+        "target",
+        metavar="RUN_ID",
+        help="the MLflow run id of a trained model's run, or a study's name (with --runs: a sample of it)",
+    )
+    rp.add_argument(
+        "--runs",
+        type=int,
+        help="with a study's name: reproduce this many of its runs, spread over its conditions (default 1)",
+    )
     rp.add_argument(
         "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
     )
@@ -323,18 +332,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "reproduce":
-        from seedvar.api import reproduce
-
-        rep = reproduce(
-            args.run_id,
-            tracking_uri=args.tracking_uri,
-            device=args.device,
-            data_root=args.data_root,
-            download=args.download,
-            tag=not args.no_tag,
-        )
-        print("\n".join(rep.lines()))
-        return rep.exit_code
+        return _reproduce(args)
     if args.command == "server":
         from seedvar.record.server import run_server
 
@@ -357,6 +355,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.tracking_uri, args.host, args.port, experiment=args.experiment, open_browser=args.open
         )
     raise AssertionError(args.command)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    """One run by its id (verdict first, then the details), or with a study's name a sample as a table."""
+    from seedvar.api import reproduce
+    from seedvar.record.store import Store
+
+    common = {
+        "tracking_uri": args.tracking_uri,
+        "device": args.device,
+        "data_root": args.data_root,
+        "download": args.download,
+        "tag": not args.no_tag,
+    }
+    store = Store(args.tracking_uri, create=False)
+    if args.runs is not None or store.experiment_id(args.target, create=False) is not None:
+        from seedvar.sweeper.reproduce import EXIT_DIFFERS, EXIT_SAME, reproduce_study, study_lines
+
+        reps = reproduce_study(args.target, 1 if args.runs is None else args.runs, **common)
+        print("\n".join(study_lines(reps)))
+        return EXIT_SAME if all(r.exit_code == EXIT_SAME for r in reps) else EXIT_DIFFERS
+    rep = reproduce(args.target, **common)
+    print("\n".join(rep.lines()))
+    return rep.exit_code
 
 
 def _report(args: argparse.Namespace) -> int:

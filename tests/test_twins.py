@@ -182,8 +182,15 @@ def test_reproduce_bad_input_is_one_line_exit_2_and_writes_nothing(store_uri, ca
     assert len(MlflowClient(store_uri).search_experiments()) == len(before)
 
 
-def test_reproduce_refuses_a_sweep_run_and_a_run_whose_config_is_gone(one_run, tmp_path, capsys):
+def test_reproduce_a_study_sample_then_refuse_a_sweep_run_and_a_run_whose_config_is_gone(
+    one_run, tmp_path, capsys
+):
     uri, client, runs = _copy(one_run, tmp_path)
+    assert main(["reproduce", "one", "--runs", "1", "--tracking-uri", uri, "--no-tag"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "reproduced bit for bit: 1 of 1 runs" and "hybridsn-det-r00" in table[1]
+    assert main(["reproduce", "one", "--runs", "0", "--tracking-uri", uri]) == 2
+    assert "--runs must be at least 1" in capsys.readouterr().err
     sweep = next(r for r in runs if r.data.tags.get(s.TAG_KIND) == s.KIND_SWEEP)
     assert main(["reproduce", sweep.info.run_id, "--tracking-uri", uri]) == 2
     assert "sweep's parent run" in capsys.readouterr().err

@@ -111,6 +111,21 @@ class Reproduction:
         return out + self.notes
 
 
+def sample(store: Store, experiment: str, n: int) -> list[StoredRun]:
+    """n finished runs of a study spread over its conditions: each condition's first replicate in turn, then
+    each one's second, and so on (a fixed choice, so the same command checks the same runs)."""
+    exp = store.experiment_id(experiment, create=False)
+    if exp is None:
+        raise _fail(f"no run or experiment {experiment!r} in {store.uri}: give a run id or a study's name")
+    runs = sorted(
+        latest_finished(read_runs(store, exp, s.tag_filter(s.TAG_KIND, s.KIND_RUN))).values(),
+        key=lambda r: (r.varied != "all", r.replicate, r.model, not r.deterministic, r.variant),
+    )
+    if not runs:
+        raise _fail(f"experiment {experiment!r} has no finished trained runs to reproduce")
+    return runs[:n]
+
+
 def _fail(msg: str) -> UserError:
     return UserError(f"reproduce: {msg}")
 
@@ -162,6 +177,23 @@ def logged_config(store: Store, run: StoredRun) -> RunConfig:
     return cfg
 
 
+def _check_source(run: StoredRun, cfg: RunConfig) -> None:
+    """A user's model must still be the file the run trained (its logged sha256): else one line, nothing run."""
+    if cfg.model_source_sha256 is None:
+        return
+    import seedvar.nets as nets
+
+    try:
+        now = nets.source_sha256(cfg.model)
+    except nets.ModelError as exc:
+        raise _fail(f"{run.name} ({run.run_id}): its model {cfg.model} cannot be found now ({exc})") from None
+    if now != cfg.model_source_sha256:
+        raise _fail(
+            f"{run.name} ({run.run_id}): the source of {cfg.model} changed since the run (logged sha256 "
+            f"{cfg.model_source_sha256[:12]}, now {str(now)[:12]}): the same model cannot be retrained"
+        )
+
+
 def _siblings(store: Store, run: StoredRun) -> list[StoredRun]:
     """The finished seed runs of the run's condition (itself included): its seed spread."""
     exp = store.get_run(run.run_id).info.experiment_id
@@ -204,6 +236,46 @@ def _verdict(weights_same: bool, modes: list[ModeCheck], env: list[tuple[str, st
     return f"differs: {weights}{'; '.join(parts)}{where}"
 
 
+def reproduce_study(
+    experiment: str,
+    runs: int,
+    *,
+    tracking_uri: str | None = None,
+    device: str | None = None,
+    data_root: str | None = None,
+    download: bool = False,
+    tag: bool = True,
+) -> list[Reproduction]:
+    """`runs` runs of a study (spread over its conditions, `sample`), each retrained and compared."""
+    if runs < 1:
+        raise _fail(f"--runs must be at least 1, got {runs}")
+    store = Store(tracking_uri, create=False)
+    chosen = sample(store, experiment, runs)
+    return [
+        reproduce(
+            r.run_id,
+            tracking_uri=tracking_uri,
+            device=device,
+            data_root=data_root,
+            download=download,
+            tag=tag,
+        )
+        for r in chosen
+    ]
+
+
+def study_lines(reps: list[Reproduction]) -> list[str]:
+    """The verdict over a sample first, then one row per run: name, id, verdict."""
+    same = sum(r.exit_code == EXIT_SAME for r in reps)
+    head = (
+        f"{BIT_FOR_BIT}: {same} of {len(reps)} runs"
+        if same == len(reps)
+        else f"differs: {len(reps) - same} of {len(reps)} runs ({same} reproduced bit for bit)"
+    )
+    width = max(len(r.run_name) for r in reps)
+    return [head] + [f"{r.run_name:<{width}}  {r.run_id}  {r.verdict}" for r in reps]
+
+
 def reproduce(
     run_id: str,
     *,
@@ -229,6 +301,7 @@ def reproduce(
         raise _fail(f"{run.name} was trained on {cfg.device}; no CUDA device here: pass --device cpu")
     notes = [] if target == cfg.device else [f"note: trained on {cfg.device}, retrained on {target}"]
     cfg = replace(cfg, device=target)
+    _check_source(run, cfg)
     siblings = _siblings(store, run)
 
     result = compute.run(cfg, data_root=data_root, download=download)  # data gone: DataError, exit 2
