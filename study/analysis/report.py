@@ -448,7 +448,12 @@ def comparison_section(t: tables.Tables) -> Section:
         compared = {*t.comparisons["a"], *t.comparisons["b"]}
         diff, pv = conditions.matrices(t.comparisons, [c for c in t.ranked["condition"] if c in compared])
         sec.figures["comparison_matrix"] = figures.comparison_matrix(diff, pv)
-    if not sec.tables:
+    if t.twin_conditions:
+        sec.text.append(
+            f"Not compared: {', '.join(t.twin_conditions)}, twins of another condition (the same seeds under "
+            "another implementation; see Implementation twins)."
+        )
+    if t.comparisons.empty and not t.twin_conditions:
         sec.text.append("Comparisons need at least two trained models per condition.")
     return sec
 
