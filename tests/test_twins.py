@@ -206,3 +206,17 @@ def test_reproduce_a_study_sample_then_refuse_a_sweep_run_and_a_run_whose_config
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "config.json is gone" in err
     assert s.TAG_REPRODUCED not in client.get_run(run.info.run_id).data.tags
+
+
+def test_the_verdict_says_what_differs_first():
+    from seedvar.sweeper.reproduce import BIT_FOR_BIT, WEIGHTS_ONLY, ModeCheck, _verdict
+
+    same = ModeCheck("eval", 1, True, 0.0, float("nan"), 96.0, 96.0, 1.5)
+    moved = ModeCheck("eval", 1, False, 0.014, float("nan"), 96.0, 95.69, 1.55)
+    torch = [("torch", "2.14.1", "2.15.0"), ("python", "3.11.9", "3.11.9")]
+    assert _verdict(True, [same], torch) == BIT_FOR_BIT  # the same bits in another environment
+    assert _verdict(False, [same], torch) == f"{WEIGHTS_ONLY}; environment: torch 2.14.1 -> 2.15.0"
+    assert _verdict(False, [moved], torch) == (
+        "differs: weights differ; eval accuracy -0.31 points (-0.2 seed stds), 1.4% of test predictions "
+        "change class; environment: torch 2.14.1 -> 2.15.0"
+    )
