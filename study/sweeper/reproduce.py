@@ -67,6 +67,7 @@ class Reproduction:
     seed_churn: float  # eval churn between the condition's seeds, 0..1 (nan with < 2 seeds)
     seconds: float
     device: str
+    settings: str = ""  # the implementation settings it was retrained with (its config's)
     tagged: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -87,7 +88,8 @@ class Reproduction:
         """The verdict line, then the weights, each mode and the environment's changed keys."""
         out = [
             self.verdict,
-            f"run {self.run_name} ({self.run_id}), retrained on {self.device} in {self.seconds:.1f} s",
+            f"run {self.run_name} ({self.run_id}), retrained on {self.device} in {self.seconds:.1f} s"
+            + (f" ({self.settings}, as logged)" if self.settings else ""),
             f"weights sha256: logged {self.weights_logged[:16]}, now {self.weights_new[:16]}"
             + (" (identical)" if self.same_weights else " (differ)"),
         ]
@@ -344,6 +346,8 @@ def reproduce(
         seed_churn=churn,
         seconds=result.seconds,
         device=target,
+        settings=f"threads {cfg.train.threads}, deterministic {str(cfg.deterministic).lower()}, "
+        f"precision {cfg.train.precision}",
         notes=notes,
     )
     if tag:
