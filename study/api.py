@@ -4,6 +4,7 @@
     result = seedvar.sweep("quick", replicates=3, epochs=5)   # a ready study's name, or a spec's path
     df = seedvar.runs("quick")                                 # one row per trained model and test mode
     rep = seedvar.report("quick", out="reports/quick")         # rep.tables["accuracy"] is a DataFrame
+    check = seedvar.reproduce(run_id)                          # retrain one logged run: bit for bit?
 
 The CLI calls these same functions.
 """
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from seedvar.plan import Study
     from seedvar.plan.ready import ReadyStudy
     from seedvar.sweeper import SweepResult
+    from seedvar.sweeper.reproduce import Reproduction
 
 # Keyword overrides of `sweep` and the spec field each one sets (the rest are execution settings, or
 # dotted spec keys such as "train.lr" passed as **{"train.lr": 0.01}).
@@ -375,6 +377,30 @@ def _names(by: Sequence[str] | str | None) -> list[str] | None:
         return None
     items = by.split(",") if isinstance(by, str) else list(by)
     return [b.strip() for b in items if b.strip()] or None
+
+
+def reproduce(
+    run_id: str,
+    *,
+    tracking_uri: str | None = None,
+    device: str | None = None,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    tag: bool = True,
+) -> Reproduction:
+    """Retrain one logged run from its logged config and seeds, test it in its logged modes and passes, and
+    compare: `rep.verdict` ("reproduced bit for bit", "weights differ; predictions identical", or
+    "differs: ..."), `rep.lines()` the details, `rep.exit_code` 0 or 1. Bad input raises UserError."""
+    from seedvar.sweeper.reproduce import reproduce as run
+
+    return run(
+        run_id,
+        tracking_uri=tracking_uri,
+        device=device,
+        data_root=str(data_root) if data_root is not None else None,
+        download=download,
+        tag=tag,
+    )
 
 
 def ready_studies() -> list[ReadyStudy]:

@@ -208,6 +208,31 @@ def _parser() -> argparse.ArgumentParser:
         help="read every run from the store, not from the local cache of runs read by earlier reports",
     )
 
+    rp = sub.add_parser(
+        "reproduce",
+        help="retrain one logged run from its config and seeds and compare weights, predictions, accuracy "
+        "and environment (exit 0 bit for bit, 1 when it differs)",
+    )
+    rp.add_argument(
+        "target",
+        metavar="RUN_ID",
+        help="the MLflow run id of a trained model's run, or a study's name (with --runs: a sample of it)",
+    )
+    rp.add_argument(
+        "--runs",
+        type=int,
+        help="with a study's name: reproduce this many of its runs, spread over its conditions (default 1)",
+    )
+    rp.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
+    )
+    rp.add_argument("--device", help="retrain here instead of the logged device: cpu, cuda, cuda:1")
+    rp.add_argument(
+        "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
+    )
+    rp.add_argument("--download", action="store_true", help="download missing dataset files")
+    rp.add_argument("--no-tag", action="store_true", help="do not tag the run seedvar.reproduced")
+
     v = sub.add_parser(
         "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
     )
@@ -267,7 +292,11 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m seedvar`."""
     args = _parser().parse_args(argv)
-    if args.command in ("sweep", "report"):  # `ui` and `server` stop their process trees themselves
+    if args.command in (
+        "sweep",
+        "report",
+        "reproduce",
+    ):  # `ui` and `server` stop their process trees themselves
         signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(_dispatch(args) or 0)
@@ -302,6 +331,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _sweep(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "reproduce":
+        return _reproduce(args)
     if args.command == "server":
         from seedvar.record.server import run_server
 
@@ -324,6 +355,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.tracking_uri, args.host, args.port, experiment=args.experiment, open_browser=args.open
         )
     raise AssertionError(args.command)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    """One run by its id (verdict first, then the details), or with a study's name a sample as a table."""
+    from seedvar.api import reproduce
+    from seedvar.record.store import Store
+
+    common = {
+        "tracking_uri": args.tracking_uri,
+        "device": args.device,
+        "data_root": args.data_root,
+        "download": args.download,
+        "tag": not args.no_tag,
+    }
+    store = Store(args.tracking_uri, create=False)
+    if args.runs is not None or store.experiment_id(args.target, create=False) is not None:
+        from seedvar.sweeper.reproduce import EXIT_DIFFERS, EXIT_SAME, reproduce_study, study_lines
+
+        reps = reproduce_study(args.target, 1 if args.runs is None else args.runs, **common)
+        print("\n".join(study_lines(reps)))
+        return EXIT_SAME if all(r.exit_code == EXIT_SAME for r in reps) else EXIT_DIFFERS
+    rep = reproduce(args.target, **common)
+    print("\n".join(rep.lines()))
+    return rep.exit_code
 
 
 def _report(args: argparse.Namespace) -> int:

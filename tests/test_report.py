@@ -104,7 +104,7 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
         "accuracy",
         "variance_components",
         "flip_rates",
-        "comparisons",
+        "twins",
         "power",
     }
     assert figures >= {
@@ -112,9 +112,9 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
         "variance_components",
         "flip_rates",
         "training_curves",
-        "comparison_matrix",
         "classification_maps",
     }
+    assert "comparisons" not in tables  # hybridsn (nondet) is a twin of hybridsn: not ranked against it
     assert set(page.tables) == tables
     embedded = {
         alt for alt, src in page.images if src.startswith("data:image/png;base64,") and len(src) > 1000
@@ -150,7 +150,13 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
     assert acc.loc[("hybridsn", "eval"), "seed_std"] == pytest.approx(eval_acc.std(ddof=1), abs=1e-9)
     assert acc.loc[("hybridsn", "train"), "std"] == pytest.approx(train_passes.std(ddof=1), abs=1e-9)
     assert acc.loc[("hybridsn", "train"), "passes"] == 15
-    assert answer.startswith("2 conditions, 3 seeds each: eval accuracy")  # deterministic kernels or not
+    # deterministic kernels or not: twins, said first
+    assert answer.startswith(
+        "deterministic=false (twins of hybridsn, deterministic=true, same seeds): 3 of 3 twins bit-identical on cpu"
+    )
+    assert "2 conditions, 3 seeds each: eval accuracy" in answer
+    twins = pd.read_csv(out / "tables" / "twins.csv")
+    assert twins[["pairs", "identical_weights", "churn"]].values.tolist() == [[3, 3, 0.0]]
     assert "In eval mode every trained model gives identical results on every pass." in answer
     assert f"{eval_acc.mean():.2f}" in page.tables["conditions"]
     sentence = f"Train-mode test accuracy of hybridsn varies by {train_passes.std(ddof=1):.2f} points"

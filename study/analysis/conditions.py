@@ -58,11 +58,13 @@ def summary(
     *,
     resolution: Mapping[str, float] | None = None,
     excluded: Sequence[str] = (),
+    twins: Sequence[str] = (),
 ) -> pd.DataFrame:
     """One row per condition, best first: replicates, mean, std, the 95% t-interval of the mean and the
     group letter (conditions sharing a letter are not told apart; `excluded` ones, such as degenerate
-    conditions, are not compared and get their reason's word instead; a condition with one replicate is
-    never tested, so it gets "–" and no letter)."""
+    conditions, are not compared and get their reason's word instead, as do `twins`, the same seeds under
+    another implementation (seedvar.analysis.twins); a condition with one replicate is never tested, so it
+    gets "–" and no letter)."""
     res = resolution or {}
     rows = []
     for cond, values in samples.items():
@@ -81,12 +83,13 @@ def summary(
     compared = {
         c: v
         for c, v, n in zip(table["condition"], table["mean"], table["runs"], strict=True)
-        if c not in excluded and n >= 2
+        if c not in excluded and c not in twins and n >= 2
     }
     sign = -1.0 if metric.lower_is_better else 1.0
     letters = letter_groups({c: sign * v for c, v in compared.items()}, separated_pairs(comparisons))
     table["group"] = [
-        "degenerate" if c in excluded else letters.get(c, "–") or "–" for c in table["condition"]
+        "degenerate" if c in excluded else "twin" if c in twins else letters.get(c, "–") or "–"
+        for c in table["condition"]
     ]
     order = table["mean"] * (1 if metric.lower_is_better else -1)
     return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)

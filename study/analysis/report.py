@@ -24,6 +24,7 @@ from seedvar.analysis import (
     sentences,
     stages,
     tables,
+    twins,
 )
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
@@ -220,6 +221,7 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
             tables_first=True,
             whole=True,
         ),
+        *twin_section(t),
         *(
             [Section("Seeds decided by the data", text=[stages.EXPLAINED], tables={"two_stage": stein})]
             if said
@@ -304,6 +306,29 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
         )
     sections.append(failure_section(t))
     return sections
+
+
+def twin_section(t: tables.Tables) -> list[Section]:
+    """The implementation twins' table (tables/twins.csv), when the study trained any."""
+    if t.twins.empty:
+        return []
+    return [
+        Section(
+            "Implementation twins: the same seeds, another implementation",
+            text=[
+                "Twins are runs of the same seeds that differ in one implementation setting only (`setting`; `a` "
+                "at its reference value: deterministic kernels, the fewest threads, fp32, the CPU). `pairs`: twin "
+                "pairs; `identical_weights`: pairs with the same weights sha256; `churn`: the share of test "
+                "samples (%) whose eval prediction differs between twins, `churn_seeds` the same between "
+                "different seeds of a and of b; `diff_std`: the std of the twins' eval accuracy differences "
+                "(points) with its 95% chi-square interval; `share`: the implementation's share of one run's "
+                "seed variance (%), from the variances of the pairs' differences and sums, its 95% interval from "
+                "the F distribution (exact for normal accuracies; covered 94-96% at 3-10 pairs in simulation); "
+                "`time_ratio`: b's seconds per epoch (the last epoch) over a's, geometric mean over pairs.",
+            ],
+            tables={"twins": t.twins[twins.COLUMNS]},
+        )
+    ]
 
 
 def test_noise_section(t: tables.Tables) -> list[Section]:
@@ -440,7 +465,12 @@ def comparison_section(t: tables.Tables) -> Section:
         compared = {*t.comparisons["a"], *t.comparisons["b"]}
         diff, pv = conditions.matrices(t.comparisons, [c for c in t.ranked["condition"] if c in compared])
         sec.figures["comparison_matrix"] = figures.comparison_matrix(diff, pv)
-    if not sec.tables:
+    if t.twin_conditions:
+        sec.text.append(
+            f"Not compared: {', '.join(t.twin_conditions)}, twins of another condition (the same seeds under "
+            "another implementation; see Implementation twins)."
+        )
+    if t.comparisons.empty and not t.twin_conditions:
         sec.text.append("Comparisons need at least two trained models per condition.")
     return sec
 

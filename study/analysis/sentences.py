@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seedvar.analysis import conditions as compared
+from seedvar.analysis import twins
 from seedvar.analysis.conditions import join_names
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
@@ -30,11 +31,12 @@ def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
     """The opening paragraphs: a single condition's paragraph, or for several conditions what the seeds
     tell apart and what they share; then leakage and the sources against `all`."""
     ref = reference_runs(finished)
+    first = twins.twin_sentences(tables.twins)  # per implementation setting, first: are the twins identical?
     if len(conditions(ref)) > 1:
         text = comparison_sentences(tables) + common_sentences(ref, tables)
     else:
         text = condition_paragraphs(finished, tables)
-    return text + split_sentences(tables.splits) + source_sentences(tables.per_source)
+    return first + text + split_sentences(tables.splits) + source_sentences(tables.per_source)
 
 
 def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]:
@@ -85,8 +87,14 @@ def comparison_sentences(tables: Tables) -> list[str]:
         "alone can give all of it), each share with its 95% CI."
     ]
     out += [text for text in (degenerate_sentence(c, tables) for c in t["condition"]) if text]
+    others = [c for c in t["condition"] if c not in tables.twin_conditions]
+    if tables.twin_conditions and len(others) < 2:  # nothing but twins of one condition: nothing to rank
+        return out
     return out + compared.verdict(
-        tables.ranked, tables.comparisons, excluded=tables.degenerate_conditions, spread=tables.spread
+        tables.ranked,
+        tables.comparisons,
+        excluded=[*tables.degenerate_conditions, *tables.twin_conditions],
+        spread=tables.spread,
     )
 
 

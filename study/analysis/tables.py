@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from seedvar.analysis import conditions as compared
+from seedvar.analysis import twins as twin_pairs
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
@@ -385,6 +386,8 @@ class Tables:
     maps: list[MapData]
     conditions: pd.DataFrame  # one row per condition: what a several-condition answer opens with
     spread: Spread  # the seed stds every seed count is sized at (pooled where compatible, at a bound)
+    twins: pd.DataFrame  # implementation twins: same seeds, another implementation (analysis.twins)
+    twin_conditions: list[str]  # the conditions that are twins of another: never ranked
 
     @property
     def degenerate_conditions(self) -> list[str]:
@@ -400,12 +403,15 @@ def build(study: StudyRuns) -> Tables:
     bad = degenerate_conditions(flags)
     samples = eval_samples(ref)
     grid = eval_resolution(ref)
-    kept = {k: v for k, v in samples.items() if k not in bad}
+    found = twin_pairs.find_twins(ref)
+    twins = twin_pairs.twin_conditions(found)
+    # twins are the same seeds under another implementation: neither ranked nor sizing the seeds' spread
+    kept = {k: v for k, v in samples.items() if k not in bad and k not in twins}
     per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
     accuracy, gaps, variance = accuracy_table(ref), mode_gap_table(ref), variance_table(ref)
     flip, noise = flip_table(ref), test_noise_table(ref)
     comparisons = compared.comparisons(kept, grid)
-    ranked = compared.summary(samples, comparisons, resolution=grid, excluded=bad)
+    ranked = compared.summary(samples, comparisons, resolution=grid, excluded=bad, twins=twins)
     spread = compared.spread_of(kept, grid)
     return Tables(
         passes=pass_table(ref),
@@ -427,4 +433,6 @@ def build(study: StudyRuns) -> Tables:
         failures=failure_table(study.runs),
         maps=map_data(ref),
         conditions=condition_table(accuracy, gaps, variance, flip, noise, ranked),
+        twins=twin_pairs.twin_table(found, ref),
+        twin_conditions=twins,
     )

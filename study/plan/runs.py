@@ -1,4 +1,5 @@
-"""Expand a study into runs: models x determinism settings x replicates (x sources), each with a stable hash.
+"""Expand a study into runs: models x determinism settings x twin settings x dataset variants x replicates
+(x sources), each with a stable hash.
 
 The hash of a run's resolved config is what makes a sweep resumable: a run whose hash already has a
 FINISHED run in the store is skipped.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seedvar.plan.seeding import run_seeds
-from seedvar.plan.spec import Study, TestSpec, TrainSpec
+from seedvar.plan.spec import TWIN_SETTINGS, Study, TestSpec, TrainSpec
 from seedvar.results import Condition
 
 
@@ -51,6 +52,18 @@ class RunConfig:
             del out["model_source_sha256"]
         return out
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """The config back from its logged JSON (`to_dict`): what `seedvar reproduce` retrains. Raises
+        KeyError or TypeError when the JSON is not a run config."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in fields}
+        train, test = dict(values["train"]), dict(values["test"])
+        test["modes"] = tuple(test.get("modes", ()))
+        values["train"], values["test"] = TrainSpec(**train), TestSpec(**test)
+        values["seeds"] = {k: int(v) for k, v in values["seeds"].items()}
+        return cls(**values)
+
     @property
     def condition(self) -> Condition:
         """The model, determinism and dataset variant it is compared across seeds under."""
@@ -67,9 +80,30 @@ class RunConfig:
     def run_name(self) -> str:
         """Readable in the MLflow UI: model, determinism, variant values, varied source, replicate."""
         det = "det" if self.deterministic else "nondet"
-        variant = "".join(f"-{part.split('=', 1)[1]}" for part in self.variant.split(", ") if part)
+        variant = "".join(f"-{_name_part(part)}" for part in self.variant.split(", ") if part)
         source = "" if self.varied == "all" else f"-{self.varied}"
         return f"{self.model}-{det}{variant}{source}-r{self.replicate:02d}"
+
+
+def _name_part(part: str) -> str:
+    """A variant's part in a run name: a dataset option's value (`spatial`), a twin setting's name and
+    value (`threads2`: a bare number would not say what it is)."""
+    key, value = part.split("=", 1)
+    return f"{key}{value}" if key in TWIN_SETTINGS else value
+
+
+def twin_settings(study: Study) -> list[tuple[str, TrainSpec]]:
+    """(label, train settings) per combination of the twin settings' values (`threads = [1, 2]`), in spec
+    order; one ("", train) when the spec lists none. A value that is TrainSpec's default gets no label, so
+    those runs keep the condition (and config) they have without the list."""
+    keys = [k for k, _ in study.twins]
+    out = []
+    for values in itertools.product(*(v for _, v in study.twins)):
+        chosen = dict(zip(keys, values, strict=True))
+        default = TrainSpec()
+        label = ", ".join(f"{k}={v}" for k, v in chosen.items() if v != getattr(default, k))
+        out.append((label, dataclasses.replace(study.train, **chosen)))
+    return out
 
 
 def variants(study: Study) -> list[tuple[str, dict[str, Any]]]:
@@ -103,25 +137,26 @@ def expand(study: Study, device: str) -> list[RunConfig]:
     runs = []
     for model in study.models:
         for det in study.deterministic:
-            for variant, options in variants(study):
-                for varied, replicates in groups:
-                    for r in replicates:
-                        runs.append(
-                            RunConfig(
-                                study=study.name,
-                                dataset=study.dataset,
-                                dataset_options=dict(options),
-                                model=model,
-                                model_options=dict(study.model_options.get(model, {})),
-                                train=study.train,
-                                test=study.test,
-                                deterministic=det,
-                                device=device,
-                                replicate=r,
-                                varied=varied,
-                                seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
-                                model_source_sha256=sources[model],
-                                variant=variant,
+            for twin, train in twin_settings(study):
+                for variant, options in variants(study):
+                    for varied, replicates in groups:
+                        for r in replicates:
+                            runs.append(
+                                RunConfig(
+                                    study=study.name,
+                                    dataset=study.dataset,
+                                    dataset_options=dict(options),
+                                    model=model,
+                                    model_options=dict(study.model_options.get(model, {})),
+                                    train=train,
+                                    test=study.test,
+                                    deterministic=det,
+                                    device=device,
+                                    replicate=r,
+                                    varied=varied,
+                                    seeds={**run_seeds(study.seeds.base, r, varied), **study.seeds.fixed},
+                                    model_source_sha256=sources[model],
+                                    variant=", ".join(p for p in (variant, twin) if p),
+                                )
                             )
-                        )
     return runs

@@ -87,6 +87,9 @@ class Study:
     # table with the command line's flags into one Execution) and never part of a run's config.
     execution: dict[str, Any] = field(default_factory=dict)
     deterministic: tuple[bool, ...] = (True,)
+    # Implementation twins: [train] settings given as a list (`threads = [1, 2]`), each value trained on
+    # the same seeds. `train` holds the first value; the runs of the others are their twins.
+    twins: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     device: str = "auto"
     download: bool = False
     description: str = ""
@@ -100,6 +103,10 @@ class Study:
             sd.target_ci, sd.target_diff, sd.target_mode, sd.replicates, sd.max_replicates, sd.target_std
         )
 
+
+# [train] settings that keep every seed and change only the implementation (how the same arithmetic is
+# computed): a list of values trains twins of the same seeds, compared apart from the seeds' spread.
+TWIN_SETTINGS = ("threads", "precision")
 
 _SECTIONS = {"train": TrainSpec, "seeds": SeedSpec, "test": TestSpec}
 _TOP = {
@@ -212,12 +219,20 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
         _check_model(model, model_options.get(model, {}), fail)
 
     sections = {}
+    twins: dict[str, tuple[Any, ...]] = {}
     for key, cls in _SECTIONS.items():
         table = raw.get(key, {})
         if not isinstance(table, dict):
             raise fail(key, f"must be a table [{key}]")
+        if key == "train":
+            table, twins = _twin_values(table, fail)
         sections[key] = _build_section(cls, key, table, fail)
     _check_values(sections, fail)
+    for setting, values in twins.items():  # every twin's value judged as a spec with that value would be
+        for value in values[1:]:
+            _check_values(
+                {**sections, "train": dataclasses.replace(sections["train"], **{setting: value})}, fail
+            )
 
     det = raw.get("deterministic", True)
     if det == "both":
@@ -249,9 +264,30 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
         device=device,
         download=download,
         execution=dict(execution),
+        twins=tuple(twins.items()),
         **text,
         **sections,
     )
+
+
+def _twin_values(table: dict[str, Any], fail: Any) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]]]:
+    """The [train] table with each twin setting's list replaced by its first value, and the lists: a
+    list of distinct values, each typed as the setting is (`threads = [1, 2]`)."""
+    table, twins = dict(table), {}
+    hints = typing.get_type_hints(TrainSpec)
+    for key in TWIN_SETTINGS:
+        values = table.get(key)
+        if not isinstance(values, list):
+            continue
+        where = f"train.{key}"
+        if not values or len({repr(v) for v in values}) != len(values):
+            raise fail(
+                where,
+                f"a list of values trains twins of the same seeds and must hold distinct values, got {values!r}",
+            )
+        twins[key] = tuple(_coerce(v, hints[key], where, fail) for v in values)
+        table[key] = twins[key][0]
+    return table, twins
 
 
 def typed_table(cls: type, section: str, table: dict[str, Any], source: str) -> Any:

@@ -67,7 +67,7 @@ class RunRecorder:
             tags[s.TAG_VARIANT] = cfg.variant
         run_id = store.start_run(experiment_id, cfg.run_name, tags, parent_id=parent_id)
         env = environment()
-        env_tags = {f"{s.TAG_PREFIX}{k}": v for k, v in env.items()}
+        env_tags = {s.environment_tag(k): v for k, v in env.items()}
         if "git_commit" in env:
             env_tags[s.TAG_GIT_COMMIT] = env["git_commit"]
         env_tags[s.TAG_DEVICE_NAME] = device_name(cfg.device)

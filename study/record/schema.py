@@ -35,6 +35,8 @@ TAG_FAILED_RUNS = "seedvar.failed_runs"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
+# set by `seedvar reproduce` on the run it retrained: its verdict, the date and where it was checked
+TAG_REPRODUCED = "seedvar.reproduced"
 # who holds a claim: the sweep holding a config's (tracking servers), a sweep's own lock (local stores)
 TAG_OWNER = "seedvar.claim_owner"
 TAG_HEARTBEAT = "seedvar.heartbeat"  # unix time of the claim's last heartbeat
@@ -134,6 +136,11 @@ ARTIFACT_ENVIRONMENT = "environment.json"
 ARTIFACT_STUDY = "study.toml"
 ARTIFACT_PLAN = "plan.json"
 ARTIFACT_REPORT = "report"  # the folder `seedvar report` logs to the latest sweep run
+
+
+def environment_tag(key: str) -> str:
+    """The tag a run's environment entry is logged under: `seedvar.torch`, `seedvar.cuda`, ..."""
+    return f"{TAG_PREFIX}{key}"
 
 
 def tag_filter(tag: str, value: str) -> str:
