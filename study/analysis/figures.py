@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -25,6 +27,13 @@ PER_ROW = 8  # conditions side by side before a figure wraps to the next row
 PANELS_PER_ROW = 4  # small panels (one per condition) side by side
 MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditions shown
 MODE_ORDER = ("eval", "train", "mc_dropout")
+
+
+def wrap(text: str, inches: float, size: float = 13.0) -> str:
+    """A title broken into lines that fit `inches` at `size` points (a character is about 0.55 em wide),
+    so a long title on a narrow figure (one condition) wraps instead of running off both edges."""
+    chars = max(20, int(inches * 72 / (0.55 * size)))
+    return textwrap.fill(text, chars)
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -110,11 +119,12 @@ def accuracy_distribution(passes: pd.DataFrame) -> Figure:
         )
         ax.set(xlabel="", ylabel="test accuracy (%)")
         _tick_labels(ax, chunk)
-    fig.suptitle(
-        "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", y=0.995
+    title = wrap(
+        "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", width
     )
+    fig.suptitle(title, y=0.995)
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[m]) for m in modes]
-    top = _top(fig, modes, suptitle=True)
+    top = _top(fig, modes, suptitle=True) - 0.3 * title.count("\n") / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, modes, "test mode", top)
     return fig
@@ -197,7 +207,9 @@ def per_source(values: pd.DataFrame) -> Figure:
         _tick_labels(ax, sources_)
     for ax in list(axes.flat)[len(conds) :]:
         ax.set_visible(False)
-    fig.suptitle("Spread from each source of training randomness, others at the base seed (bars: ±1 sd)")
+    fig.suptitle(
+        wrap("Spread from each source of training randomness, others at the base seed (bars: ±1 sd)", width)
+    )
     fig.tight_layout()
     return fig
 
@@ -215,7 +227,9 @@ def flip_rates(flips: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(min(WIDTH, 9.0), max(3.0, (0.1 + 0.11 * kinds) * len(conds) + 1.8)))
     sns.barplot(data=bars, y="condition", x="rate", hue="what", order=conds, ax=ax, errorbar=None, orient="h")
     ax.set(
-        ylabel="", xlabel="% of test samples", title="Predictions that change between two passes or two seeds"
+        ylabel="",
+        xlabel="% of test samples",
+        title=wrap("Predictions that change between two passes or two seeds", fig.get_figwidth(), 12),
     )
     handles, labels = ax.get_legend_handles_labels()
     if ax.get_legend() is not None:
@@ -276,7 +290,7 @@ def comparison_matrix(
     sns.heatmap(
         diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": unit}, square=n > 10
     )
-    ax.set(title=title, xlabel="", ylabel="")
+    ax.set(title=wrap(title, side, 12), xlabel="", ylabel="")
     _tick_labels(ax, list(diff.columns))
     fig.tight_layout()
     return fig
@@ -356,7 +370,7 @@ def metric_distribution(runs: pd.DataFrame, metric: str, order: list[str] | None
         )
         ax.set(xlabel="", ylabel=metric)
         _tick_labels(ax, chunk)
-    fig.suptitle(f"{metric}: a point per run, a box per condition", y=0.995)
+    fig.suptitle(wrap(f"{metric}: a point per run, a box per condition", width), y=0.995)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
@@ -383,4 +397,70 @@ def metric_history(history: pd.DataFrame, metric: str) -> Figure:
     top = _top(fig, labels)
     fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, labels, "condition", top)
+    return fig
+
+
+def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) -> Figure:
+    """The answer's figure: per condition (down the y axis, in `order`, best first), each test mode's mean
+    accuracy with its 95% CI over trained models (left), and where test-time dropout moves train-mode
+    passes, its share of the train-mode variance with its 95% CI (right). Sized by its content: a band of
+    rows per condition, narrower bands from 12 conditions on."""
+    modes = [m for m in MODE_ORDER if m in set(accuracy["mode"])]
+    conds = [c for c in order if c in set(accuracy["condition"])]
+    train = (
+        variance[(variance["mode"] == "train") & (variance["within"] > 0)] if not variance.empty else variance
+    )
+    shares = not train.empty
+    band = min(0.62, max(0.3, 7.0 / max(1, len(conds)))) * (0.5 + 0.5 * len(modes) / 3)
+    width = 8.0 if shares else 5.5
+    height = max(2.4, 1.5 + band * len(conds))
+    fig, axes = plt.subplots(
+        1,
+        2 if shares else 1,
+        figsize=(width, height),
+        squeeze=False,
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 2]} if shares else None,
+    )
+    ax = axes[0, 0]
+    palette = dict(zip(modes, sns.color_palette(n_colors=len(modes)), strict=True))
+    y_of = {c: i for i, c in enumerate(conds)}
+    step = 0.6 / max(1, len(modes))
+    small = len(conds) > 12
+    for j, mode in enumerate(modes):
+        m = accuracy[(accuracy["mode"] == mode) & accuracy["condition"].isin(conds)]
+        y = np.array([y_of[c] for c in m["condition"]]) - 0.3 + step * (j + 0.5)
+        mean = m["mean"].to_numpy(float)
+        lo = np.nan_to_num(np.clip(mean - m["ci_low"].to_numpy(float), 0, None))
+        hi = np.nan_to_num(np.clip(m["ci_high"].to_numpy(float) - mean, 0, None))
+        ax.errorbar(
+            mean, y, xerr=[lo, hi], fmt="o", color=palette[mode], ms=3 if small else 5, capsize=2, lw=1.2
+        )
+    ax.set_yticks(range(len(conds)), conds)
+    ax.set_ylim(len(conds) - 0.5, -0.5)  # best on top
+    ax.set(
+        xlabel="test accuracy (%)",
+        title=wrap("Mean accuracy by test mode, 95% CI over seeds", width * 0.6, 12),
+    )
+    if small:
+        ax.tick_params(axis="y", labelsize="small")
+    if shares:
+        ax2 = axes[0, 1]
+        rows = train[train["condition"].isin(conds)]
+        y = np.array([y_of[c] for c in rows["condition"]], float)
+        share = rows["share_within"].to_numpy(float)
+        lo = np.clip(share - rows["share_within_ci_low"].to_numpy(float), 0, None)
+        hi = np.clip(rows["share_within_ci_high"].to_numpy(float) - share, 0, None)
+        ax2.errorbar(
+            share, y, xerr=[lo, hi], fmt="s", color="#DD8452", ms=3 if small else 5, capsize=2, lw=1.2
+        )
+        ax2.set(
+            xlim=(0, 100),
+            xlabel="% of train-mode variance",
+            title=wrap("Test-time dropout's share, 95% CI", width * 0.4, 12),
+        )
+    handles = [plt.Line2D([], [], marker="o", ls="none", color=palette[m]) for m in modes]
+    top = _top(fig, modes)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_above(fig, handles, modes, "test mode", top)
     return fig

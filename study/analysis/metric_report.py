@@ -60,7 +60,14 @@ def build_sections(
         )
     answer.append(NO_PREDICTIONS)
     sections = [
-        Section("The answer", text=answer, tables={"conditions": table}, tables_first=True, whole=True),
+        Section(
+            "The answer",
+            text=answer,
+            tables={"conditions": table},
+            tables_first=True,
+            whole=True,
+            answer=True,
+        ),
         Section(
             "Values per condition",
             text=[
