@@ -43,7 +43,26 @@ def answer(finished: list[LoadedRun], tables: Tables) -> tuple[str, list[Bullet]
     The long paragraphs (`answer`) say the rest."""
     several = len(conditions(reference_runs(finished))) > 1
     bullets = _several_bullets(tables) if several else _one_bullets(tables)
-    return (_several_headline(tables) if several else _one_headline(tables)), bullets[:MAX_BULLETS]
+    headline = _several_headline(tables) if several else _one_headline(tables)
+    return " ".join(t for t in (headline, _warning(tables)) if t), bullets[:MAX_BULLETS]
+
+
+def _warning(tables: Tables) -> str:
+    """Degenerate or suspect conditions, said on the first screen so no number there reads as a finding."""
+    d = tables.degenerate
+    if d.empty or not d["suspect"].any():
+        return ""
+    bad = tables.degenerate_conditions
+    suspect = [c for c in dict.fromkeys(d.loc[d["suspect"], "condition"]) if c not in bad]
+    out = []
+    if bad:
+        out.append(f"Degenerate (left out of comparisons): {compared.join_names(bad)}.")
+    if suspect:
+        out.append(
+            f"Warning: some trained models of {compared.join_names(suspect)} are at chance, predict one class "
+            "or all tie (see Degenerate runs)."
+        )
+    return " ".join(out)
 
 
 def _share_row(tables: Tables, cond: str, mode: str = "train") -> pd.Series | None:

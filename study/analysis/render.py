@@ -111,7 +111,16 @@ def png(fig: Figure) -> bytes:
         image = Image.new("RGB", (right - left, bottom - top), "white")
         image.paste(drawn, (-left, -top))
     out = io.BytesIO()
-    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
+    quantized = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    palette = quantized.getpalette() or []
+    # the octree averages near-white pixels into (254, 254, 254): the background stays pure white
+    quantized.putpalette(
+        [
+            255 if all(c >= 250 for c in palette[i - i % 3 : i - i % 3 + 3]) else v
+            for i, v in enumerate(palette)
+        ]
+    )
+    quantized.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -304,7 +313,7 @@ div.table{overflow-x:auto;max-width:100%;margin:.5em 0 1em}
 img{max-width:100%;height:auto}figure{margin:1em 0}
 p.answer{font-size:1.05em;background:#f6f8fa;border-left:4px solid #4C72B0;padding:.6em 1em}
 section.glance{display:grid;grid-template-columns:minmax(300px,2fr) 3fr;gap:1.2em;align-items:start}
-section.glance p.headline{font-size:1.2em;font-weight:600;margin:0 0 .6em;border-left:4px solid #4C72B0;padding-left:.6em}
+section.glance p.headline{font-size:1.12em;font-weight:600;margin:0 0 .6em;border-left:4px solid #4C72B0;padding-left:.6em}
 section.glance ul{margin:0;padding-left:1.2em;line-height:1.5}section.glance li{margin:.35em 0}
 section.glance figure{margin:0}
 nav.toc{font-size:.9em;margin:1em 0;padding:.4em .8em;background:#f6f8fa}nav.toc a{margin-right:1em;white-space:nowrap}
