@@ -86,30 +86,31 @@ PAD_INCHES = 0.12  # white margin kept around every figure: nothing drawn touche
 
 
 def png(fig: Figure) -> bytes:
-    """The figure as a PNG cut to what it draws plus a white margin of PAD_INCHES (what
-    bbox_inches="tight" gives), in 256 colours: plots have few, and a palette PNG is about a third of the
-    size (1,320 x 480 pixels: 90 kB -> 26 kB). Drawn once and cropped; only a figure whose title or
-    labels run past its canvas is drawn again on a canvas grown to hold them, so nothing is clipped."""
+    """The figure as a PNG cut to its ink plus a white margin of PAD_INCHES, in 256 colours: plots have
+    few, and a palette PNG is about a third of the size (1,320 x 480 pixels: 90 kB -> 27 kB). Drawn once
+    and cropped by its pixels (get_tightbbox, which bbox_inches="tight" calls, cost as much as the
+    drawing); only a figure whose ink touches its canvas's edge, a title or label that may run past it,
+    is drawn again by savefig on a canvas grown to hold all of it, so nothing is clipped."""
     from PIL import Image
 
     fig.set_dpi(DPI)
     fig.canvas.draw()
-    box = fig.get_tightbbox(fig.canvas.get_renderer())
-    width, height = fig.get_size_inches()
-    if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:  # clipped: grow the canvas
+    w, h = fig.canvas.get_width_height()
+    drawn = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    ink = (drawn != 255).any(axis=2)  # the figures' background is white
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    pad = round(PAD_INCHES * DPI)
+    if len(rows) and (rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1):
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES)
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES, facecolor="white")
         image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    else:  # crop the drawn canvas to the ink and its margin (white where the canvas has none)
-        w, h = fig.canvas.get_width_height()
-        drawn = Image.frombuffer("RGBA", (w, h), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-        left, top = math.floor((box.x0 - PAD_INCHES) * DPI), math.floor((height - box.y1 - PAD_INCHES) * DPI)
-        right, bottom = (
-            math.ceil((box.x1 + PAD_INCHES) * DPI),
-            math.ceil((height - box.y0 + PAD_INCHES) * DPI),
-        )
-        image = Image.new("RGB", (right - left, bottom - top), "white")
-        image.paste(drawn, (-left, -top))
+    elif len(rows):
+        top, left = int(rows[0]), int(cols[0])
+        cropped = Image.fromarray(drawn[top : rows[-1] + 1, left : cols[-1] + 1])
+        image = Image.new("RGB", (cropped.width + 2 * pad, cropped.height + 2 * pad), "white")
+        image.paste(cropped, (pad, pad))
+    else:  # nothing drawn
+        image = Image.new("RGB", (w, h), "white")
     out = io.BytesIO()
     quantized = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
     palette = quantized.getpalette() or []
