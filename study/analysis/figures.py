@@ -122,12 +122,19 @@ def accuracy_distribution(passes: pd.DataFrame) -> Figure:
     title = wrap(
         "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", width
     )
-    fig.suptitle(title, y=0.995)
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[m]) for m in modes]
     top = _top(fig, modes, suptitle=True) - 0.3 * title.count("\n") / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, modes, "test mode", top)
+    _title_above(fig, title)
     return fig
+
+
+def _title_above(fig: Figure, title: str) -> None:
+    """The figure's title just above its legend (the page crops the space left above it)."""
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[-1].get_window_extent(renderer).transformed(fig.transFigure.inverted())
+    fig.suptitle(title, y=legend.y1 + 0.05 / fig.get_figheight(), va="bottom")
 
 
 def variance_components(vc: pd.DataFrame) -> Figure:
@@ -438,10 +445,7 @@ def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) 
         )
     ax.set_yticks(range(len(conds)), conds)
     ax.set_ylim(len(conds) - 0.5, -0.5)  # best on top
-    ax.set(
-        xlabel="test accuracy (%)",
-        title=wrap("Mean accuracy by test mode, 95% CI over seeds", width * 0.6, 12),
-    )
+    ax.set(xlabel="test accuracy (%)", title="Mean accuracy by test mode, 95% CI over seeds")
     if small:
         ax.tick_params(axis="y", labelsize="small")
     if shares:
@@ -457,10 +461,24 @@ def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) 
         ax2.set(
             xlim=(0, 100),
             xlabel="% of train-mode variance",
-            title=wrap("Test-time dropout's share, 95% CI", width * 0.4, 12),
+            title="Test-time dropout's share, 95% CI",
         )
     handles = [plt.Line2D([], [], marker="o", ls="none", color=palette[m]) for m in modes]
     top = _top(fig, modes)
     fig.tight_layout(rect=(0, 0, 1, top))
+    if _wrap_titles(fig):  # long condition names left the panels narrower than their titles
+        fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, modes, "test mode", top)
     return fig
+
+
+def _wrap_titles(fig: Figure, size: float = 12.0) -> bool:
+    """Each panel's title wrapped to the panel's width as laid out; whether any changed."""
+    changed = False
+    for ax in fig.axes:
+        title = ax.get_title().replace("\n", " ")
+        wrapped = wrap(title, ax.get_position().width * fig.get_figwidth(), size)
+        if wrapped != ax.get_title():
+            ax.set_title(wrapped)
+            changed = True
+    return changed
