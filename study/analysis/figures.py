@@ -420,7 +420,7 @@ def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) 
     shares = not train.empty
     band = min(0.62, max(0.3, 7.0 / max(1, len(conds)))) * (0.5 + 0.5 * len(modes) / 3)
     width = 8.0 if shares else 5.5
-    height = max(2.4, 1.5 + band * len(conds))
+    height = 2.0 + max(1.0, band * len(conds))  # legend, titles and x axis, then the rows
     fig, axes = plt.subplots(
         1,
         2 if shares else 1,
@@ -464,21 +464,41 @@ def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) 
             title="Test-time dropout's share, 95% CI",
         )
     handles = [plt.Line2D([], [], marker="o", ls="none", color=palette[m]) for m in modes]
-    top = _top(fig, modes)
-    fig.tight_layout(rect=(0, 0, 1, top))
-    if _wrap_titles(fig):  # long condition names left the panels narrower than their titles
-        fig.tight_layout(rect=(0, 0, 1, top))
-    _legend_above(fig, handles, modes, "test mode", top)
+    _lay_out(fig, conds, modes)
+    fig.legend(
+        handles,
+        modes,
+        title="test mode",
+        loc="upper center",
+        bbox_to_anchor=((fig.subplotpars.left + fig.subplotpars.right) / 2, 1.0),  # over the panels
+        ncol=_columns(fig, modes),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+    )
     return fig
 
 
-def _wrap_titles(fig: Figure, size: float = 12.0) -> bool:
-    """Each panel's title wrapped to the panel's width as laid out; whether any changed."""
-    changed = False
-    for ax in fig.axes:
-        title = ax.get_title().replace("\n", " ")
-        wrapped = wrap(title, ax.get_position().width * fig.get_figwidth(), size)
-        if wrapped != ax.get_title():
-            ax.set_title(wrapped)
-            changed = True
-    return changed
+def _lay_out(fig: Figure, labels: list[str], legend: list[str]) -> None:
+    """Margins from the measured width of the longest y label and titles wrapped to their panels, set
+    once: tight_layout and the axes' tight boxes cost more than drawing this figure. Should an estimate
+    fall short, the page's PNG (render.png) sees ink at the edge and grows the canvas: nothing is cut."""
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    tick = axes[0].get_yticklabels()[0].get_fontproperties() if labels else None
+    widest = max(
+        (renderer.get_text_width_height_descent(c, tick, ismath=False)[0] for c in labels), default=0.0
+    )
+    width, height = fig.get_size_inches()
+    left = (widest / fig.dpi + 0.3) / width
+    right = 1 - 0.2 / width
+    gap = 0.25  # inches between panels
+    ratios = [3, 2][: len(axes)]
+    panel = (width * (right - left) - gap * (len(axes) - 1)) / sum(ratios)
+    lines = 1
+    for ax, ratio in zip(axes, ratios, strict=True):
+        title = wrap(ax.get_title(), panel * ratio, 12)
+        ax.set_title(title)
+        lines = max(lines, title.count("\n") + 1)
+    top = 1 - (_legend_inches(fig, legend) + 0.22 * lines + 0.05) / height
+    fig.subplots_adjust(left=left, right=right, bottom=0.75 / height, top=top, wspace=gap / panel / 2.5)
