@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seedvar.analysis import render, sentences, tables
+from seedvar.analysis import glance, render, sentences, tables
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.report import build_sections
 from seedvar.results import Predictions
@@ -209,6 +209,8 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert "BatchNorm batch statistics (train - mc_dropout) account for" in each
     assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
     assert "Comparisons need at least two conditions that are not degenerate" in text
+    headline, _ = glance.answer(runs, t)  # the first screen says it too
+    assert "Degenerate (left out of comparisons): bn." in headline
 
 
 def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():

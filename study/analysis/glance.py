@@ -57,11 +57,19 @@ def _warning(tables: Tables) -> str:
     out = []
     if bad:
         out.append(f"Degenerate (left out of comparisons): {compared.join_names(bad)}.")
-    if suspect:
+    for cond in suspect[:3]:  # the first few by name, each at its first suspect mode (eval first)
+        r = d[(d["condition"] == cond) & d["suspect"]].iloc[0]
+        what = [
+            f"{n} at chance" if key == "at_chance" else f"{n} predict one class"
+            for key, n in (("at_chance", int(r["at_chance"])), ("one_class", int(r["one_class"])))
+            if n
+        ] or ["all give the same accuracy"]
         out.append(
-            f"Warning: some trained models of {compared.join_names(suspect)} are at chance, predict one class "
-            "or all tie (see Degenerate runs)."
+            f"Warning: of {int(r['models'])} trained models of {cond} in {r['mode']} mode, {' and '.join(what)} "
+            "(see Degenerate runs)."
         )
+    if len(suspect) > 3:
+        out.append(f"{len(suspect) - 3} more conditions have such models (see Degenerate runs).")
     return " ".join(out)
 
 
