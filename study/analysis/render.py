@@ -140,11 +140,12 @@ def alt_text(fig: Figure) -> str:
             ticks = [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")() if t.get_text()]
             words = [t for t in ticks if not re.fullmatch(r"[-−+\d.,%e ]+", t)]
             if label or words:
-                text = f"{axis}: {label}" if label else f"{axis}:"
-                if words:
-                    shown = ", ".join(words[:8]) + (f" and {len(words) - 8} more" if len(words) > 8 else "")
-                    text += f" ({len(words)} categories: {shown})" if len(words) > 1 else f" ({shown})"
-                parts.append(text)
+                shown = ", ".join(words[:8]) + (f" and {len(words) - 8} more" if len(words) > 8 else "")
+                many = f"{len(words)} categories: {shown}" if len(words) > 1 else shown
+                if label and words:
+                    parts.append(f"{axis}: {label} ({many})")
+                else:
+                    parts.append(f"{axis}: {label or many}")
         if parts:
             said.append("; ".join(parts))
     if len(panels) > 4:
@@ -260,6 +261,10 @@ def _glance(sections: list[Section]) -> Section | None:
     return next((sec for sec in sections if sec.headline), None)
 
 
+def _md_alt(alts: dict[str, str], name: str) -> str:
+    return alts.get(name, name).replace("[", "(").replace("]", ")")
+
+
 def _bullet_md(b: Bullet) -> str:
     return f"- {b.label}: [{b.value}](#table-{b.table})"
 
@@ -280,7 +285,7 @@ def render_markdown(
     if glance is not None:
         lines += [f"**{glance.headline}**", "", *(_bullet_md(b) for b in glance.bullets), ""]
         for name in glance.figures:
-            lines += [f"![{alts.get(name, name)}](figures/{name}.png)", ""]
+            lines += [f"![{_md_alt(alts, name)}](figures/{name}.png)", ""]
     rest = [sec for sec in sections if sec is not glance]
     lines += ["Contents: " + " · ".join(f"[{sec.title}](#{sec.anchor})" for sec in rest), ""]
     for sec in rest:
@@ -302,7 +307,7 @@ def render_markdown(
         else:
             lines += (tables + text if sec.tables_first else text + tables) + details
         for name in sec.figures:
-            lines += [f"![{alts.get(name, name)}](figures/{name}.png)", ""]
+            lines += [f"![{_md_alt(alts, name)}](figures/{name}.png)", ""]
     return "\n".join(lines)
 
 
