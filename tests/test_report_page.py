@@ -130,7 +130,7 @@ def check_page(driver, out: Path) -> dict:
     assert not page["unloaded"], f"images not loaded: {page['unloaded']}"
     assert all(len(alt.split()) >= 5 for alt in page["alts"]), page["alts"]  # says what it shows
     # the settings are one click away: folded, or below the first figure
-    assert page["settingsShown"] is False or page["settingsTop"] > page["firstFigure"]
+    assert page["settingsShown"] in (False, None) or page["settingsTop"] > page["firstFigure"]
     for link in page["links"]:  # every number of the answer leads to its table
         assert driver.execute_script(f"return document.getElementById('{link[1:]}') !== null"), link
     for png in (out / "figures").glob("*.png"):
@@ -212,3 +212,23 @@ def test_figures_keep_a_white_margin_at_any_condition_count(n):
         assert_white_margin(image, f"{n} conditions")
         assert render.alt_text(fig).count(";") >= 1
         plt.close(fig)
+
+
+def test_a_metric_report_answers_on_the_first_screen_too(browser, tmp_path):
+    """Runs seedvar did not train (a DataFrame of one metric, 5 seeds x 3 models): the same first screen."""
+    from seedvar.analysis.report import MetricSource, build_report
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        [
+            {"model": m, "seed": s, "acc": 0.9 - 0.02 * i + rng.normal(0, 0.005)}
+            for i, m in enumerate(["a", "b", "c"])
+            for s in range(5)
+        ]
+    )
+    built = build_report(None, metric=MetricSource("acc", by=("model",), frame=frame), out=tmp_path / "m")
+    page = check_page(browser, built.folder)
+    assert page["bullets"][0][1].startswith("best, a:")
+    assert built.answer[0].startswith(
+        "the DataFrame: 15 finished run(s)"
+    )  # the long answer, one section down

@@ -230,3 +230,69 @@ def _several_bullets(tables: Tables) -> list[Bullet]:
             )
         )
     return out
+
+
+def metric_answer(
+    table: pd.DataFrame, comps: pd.DataFrame, metric: compared.Metric
+) -> tuple[str, list[Bullet]]:
+    """The glance of a metric's report (runs seedvar did not train): the best condition and what the runs
+    tell apart; the best and the worst condition's mean with its 95% CI, and the best minus the runner-up
+    with the CI of the difference. `table` is analysis.conditions.summary's, best first."""
+    ranked = table[np.isfinite(table["mean"])]
+    if ranked.empty:
+        return f"No condition has a value of {metric.name}.", []
+
+    def mean(r: pd.Series) -> str:
+        if r["runs"] < 2 or not np.isfinite(r["ci_low"]):
+            return f"{r['mean']:.4g} (one run)"
+        return f"{r['mean']:.4g} (95% CI {r['ci_low']:.4g} to {r['ci_high']:.4g})"
+
+    best = ranked.iloc[0]
+    runs = sorted({int(n) for n in ranked["runs"]})
+    each = (
+        f"{runs[0]} run{'s' * (runs[0] != 1)} each"
+        if len(runs) == 1
+        else f"{runs[0]} to {runs[-1]} runs each"
+    )
+    if len(ranked) == 1:
+        return f"{best['condition']}: {metric.name} {mean(best)} over {_count(int(best['runs']), 'run')}.", [
+            Bullet(f"{metric.name}, {best['condition']}", mean(best), "conditions")
+        ]
+    headline = f"{_count(len(ranked), 'condition')}, {each}: {best['condition']} is best ({metric.name} {best['mean']:.4g})"
+    if comps.empty:
+        headline += "; the runs compare no pair."
+    else:
+        apart, pairs = int((comps["welch_p_holm"] < compared.ALPHA).sum()), len(comps)
+        headline += (
+            f"; the runs tell none of the {pairs} pairs apart."
+            if apart == 0
+            else f"; the runs tell all {pairs} pairs apart."
+            if apart == pairs
+            else f"; the runs tell {apart} of {pairs} pairs apart (Holm-corrected Welch tests)."
+        )
+    worst = ranked.iloc[-1]
+    bullets = [
+        Bullet(f"best, {best['condition']}", mean(best), "conditions"),
+        Bullet(f"worst, {worst['condition']}", mean(worst), "conditions"),
+    ]
+    first, second = str(ranked["condition"].iloc[0]), str(ranked["condition"].iloc[1])
+    pair = (
+        comps[
+            ((comps["a"] == first) & (comps["b"] == second))
+            | ((comps["a"] == second) & (comps["b"] == first))
+        ]
+        if not comps.empty
+        else comps
+    )
+    if len(pair):
+        r = pair.iloc[0]
+        sign = 1 if r["a"] == first else -1
+        lo, hi = sorted((sign * r["diff_ci_low"], sign * r["diff_ci_high"]))
+        bullets.append(
+            Bullet(
+                f"{first} minus the runner-up {second}",
+                f"{sign * r['diff']:+.3g} (95% CI {lo:+.3g} to {hi:+.3g})",
+                "comparisons",
+            )
+        )
+    return headline, bullets
