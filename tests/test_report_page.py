@@ -113,6 +113,7 @@ return {
   alts: imgs.map(i => i.alt),
   settingsShown: settings ? settings.checkVisibility() && !settings.closest('details:not([open])') : null,
   settingsTop: top(settings),
+  conditionsTop: top(document.getElementById('table-conditions')),
 };
 """
 
@@ -169,6 +170,7 @@ def test_eight_models_of_100_seeds_still_answer_on_the_first_screen(browser, tmp
     out = write_report(synthetic_study(8, 100, 400, 4, "many"), tmp_path / "many")
     page = check_page(browser, out)
     assert any(text.startswith("best, model0") for _, text in page["bullets"])
+    assert page["conditionsTop"] < HEIGHT - 120  # the table of conditions' top rows too
     size = (out / "index.html").stat().st_size
     assert size < 400_000, size  # 0.63 MB before the palette PNGs, with one figure fewer
 

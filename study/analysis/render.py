@@ -322,7 +322,7 @@ section.glance{display:grid;grid-template-columns:minmax(300px,2fr) 3fr;gap:1.2e
 section.glance p.headline{font-size:1.12em;font-weight:600;margin:0 0 .6em;border-left:4px solid #4C72B0;padding-left:.6em}
 section.glance ul{margin:0;padding-left:1.2em;line-height:1.5}section.glance li{margin:.35em 0}
 section.glance figure{margin:0}
-nav.toc{font-size:.9em;margin:1em 0;padding:.4em .8em;background:#f6f8fa}nav.toc a{margin-right:1em;white-space:nowrap}
+nav.toc{font-size:.85em;margin:1em 0;padding:.4em .8em;background:#f6f8fa;line-height:1.5}nav.toc a{margin-right:1em;white-space:nowrap}
 details{margin:.6em 0}details>summary{cursor:pointer;color:#4C72B0}details.section>summary h2{display:inline;margin:0}
 @media (max-width:900px){section.glance{grid-template-columns:1fr}}"""
 
@@ -367,7 +367,13 @@ def render_html(
         f"<style>{_CSS}</style>{_OPEN_TARGET}</head><body><h1>{html.escape(title)}</h1>",
     ]
     glance = _glance(sections)
-    if glance is not None:
+    rest = [sec for sec in sections if sec is not glance]
+    toc = (
+        "<nav class='toc'>Contents: "
+        + "".join(f"<a href='#{sec.anchor}'>{html.escape(sec.title)}</a>" for sec in rest)
+        + "</nav>"
+    )
+    if glance is not None:  # the contents under the numbers, beside the figure: the answer's table stays high
         items = "".join(
             f"<li>{html.escape(b.label)}: <a href='#table-{b.table}'>{html.escape(b.value)}</a></li>"
             for b in glance.bullets
@@ -375,14 +381,10 @@ def render_html(
         figs = "".join(_figure_html(name, images, alts) for name in glance.figures)
         out.append(
             f"<section class='glance' id='{glance.anchor}'><div><p class='headline'>"
-            f"{html.escape(glance.headline)}</p><ul>{items}</ul></div>{figs or '<div></div>'}</section>"
+            f"{html.escape(glance.headline)}</p><ul>{items}</ul>{toc}</div>{figs or '<div></div>'}</section>"
         )
-    rest = [sec for sec in sections if sec is not glance]
-    out.append(
-        "<nav class='toc'>Contents: "
-        + "".join(f"<a href='#{sec.anchor}'>{html.escape(sec.title)}</a>" for sec in rest)
-        + "</nav>"
-    )
+    else:
+        out.append(toc)
     for sec in rest:
         heading = f"<h2 id='{sec.anchor}'>{html.escape(sec.title)}</h2>"
         if sec.folded:
