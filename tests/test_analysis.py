@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seedvar.analysis import render, sentences, tables
+from seedvar.analysis import glance, render, sentences, tables
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.report import build_sections
 from seedvar.results import Predictions
@@ -209,6 +209,8 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert "BatchNorm batch statistics (train - mc_dropout) account for" in each
     assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
     assert "Comparisons need at least two conditions that are not degenerate" in text
+    headline, _ = glance.answer(runs, t)  # the first screen says it too
+    assert "Degenerate (left out of comparisons): bn." in headline
 
 
 def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
@@ -358,12 +360,26 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
     assert "MC dropout gives exactly the train-mode passes in every condition" in text  # said once
     assert "Train-mode test accuracy of" not in text  # each condition's paragraph: its own section
     sections = build_sections(s)
+    glance = sections[0]  # the first screen: a headline, its numbers and their figure
+    assert glance.headline.startswith(
+        "3 conditions, 4 seeds each: near_a scores highest"
+    ) or glance.headline.startswith("3 conditions, 4 seeds each: near_b scores highest")
+    assert "the seeds tell 2 of 3 pairs apart" in glance.headline
+    assert [b.table for b in glance.bullets] == [
+        "conditions",
+        "conditions",
+        "comparisons",
+        "variance_components",
+    ]
+    assert all(re.search(r"\(95% CI [-+\d.]+(-| to )[-+\d.]+", b.value) for b in glance.bullets)
+    assert list(glance.figures) == ["intervals"]
     assert (
-        sections[0].title == "The answer"
-        and list(sections[0].tables) == ["conditions"]
-        and sections[0].tables_first
+        sections[1].title == "The answer"
+        and list(sections[1].tables) == ["conditions"]
+        and sections[1].tables_first
+        and sections[1].answer
     )
-    assert sections[1].title == "Each condition" and len(sections[1].text) == 3
+    assert sections[2].title == "Each condition" and len(sections[2].text) == 3
     md = render.render_markdown("r", sections)
     answer = md[md.index("## The answer") : md.index("## Each condition")]
     assert answer.index("| condition") < answer.index("3 conditions, 4 seeds each")  # the table opens it
@@ -376,7 +392,18 @@ def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
     t = tables.build(study(*runs))
     (text,) = sentences.answer(runs, t)
     assert text.startswith("Train-mode test accuracy of solo varies by") and t.conditions.shape[0] == 1
-    assert [sec.title for sec in build_sections(study(*runs))][:2] == ["The answer", "Study settings"]
+    sections = build_sections(study(*runs))
+    assert [sec.title for sec in sections][:3] == ["At a glance", "The answer", "Study settings"]
+    glance = sections[0]
+    assert glance.headline.startswith("solo scores ") and "tested in train mode it varies by" in glance.headline
+    assert [b.table for b in glance.bullets] == ["accuracy", "variance_components", "mode_gaps", "test_noise"]
+    share = t.variance.set_index("mode").loc["train"]
+    d = sentences.share_decimals(share["share_within_ci_low"], share["share_within_ci_high"])
+    assert glance.bullets[1].value == (
+        f"{share['share_within']:.{d}f}% (95% CI {share['share_within_ci_low']:.{d}f}-"
+        f"{share['share_within_ci_high']:.{d}f}%)"
+    )
+    assert sections[2].folded  # the settings: one click away
     assert sentences.share_decimals(0.6, 1.1) == 1 and sentences.share_decimals(0, 2) == 0
     assert sentences.share_decimals(0.61, 0.65) == 2
     assert not re.search(r"(\d+)% \(CI \1-\1%\)", text)  # never "1% (CI 1-1%)"

@@ -50,6 +50,7 @@ class Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.answer, self.paragraphs, self.tables, self.images, self._in = [], [], {}, [], None
+        self.figure = ""
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -58,8 +59,10 @@ class Page(HTMLParser):
         elif tag == "div" and attrs.get("id", "").startswith("table-"):
             self._in = attrs["id"][len("table-") :]
             self.tables[self._in] = ""
+        elif tag == "figure":
+            self.figure = attrs.get("id", "").removeprefix("figure-")
         elif tag == "img":
-            self.images.append((attrs.get("alt"), attrs.get("src", "")))
+            self.images.append((self.figure, attrs.get("alt"), attrs.get("src", "")))
 
     def handle_endtag(self, tag):
         if tag in ("p", "div"):
@@ -113,13 +116,19 @@ def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):
         "flip_rates",
         "training_curves",
         "classification_maps",
+        "intervals",
     }
     assert "comparisons" not in tables  # hybridsn (nondet) is a twin of hybridsn: not ranked against it
     assert set(page.tables) == tables
     embedded = {
-        alt for alt, src in page.images if src.startswith("data:image/png;base64,") and len(src) > 1000
+        name for name, _, src in page.images if src.startswith("data:image/png;base64,") and len(src) > 1000
     }
     assert embedded == figures  # every figure is inside the page, none is a link
+    alts = {name: alt for name, alt, _ in page.images}
+    assert (
+        "test accuracy" in alts["accuracy_distribution"]
+        and "legend: eval, train, mc_dropout" in alts["intervals"]
+    )
     assert (out / "report.md").read_text().count("## ") >= 7
 
     # the same folder, logged to the latest sweep run: it opens from the MLflow UI's artifact view

@@ -124,3 +124,20 @@ def headless_chromium(browser: str, driver_path: str, profile: Path, size: str =
     for flag in (*CHROMIUM_FLAGS, f"--window-size={size}", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def chromium_or_skip() -> tuple[str, str]:
+    """Debian's chromium and its driver, else a pytest skip that says how to get them (nothing is
+    downloaded)."""
+    import shutil
+
+    import pytest
+
+    pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.skip(
+            "no browser for the page test: install Debian's chromium and chromium-driver "
+            "(apt-get install -y chromium chromium-driver)"
+        )
+    return browser, driver

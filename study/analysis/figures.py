@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,6 +29,13 @@ MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditi
 MODE_ORDER = ("eval", "train", "mc_dropout")
 
 
+def wrap(text: str, inches: float, size: float = 13.0) -> str:
+    """A title broken into lines that fit `inches` at `size` points (a character is about 0.55 em wide),
+    so a long title on a narrow figure (one condition) wraps instead of running off both edges."""
+    chars = max(20, int(inches * 72 / (0.55 * size)))
+    return textwrap.fill(text, chars)
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
@@ -38,17 +47,14 @@ def _columns(fig: Figure, labels: list[str]) -> int:
 
 
 def _legend_above(fig: Figure, handles: list, labels: list[str], title: str, top: float) -> None:
-    """One legend for the whole figure, just above its highest axes (laid out below `top`)."""
-    renderer = fig.canvas.get_renderer()
-    to_fig = fig.transFigure.inverted()
-    boxes = [ax.get_tightbbox(renderer).transformed(to_fig) for ax in fig.axes if ax.get_visible()]
-    highest = max((b.y1 for b in boxes), default=top)  # the axes with their titles
+    """One legend for the whole figure, just above its axes: tight_layout laid them and their titles out
+    below `top` (measuring the axes' tight boxes again here cost as much as drawing the figure)."""
     fig.legend(
         handles,
         labels,
         title=title or None,
         loc="lower center",
-        bbox_to_anchor=(0.5, highest),
+        bbox_to_anchor=(0.5, top - 0.12 / fig.get_figheight()),  # less most of tight_layout's pad
         ncol=_columns(fig, labels),
         frameon=False,
         fontsize="small",
@@ -110,14 +116,22 @@ def accuracy_distribution(passes: pd.DataFrame) -> Figure:
         )
         ax.set(xlabel="", ylabel="test accuracy (%)")
         _tick_labels(ax, chunk)
-    fig.suptitle(
-        "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", y=0.995
+    title = wrap(
+        "Test accuracy: boxes over every pass, a point per trained model (its mean over passes)", width
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[m]) for m in modes]
-    top = _top(fig, modes, suptitle=True)
+    top = _top(fig, modes, suptitle=True) - 0.3 * title.count("\n") / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, modes, "test mode", top)
+    _title_above(fig, title)
     return fig
+
+
+def _title_above(fig: Figure, title: str) -> None:
+    """The figure's title just above its legend (the page crops the space left above it)."""
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[-1].get_window_extent(renderer).transformed(fig.transFigure.inverted())
+    fig.suptitle(title, y=legend.y1 + 0.05 / fig.get_figheight(), va="bottom")
 
 
 def variance_components(vc: pd.DataFrame) -> Figure:
@@ -197,7 +211,9 @@ def per_source(values: pd.DataFrame) -> Figure:
         _tick_labels(ax, sources_)
     for ax in list(axes.flat)[len(conds) :]:
         ax.set_visible(False)
-    fig.suptitle("Spread from each source of training randomness, others at the base seed (bars: ±1 sd)")
+    fig.suptitle(
+        wrap("Spread from each source of training randomness, others at the base seed (bars: ±1 sd)", width)
+    )
     fig.tight_layout()
     return fig
 
@@ -215,7 +231,9 @@ def flip_rates(flips: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(min(WIDTH, 9.0), max(3.0, (0.1 + 0.11 * kinds) * len(conds) + 1.8)))
     sns.barplot(data=bars, y="condition", x="rate", hue="what", order=conds, ax=ax, errorbar=None, orient="h")
     ax.set(
-        ylabel="", xlabel="% of test samples", title="Predictions that change between two passes or two seeds"
+        ylabel="",
+        xlabel="% of test samples",
+        title=wrap("Predictions that change between two passes or two seeds", fig.get_figwidth(), 12),
     )
     handles, labels = ax.get_legend_handles_labels()
     if ax.get_legend() is not None:
@@ -276,7 +294,7 @@ def comparison_matrix(
     sns.heatmap(
         diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": unit}, square=n > 10
     )
-    ax.set(title=title, xlabel="", ylabel="")
+    ax.set(title=wrap(title, side, 12), xlabel="", ylabel="")
     _tick_labels(ax, list(diff.columns))
     fig.tight_layout()
     return fig
@@ -356,7 +374,7 @@ def metric_distribution(runs: pd.DataFrame, metric: str, order: list[str] | None
         )
         ax.set(xlabel="", ylabel=metric)
         _tick_labels(ax, chunk)
-    fig.suptitle(f"{metric}: a point per run, a box per condition", y=0.995)
+    fig.suptitle(wrap(f"{metric}: a point per run, a box per condition", width), y=0.995)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
@@ -384,3 +402,100 @@ def metric_history(history: pd.DataFrame, metric: str) -> Figure:
     fig.tight_layout(rect=(0, 0, 1, top))
     _legend_above(fig, handles, labels, "condition", top)
     return fig
+
+
+def intervals(accuracy: pd.DataFrame, variance: pd.DataFrame, order: list[str]) -> Figure:
+    """The answer's figure: per condition (down the y axis, in `order`, best first), each test mode's mean
+    accuracy with its 95% CI over trained models (left), and where test-time dropout moves train-mode
+    passes, its share of the train-mode variance with its 95% CI (right). Sized by its content: a band of
+    rows per condition, narrower bands from 12 conditions on."""
+    modes = [m for m in MODE_ORDER if m in set(accuracy["mode"])]
+    conds = [c for c in order if c in set(accuracy["condition"])]
+    train = (
+        variance[(variance["mode"] == "train") & (variance["within"] > 0)] if not variance.empty else variance
+    )
+    shares = not train.empty
+    band = min(0.62, max(0.3, 7.0 / max(1, len(conds)))) * (0.5 + 0.5 * len(modes) / 3)
+    width = 8.0 if shares else 5.5
+    height = 2.0 + max(1.0, band * len(conds))  # legend, titles and x axis, then the rows
+    fig, axes = plt.subplots(
+        1,
+        2 if shares else 1,
+        figsize=(width, height),
+        squeeze=False,
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 2]} if shares else None,
+    )
+    ax = axes[0, 0]
+    palette = dict(zip(modes, sns.color_palette(n_colors=len(modes)), strict=True))
+    y_of = {c: i for i, c in enumerate(conds)}
+    step = 0.6 / max(1, len(modes))
+    small = len(conds) > 12
+    for j, mode in enumerate(modes):
+        m = accuracy[(accuracy["mode"] == mode) & accuracy["condition"].isin(conds)]
+        y = np.array([y_of[c] for c in m["condition"]]) - 0.3 + step * (j + 0.5)
+        mean = m["mean"].to_numpy(float)
+        lo = np.nan_to_num(np.clip(mean - m["ci_low"].to_numpy(float), 0, None))
+        hi = np.nan_to_num(np.clip(m["ci_high"].to_numpy(float) - mean, 0, None))
+        ax.errorbar(
+            mean, y, xerr=[lo, hi], fmt="o", color=palette[mode], ms=3 if small else 5, capsize=2, lw=1.2
+        )
+    ax.set_yticks(range(len(conds)), conds)
+    ax.set_ylim(len(conds) - 0.5, -0.5)  # best on top
+    ax.set(xlabel="test accuracy (%)", title="Mean accuracy by test mode, 95% CI over seeds")
+    if small:
+        ax.tick_params(axis="y", labelsize="small")
+    if shares:
+        ax2 = axes[0, 1]
+        rows = train[train["condition"].isin(conds)]
+        y = np.array([y_of[c] for c in rows["condition"]], float)
+        share = rows["share_within"].to_numpy(float)
+        lo = np.clip(share - rows["share_within_ci_low"].to_numpy(float), 0, None)
+        hi = np.clip(rows["share_within_ci_high"].to_numpy(float) - share, 0, None)
+        ax2.errorbar(
+            share, y, xerr=[lo, hi], fmt="s", color="#DD8452", ms=3 if small else 5, capsize=2, lw=1.2
+        )
+        ax2.set(
+            xlim=(0, 100),
+            xlabel="% of train-mode variance",
+            title="Test-time dropout's share, 95% CI",
+        )
+    handles = [plt.Line2D([], [], marker="o", ls="none", color=palette[m]) for m in modes]
+    _lay_out(fig, conds, modes)
+    fig.legend(
+        handles,
+        modes,
+        title="test mode",
+        loc="upper center",
+        bbox_to_anchor=((fig.subplotpars.left + fig.subplotpars.right) / 2, 1.0),  # over the panels
+        ncol=_columns(fig, modes),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+    )
+    return fig
+
+
+def _lay_out(fig: Figure, labels: list[str], legend: list[str]) -> None:
+    """Margins from the measured width of the longest y label and titles wrapped to their panels, set
+    once: tight_layout and the axes' tight boxes cost more than drawing this figure. Should an estimate
+    fall short, the page's PNG (render.png) sees ink at the edge and grows the canvas: nothing is cut."""
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    tick = axes[0].get_yticklabels()[0].get_fontproperties() if labels else None
+    widest = max(
+        (renderer.get_text_width_height_descent(c, tick, ismath=False)[0] for c in labels), default=0.0
+    )
+    width, height = fig.get_size_inches()
+    left = (widest / fig.dpi + 0.3) / width
+    right = 1 - 0.2 / width
+    gap = 0.25  # inches between panels
+    ratios = [3, 2][: len(axes)]
+    panel = (width * (right - left) - gap * (len(axes) - 1)) / sum(ratios)
+    lines = 1
+    for ax, ratio in zip(axes, ratios, strict=True):
+        title = wrap(ax.get_title(), panel * ratio, 12)
+        ax.set_title(title)
+        lines = max(lines, title.count("\n") + 1)
+    top = 1 - (_legend_inches(fig, legend) + 0.22 * lines + 0.05) / height
+    fig.subplots_adjust(left=left, right=right, bottom=0.75 / height, top=top, wspace=gap / panel / 2.5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from seedvar.analysis import conditions, figures
+from seedvar.analysis import conditions, figures, glance
 from seedvar.analysis.foreign import MetricRuns
 from seedvar.analysis.render import Section
 from seedvar.stats.power import REACHED, Spread
@@ -59,18 +59,31 @@ def build_sections(
             "have a spread, so tied conditions are ranked and compared (`--resolution R` sets it)."
         )
     answer.append(NO_PREDICTIONS)
+    headline, bullets = glance.metric_answer(table, comps, metric)
     sections = [
-        Section("The answer", text=answer, tables={"conditions": table}, tables_first=True, whole=True),
         Section(
-            "Values per condition",
-            text=[
-                f"Each point is one run's {runs.metric}; the box spans its condition's runs. The 95% CI of a "
-                "condition's mean is Student's t-interval over its runs (coverage checked by simulation: see "
-                "the README's table)."
-            ],
+            "At a glance",
+            headline=headline,
+            bullets=bullets,
             figures={
                 "values": figures.metric_distribution(runs.table, runs.metric, list(table["condition"]))
             },
+        ),
+        Section(
+            "The answer",
+            text=answer,
+            tables={"conditions": table},
+            tables_first=True,
+            whole=True,
+            answer=True,
+        ),
+        Section(
+            "Values per condition",
+            text=[
+                f"In the figure at the top, each point is one run's {runs.metric}; the box spans its "
+                "condition's runs. The 95% CI of a condition's mean is Student's t-interval over its runs "
+                "(coverage checked by simulation: see the README's table)."
+            ],
         ),
         comparison_section(spread, comps, table, diff, runs.metric),
     ]

@@ -18,6 +18,7 @@ from seedvar.analysis import (
     conditions,
     figures,
     foreign,
+    glance,
     load,
     metric_report,
     render,
@@ -172,7 +173,7 @@ def _written(
 ) -> Built:
     """The report as data, and its folder written when there is one."""
     built = Built(
-        sections[0].text,
+        next((sec.text for sec in sections if sec.answer), sections[0].text),
         {name: df for sec in sections for name, df in sec.tables.items()},
         out_dir,
         loaded=loaded,
@@ -213,13 +214,24 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
     stein = stages.stein_table(study.finished, study.target) if study.target else None
     said = stages.sentences(stein, study.target) if stein is not None else []
     several = len(t.conditions) > 1
+    headline, bullets = glance.answer(study.finished, t)
+    order = list(t.conditions["condition"]) if several else list(dict.fromkeys(t.accuracy["condition"]))
     sections = [
+        Section(
+            "At a glance",
+            headline=headline,
+            bullets=bullets,
+            figures={"intervals": figures.intervals(t.accuracy, t.variance, order)}
+            if len(t.accuracy)
+            else {},
+        ),
         Section(
             "The answer",
             text=sentences.answer(study.finished, t) + said,
             tables={"conditions": t.conditions} if several else {},
             tables_first=True,
             whole=True,
+            answer=True,
         ),
         *twin_section(t),
         *(
@@ -232,7 +244,7 @@ def build_sections(study: load.StudyRuns) -> list[Section]:
             if several
             else []
         ),
-        Section("Study settings", tables={"settings": t.settings}),
+        Section("Study settings", tables={"settings": t.settings}, folded=True),
         Section(
             "Accuracy by model and test mode",
             text=[
@@ -374,7 +386,8 @@ def mode_gap_section(t: tables.Tables) -> list[Section]:
 
 
 def degenerate_section(t: tables.Tables) -> Section:
-    text = [
+    """One line when nothing is degenerate or suspect (the table folded below it); else the flags."""
+    how = [
         "Per condition and mode: models whose accuracy is not significantly above chance (the share of the "
         "most frequent test class; one-sided exact binomial test at 0.05), models that predict a single "
         "class in every pass, and whether all models tie (`tied`: the same accuracy on every seed, as models "
@@ -382,6 +395,19 @@ def degenerate_section(t: tables.Tables) -> Section:
         "one class; `suspect`: some models are."
     ]
     bad = t.degenerate_conditions
+    d = t.degenerate
+    if d.empty or not d["suspect"].any():
+        return Section(
+            "Degenerate runs",
+            text=[
+                "No degenerate runs: every trained model scores above chance in every mode, and none "
+                "predicts a single class."
+            ],
+            tables={"degenerate": d} if not d.empty else {},
+            fold_tables=True,
+            details=how,
+        )
+    text = list(how)
     if bad:
         text.append(
             f"Degenerate in eval mode: {', '.join(bad)}. No power analysis or comparison is drawn from "
@@ -389,7 +415,7 @@ def degenerate_section(t: tables.Tables) -> Section:
         )
     else:
         text.append("No condition is degenerate in eval mode.")
-    return Section("Degenerate runs", text=text, tables={"degenerate": t.degenerate})
+    return Section("Degenerate runs", text=text, tables={"degenerate": d})
 
 
 def split_section(t: tables.Tables) -> list[Section]:
@@ -482,4 +508,5 @@ def failure_section(t: tables.Tables) -> Section:
         "Failed and unfinished runs",
         text=[f"{len(t.failures)} run(s) did not finish; they are left out above."],
         tables={"failed_runs": t.failures},
+        fold_tables=True,
     )
