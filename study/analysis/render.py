@@ -91,8 +91,11 @@ def png(fig: Figure) -> bytes:
     and cropped by its pixels (get_tightbbox, which bbox_inches="tight" calls, cost as much as the
     drawing); only a figure whose ink touches its canvas's edge, a title or label that may run past it,
     is drawn again by savefig on a canvas grown to hold all of it, so nothing is clipped."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
+    if not isinstance(fig.canvas, FigureCanvasAgg):  # a bare Figure() (the claims' figure): draw with Agg
+        FigureCanvasAgg(fig)
     fig.set_dpi(DPI)
     fig.canvas.draw()
     w, h = fig.canvas.get_width_height()
