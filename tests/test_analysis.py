@@ -395,7 +395,9 @@ def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
     sections = build_sections(study(*runs))
     assert [sec.title for sec in sections][:3] == ["At a glance", "The answer", "Study settings"]
     glance = sections[0]
-    assert glance.headline.startswith("solo scores ") and "tested in train mode it varies by" in glance.headline
+    assert (
+        glance.headline.startswith("solo scores ") and "tested in train mode it varies by" in glance.headline
+    )
     assert [b.table for b in glance.bullets] == ["accuracy", "variance_components", "mode_gaps", "test_noise"]
     share = t.variance.set_index("mode").loc["train"]
     d = sentences.share_decimals(share["share_within_ci_low"], share["share_within_ci_high"])

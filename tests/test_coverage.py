@@ -27,7 +27,15 @@ COSTLY = 400  # ... and for the others (variance components, test-set noise, pow
 CHEAP_CHECKS = ("mean accuracy", "source variance", "difference", "Welch test", "at chance", "Stein")
 
 
-HARD_CASES = ("near 100%: 0", "10% of seeds", "vary by half", "Brown-Forsythe", "tied", "P(A>B)", "8 conditions")
+HARD_CASES = (
+    "near 100%: 0",
+    "10% of seeds",
+    "vary by half",
+    "Brown-Forsythe",
+    "tied",
+    "P(A>B)",
+    "8 conditions",
+)
 
 
 def reps(check: coverage.Check) -> int:
