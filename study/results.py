@@ -17,8 +17,11 @@ import numpy as np
 
 from seedvar.stats.flips import flip_rate, pass_accuracy
 
-MODES = ("eval", "train", "mc_dropout")
-STOCHASTIC_MODES = ("train", "mc_dropout")
+# The test modes, spelled here only: `eval` (one deterministic pass), `train` (the lab's way: dropout and
+# BatchNorm batch statistics active), `mc_dropout` (only dropout active).
+EVAL, TRAIN, MC_DROPOUT = "eval", "train", "mc_dropout"
+MODES = (EVAL, TRAIN, MC_DROPOUT)
+STOCHASTIC_MODES = (TRAIN, MC_DROPOUT)
 
 
 @dataclass(frozen=True)

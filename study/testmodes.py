@@ -29,7 +29,7 @@ def log_test_modes(
     data: Any,
     *,
     passes: int = 10,
-    modes: Sequence[str] = ("eval", "train", "mc_dropout"),
+    modes: Sequence[str] = MODES,
     device: torch.device | str | None = None,
     run_id: str | None = None,
     test_seed: int = DEFAULT_TEST_SEED,

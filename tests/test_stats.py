@@ -573,6 +573,15 @@ def test_mode_gaps_add_up_per_model_with_t_intervals():
         mode_gaps({"eval": ev, "mc_dropout": mc[:3], "train": tr})
 
 
+def test_mode_gap_modes_are_the_results_modes():
+    """stats imports nothing of seedvar, so the mode gaps spell the modes themselves: the same ones."""
+    from seedvar.results import MODES
+    from seedvar.stats.modes import PART_MODES, PARTS
+
+    assert sorted(PART_MODES) == sorted(MODES)
+    assert {m for _, a, b, _ in PARTS for m in (a, b)} == set(MODES)
+
+
 def test_degenerate_flags():
     labels = np.repeat(np.arange(10), [100, 100, 100, 100, 100, 100, 100, 100, 100, 109])
     assert chance_level(labels) == pytest.approx(109 / 1009)

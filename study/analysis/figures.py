@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from seedvar.analysis.maps import MapData  # noqa: E402
+from seedvar.results import MODES  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -24,7 +25,7 @@ WIDTH = 12.0  # inches, at the report's 110 dpi: 1,320 pixels
 PER_ROW = 8  # conditions side by side before a figure wraps to the next row
 PANELS_PER_ROW = 4  # small panels (one per condition) side by side
 MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditions shown
-MODE_ORDER = ("eval", "train", "mc_dropout")
+MODE_ORDER = MODES
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -16,6 +16,7 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
+from seedvar.results import MODES
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 from seedvar.stats.power import Spread
@@ -181,10 +182,10 @@ def mode_gap_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points)."""
     tables = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and {"eval", "train", "mc_dropout"} <= set(r.modes)]
+        group = [r for r in finished if r.label == cond and set(MODES) <= set(r.modes)]
         if not group:
             continue
-        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in ("eval", "train", "mc_dropout")}
+        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in MODES}
         t = modes.mode_gaps(acc, resolution=resolution(group))
         t.insert(0, "condition", cond)
         tables.append(t)

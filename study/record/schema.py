@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from seedvar.results import EpochStats, PassSummary, RunResult
+from seedvar.results import EVAL, TRAIN, EpochStats, PassSummary, RunResult
 
 # -- tags ------------------------------------------------------------------------------------------------
 TAG_PREFIX = "seedvar."
@@ -191,4 +191,4 @@ def test_metrics(result: RunResult) -> list[Metric]:
 
 
 # A run's description in the MLflow runs table: what the lab compared. The table shows 50 characters.
-DESCRIPTION_MODES = ("eval", "train")
+DESCRIPTION_MODES = (EVAL, TRAIN)

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from seedvar.record import schema as s
-from seedvar.results import STOCHASTIC_MODES
+from seedvar.results import MODES, STOCHASTIC_MODES
 
 WORKFLOW_MODEL_TRAINING = "machine_learning"  # ?workflowType=: the UI's "Model training" toggle
 MAX_TAG_VALUE = 20_000  # MLflow's limit on an experiment tag's value
@@ -33,7 +33,7 @@ _DEFLATE = "deflate;"  # the UI reads "deflate;" + base64(zlib) when a state is 
 RUN_NAME, DESCRIPTION, DATASET = "Run Name", "Description", "Dataset"
 WIDTHS = {RUN_NAME: 180, DESCRIPTION: 290, DATASET: 300}
 STAT_WIDTH = 110  # each `seeds.<mode>.<stat>` column
-ORDER_MODES = ("eval", "train", "mc_dropout")  # the conditions are ranked by the first of these a study has
+ORDER_MODES = MODES  # the conditions are ranked by the first of these a study has
 
 
 def column(kind: str, key: str) -> str:
