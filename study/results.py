@@ -22,6 +22,9 @@ from seedvar.stats.flips import flip_rate, pass_accuracy
 EVAL, TRAIN, MC_DROPOUT = "eval", "train", "mc_dropout"
 MODES = (EVAL, TRAIN, MC_DROPOUT)
 STOCHASTIC_MODES = (TRAIN, MC_DROPOUT)
+# The reference of a sources-of-variance study: every source varied together (ordinary seeds); `seeds.vary`
+# names it, runs are tagged with it, and each source varied alone is compared with it.
+REFERENCE = "all"
 
 
 @dataclass(frozen=True)

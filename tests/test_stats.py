@@ -531,7 +531,7 @@ def test_ratios_to_reference_and_which_intervals_overlap():
     sources = np.repeat(["split", "all", "init"], 10)
     scale = {"all": 1.0, "split": 1.0, "init": 0.1}
     values = np.array([90 + rng.normal(0, scale[s]) for s in sources])
-    df = ratios_to_reference(values, sources)
+    df = ratios_to_reference(values, sources, reference="all")
     assert list(df["source"]) == ["all", "split", "init"]  # the reference first
     row = df.set_index("source")
     assert row.loc["all", "ratio_to_all"] == 1.0 and np.isnan(row.loc["all", "ratio_ci_low"])

@@ -19,7 +19,7 @@ from seedvar.analysis.conditions import join_names
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
-from seedvar.results import STOCHASTIC_MODES
+from seedvar.results import REFERENCE, STOCHASTIC_MODES
 from seedvar.stats import sources
 
 MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
@@ -336,8 +336,8 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
     if per_source.empty:
         return out
     for cond, g in per_source.groupby("condition", sort=False):
-        ref = g[g["source"] == sources.REFERENCE]
-        rest = g[g["source"] != sources.REFERENCE]
+        ref = g[g["source"] == REFERENCE]
+        rest = g[g["source"] != REFERENCE]
         if rest.empty:
             continue
         n = ", ".join(sorted({str(int(v)) for v in rest["n"]}))

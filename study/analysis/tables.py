@@ -16,7 +16,7 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
-from seedvar.results import MODES
+from seedvar.results import MODES, REFERENCE
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 from seedvar.stats.power import Spread
@@ -212,7 +212,7 @@ def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
 def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
     """Eval accuracy of each trained model of a one-source-at-a-time study, by the source it varied
     (`all`: the reference with every source varied)."""
-    if all(r.varied == "all" for r in finished):
+    if all(r.varied == REFERENCE for r in finished):
         return pd.DataFrame(columns=["condition", "source", "replicate", "accuracy"])
     varied = [r for r in finished if "eval" in r.modes]
     return pd.DataFrame(
@@ -236,9 +236,9 @@ def source_table(values: pd.DataFrame) -> pd.DataFrame:
     """
     tables = []
     for cond, g in values.groupby("condition", sort=False):
-        if set(g["source"]) <= {sources.REFERENCE}:
+        if set(g["source"]) <= {REFERENCE}:
             continue
-        t = sources.ratios_to_reference(g["accuracy"].to_numpy(), g["source"].to_numpy())
+        t = sources.ratios_to_reference(g["accuracy"].to_numpy(), g["source"].to_numpy(), reference=REFERENCE)
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -18,8 +18,6 @@ from scipy import stats
 
 from seedvar.stats.interval import LEVEL, NAN, NAN_PAIR, as_1d_finite, check_level, flat_dict, mean_interval
 
-REFERENCE = "all"
-
 
 @dataclass(frozen=True)
 class VarianceRatio:
@@ -58,7 +56,7 @@ def variance_ratio(x: ArrayLike, reference: ArrayLike, *, ci: float = LEVEL) -> 
 
 
 def ratios_to_reference(
-    values: ArrayLike, sources: ArrayLike, *, reference: str = REFERENCE, ci: float = LEVEL
+    values: ArrayLike, sources: ArrayLike, *, reference: str, ci: float = LEVEL
 ) -> pd.DataFrame:
     """One row per source (reference first): mean, std and t-interval, variance, ratio to the reference
     and its F interval.
