@@ -27,6 +27,17 @@ STOCHASTIC_MODES = (TRAIN, MC_DROPOUT)
 REFERENCE = "all"
 
 
+class Status:
+    """A run's status as MLflow spells it: what a launch returns (RunOutcome.status) and what a stored run
+    says. Plain strings, so they compare with MLflow's own."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    SKIPPED = "SKIPPED"  # an outcome only: the run was finished, or is running, elsewhere
+
+
 @dataclass(frozen=True)
 class Condition:
     """What the seeds of a study are compared across: a model, trained with or without deterministic
@@ -214,7 +225,7 @@ class RunOutcome:
 
     config_hash: str
     run_name: str
-    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    status: str  # a Status: FINISHED | FAILED | KILLED | SKIPPED
     run_id: str | None = None
     reason: str = ""
     seconds: float = 0.0

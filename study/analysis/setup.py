@@ -8,6 +8,7 @@ import pandas as pd
 
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
+from seedvar.results import Status
 
 
 def conditions(finished: list[LoadedRun]) -> list[str]:
@@ -104,7 +105,7 @@ def failure_table(runs: list[LoadedRun]) -> pd.DataFrame:
                 "run_id": r.run_id,
             }
             for r in runs
-            if r.status != "FINISHED"
+            if r.status != Status.FINISHED
         ],
         columns=["run", "status", "reason", "run_id"],
     )

@@ -7,14 +7,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seedvar.results import RunOutcome, describe
+from seedvar.results import RunOutcome, Status, describe
 
 
 def outcome_line(o: RunOutcome) -> str:
     """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
-    if o.status != "FINISHED":
+    if o.status != Status.FINISHED:
         return f"{o.status:8s} {o.run_name}: {o.reason}"
-    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): {describe(o.summaries)} % acc"
+    return f"{Status.FINISHED} {o.run_name} ({o.seconds:.0f} s): {describe(o.summaries)} % acc"
 
 
 class Progress:

@@ -13,7 +13,7 @@ from mlflow.entities import Run
 
 from seedvar.record import schema as s
 from seedvar.record.store import Store
-from seedvar.results import MODES, REFERENCE, Condition, PassSummary
+from seedvar.results import MODES, REFERENCE, Condition, PassSummary, Status
 from seedvar.stats.interval import resolution_of
 
 
@@ -84,7 +84,7 @@ class StoredRun:
 
     @property
     def finished(self) -> bool:
-        return self.status == "FINISHED"
+        return self.status == Status.FINISHED
 
     @property
     def heartbeat(self) -> float:

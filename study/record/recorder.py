@@ -17,7 +17,7 @@ from seedvar.record import schema as s
 from seedvar.record.environment import device_name, environment, to_json
 from seedvar.record.retry import StoreUnavailable, interrupts_held
 from seedvar.record.store import Store
-from seedvar.results import EpochStats, RunResult, describe
+from seedvar.results import EpochStats, RunResult, Status, describe
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
@@ -90,7 +90,7 @@ class RunRecorder:
     def abandon(store: Store, run_id: str, reason: str) -> None:
         """A run left RUNNING by a process that died before any checkpoint: FAILED, with the reason."""
         store.log(run_id, tags={s.TAG_FAILURE: reason})
-        store.end(run_id, "FAILED")
+        store.end(run_id, Status.FAILED)
 
     def log_data(self, cfg: RunConfig, info: Mapping[str, int | float | str], fingerprint: str) -> None:
         """Facts of the loaded data (pixels, PCA variance, ...) as params, and the data as an MLflow
@@ -153,7 +153,7 @@ class RunRecorder:
         self.store.log(self.run_id, s.test_metrics(result))
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
-        self.store.end(self.run_id, "FINISHED")
+        self.store.end(self.run_id, Status.FINISHED)
 
     def stand_down(self) -> None:
         """A new run whose claim lost to another sweep's: it never trained, so it is removed."""
@@ -164,13 +164,13 @@ class RunRecorder:
         """FAILED with its reason; recording must not raise over the error being recorded."""
         with contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
-            self.store.end(self.run_id, "FAILED")
+            self.store.end(self.run_id, Status.FAILED)
 
     def kill(self, reason: str) -> None:
         """KILLED (Ctrl-C, SIGTERM): recorded whole even if the user presses Ctrl-C again."""
         with interrupts_held(deliver=False), contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
-            self.store.end(self.run_id, "KILLED")
+            self.store.end(self.run_id, Status.KILLED)
 
     def log_node(self, node: str) -> None:
         """Where the run ran, when its executor says (a Ray node id)."""

@@ -34,6 +34,7 @@ from seedvar.errors import UserError
 from seedvar.plan.execution import retry_seconds
 from seedvar.record import schema as s
 from seedvar.record.retry import StoreUnavailable, brief, failure_kind, interrupts_held
+from seedvar.results import Status
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 RACE_RETRIES = 3  # tries after a duplicate-key answer (Store.call)
@@ -399,7 +400,7 @@ class Store:
 
     def set_running(self, run_id: str) -> None:
         """A resumed run is RUNNING again, in the same MLflow run."""
-        self.call(self._client.update_run, run_id, status="RUNNING")
+        self.call(self._client.update_run, run_id, status=Status.RUNNING)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag that no longer holds (a missing one is fine)."""

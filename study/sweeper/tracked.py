@@ -26,7 +26,7 @@ from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
 from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store
-from seedvar.results import EpochStats, Event, RunOutcome
+from seedvar.results import EpochStats, Event, RunOutcome, Status
 
 
 @dataclass(frozen=True)
@@ -101,25 +101,25 @@ def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOu
     claims = claims_for(store, ctx.experiment_id, ctx.parent_id, ctx.execution.claim_timeout)
     with claims.claim(key) as claim:
         if not claim.held:
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another live process")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="running in another live process")
         previous = child_runs(store, ctx.experiment_id, key)
         if any(r.finished for r in previous):
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="already finished")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="already finished")
         if any(claim.live(r) for r in previous):
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another sweep")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="running in another sweep")
         state = checkpoint.from_bytes(checkpoints.get(key))
         if state is not None and state["run_id"] in {r.run_id for r in previous}:
             recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
         else:
             state = None
             for r in previous:  # left RUNNING by a process that died before any checkpoint
-                if r.status == "RUNNING":
+                if r.status == Status.RUNNING:
                     RunRecorder.abandon(store, r.run_id, "process died before its first checkpoint")
             recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
         if not claim.contest(recorder.run_id):
             if state is None:
                 recorder.stand_down()
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="claimed first by another sweep")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="claimed first by another sweep")
         with claim.heartbeat(recorder.run_id):
             return _execute(cfg, ctx, recorder, checkpoints, claim, state, emit)
 
@@ -133,7 +133,7 @@ def _execute(
     state: dict[str, Any] | None,
     emit: Event,
 ) -> RunOutcome:
-    outcome = RunOutcome(cfg.config_hash, cfg.run_name, "RUNNING", run_id=recorder.run_id)
+    outcome = RunOutcome(cfg.config_hash, cfg.run_name, Status.RUNNING, run_id=recorder.run_id)
     start = time.perf_counter()
     try:
         result = compute.run(
@@ -146,18 +146,18 @@ def _execute(
         if claim.lost():
             raise ClaimLost(f"{cfg.run_name}: another sweep took this config over")
         recorder.finish(result)
-        outcome.status, outcome.weights_sha256 = "FINISHED", result.weights_sha256
+        outcome.status, outcome.weights_sha256 = Status.FINISHED, result.weights_sha256
         outcome.summaries = result.summaries
         checkpoints.delete(cfg.config_hash, recorder.run_id)
     except ClaimLost as exc:  # the run now belongs to the other sweep: write nothing into it
-        outcome.status, outcome.reason = "SKIPPED", str(exc)
+        outcome.status, outcome.reason = Status.SKIPPED, str(exc)
     except NonFiniteLoss as exc:
-        outcome.status, outcome.reason = "FAILED", str(exc)
+        outcome.status, outcome.reason = Status.FAILED, str(exc)
         recorder.fail(outcome.reason)
         checkpoints.delete(cfg.config_hash, recorder.run_id)
     except KeyboardInterrupt:
         outcome.status, outcome.reason = (
-            "KILLED",
+            Status.KILLED,
             "interrupted (Ctrl-C or SIGTERM); rerun the sweep to resume",
         )
         recorder.kill(outcome.reason)
@@ -165,7 +165,7 @@ def _execute(
     except StoreUnavailable:  # nothing can be recorded: the sweep stops, the run stays RUNNING, resumable
         raise
     except Exception as exc:  # a broken run must not stop the sweep: record why and go on
-        outcome.status, outcome.reason = "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        outcome.status, outcome.reason = Status.FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         recorder.fail(outcome.reason)
     outcome.seconds = time.perf_counter() - start
     return outcome
