@@ -27,19 +27,19 @@ EPOCH_RETRY_SECONDS = 10.0
 def run_params(cfg: RunConfig) -> dict[str, str]:
     """Every resolved setting and every per-source seed, flat, as MLflow params."""
     flat: dict[str, Any] = {
-        "dataset": cfg.dataset,
+        s.PARAM_DATASET: cfg.dataset,
         s.PARAM_MODEL: cfg.model,
-        "deterministic": cfg.deterministic,
-        "device": cfg.device,
+        s.PARAM_DETERMINISTIC: cfg.deterministic,
+        s.PARAM_DEVICE: cfg.device,
         s.PARAM_REPLICATE: cfg.replicate,
-        "varied_source": cfg.varied,
+        s.PARAM_VARIED: cfg.varied,
     }
-    flat.update({f"dataset.{k}": v for k, v in sorted(cfg.dataset_options.items())})
-    flat.update({f"model.{k}": v for k, v in sorted(cfg.model_options.items())})
+    flat.update({f"{s.PARAM_DATASET_PREFIX}{k}": v for k, v in sorted(cfg.dataset_options.items())})
+    flat.update({f"{s.PARAM_MODEL_PREFIX}{k}": v for k, v in sorted(cfg.model_options.items())})
     if cfg.model_source_sha256 is not None:
         flat[s.PARAM_MODEL_SOURCE] = cfg.model_source_sha256
-    flat.update({f"train.{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
-    flat.update({f"test.{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
+    flat.update({f"{s.PARAM_TRAIN_PREFIX}{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
+    flat.update({f"{s.PARAM_TEST_PREFIX}{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
     flat.update({f"{s.PARAM_SEED_PREFIX}{src}": cfg.seeds[src] for src in SOURCES})
     return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
 

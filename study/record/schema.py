@@ -59,6 +59,15 @@ TAG_TARGET = "seedvar.target"
 # -- params ----------------------------------------------------------------------------------------------
 PARAM_MODEL = "model"
 PARAM_REPLICATE = "replicate"
+PARAM_DATASET = "dataset"
+PARAM_DETERMINISTIC = "deterministic"
+PARAM_DEVICE = "device"
+PARAM_VARIED = "varied_source"  # the source a run varies alone, or REFERENCE (every source)
+# a run's resolved settings, one param each: `dataset.pca`, `model.width`, `train.lr`, `test.passes`
+PARAM_DATASET_PREFIX = "dataset."
+PARAM_MODEL_PREFIX = "model."
+PARAM_TRAIN_PREFIX = "train."
+PARAM_TEST_PREFIX = "test."
 PARAM_SEED_PREFIX = "seed."
 PARAM_DATA_PREFIX = "data."  # facts of the loaded data (pixels, PCA variance, ...), logged once per run
 PARAM_MODEL_SOURCE = "model_source.sha256"  # sha256 of a user's model file (not logged for built-in models)

@@ -159,10 +159,10 @@ def _close_dead(store: Store, run_id: str, reason: str) -> None:
 def _study_params(study: Study, device: str) -> dict[str, str]:
     return {
         "study": study.name,
-        "dataset": study.dataset,
+        s.PARAM_DATASET: study.dataset,
         "models": ",".join(study.models),
-        "device": device,
-        "deterministic": ",".join(str(d).lower() for d in study.deterministic),
+        s.PARAM_DEVICE: device,
+        s.PARAM_DETERMINISTIC: ",".join(str(d).lower() for d in study.deterministic),
         "seeds.base": str(study.seeds.base),
         "seeds.replicates": str(study.seeds.replicates),
         "seeds.vary": ",".join(study.seeds.vary),
