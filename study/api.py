@@ -236,6 +236,7 @@ def runs(
     from seedvar.record import schema as s
     from seedvar.record.reader import child_runs
     from seedvar.record.store import Store
+    from seedvar.results import points
 
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     if metric is not None:
@@ -275,9 +276,9 @@ def runs(
                     **base,
                     "mode": mode,
                     "passes": summary.passes if summary else None,
-                    "acc_mean": 100 * summary.acc_mean if summary else float("nan"),
-                    "acc_std": 100 * summary.acc_std if summary else float("nan"),
-                    "flip_rate": 100 * summary.flip_rate if summary else float("nan"),
+                    "acc_mean": points(summary.acc_mean) if summary else float("nan"),
+                    "acc_std": points(summary.acc_std) if summary else float("nan"),
+                    "flip_rate": points(summary.flip_rate) if summary else float("nan"),
                 }
             )
     return pd.DataFrame(rows, columns=[*RUNS_COLUMNS, *seeds])

@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,15 @@ class Status:
     FAILED = "FAILED"
     KILLED = "KILLED"
     SKIPPED = "SKIPPED"  # an outcome only: the run was finished, or is running, elsewhere
+
+
+FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
+
+
+def points(fraction: FloatOrArray) -> FloatOrArray:
+    """A fraction (an accuracy, a share, a flip rate: how results and the store hold them) in points, the
+    percent every table, sentence and result line prints. The one place the factor 100 is written."""
+    return 100 * fraction
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,8 @@ class PassSummary:
 
     def line(self) -> str:
         """`96.16±0.09` in points: the form of a run's result line."""
-        std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and round(100 * self.acc_std, 2) > 0 else ""
-        return f"{100 * self.acc_mean:.2f}{std}"
+        std = f"±{points(self.acc_std):.2f}" if self.passes > 1 and round(points(self.acc_std), 2) > 0 else ""
+        return f"{points(self.acc_mean):.2f}{std}"
 
 
 def describe(summaries: Mapping[str, PassSummary], modes: Sequence[str] | None = None) -> str:
@@ -138,7 +147,7 @@ class Predictions:
 
     def accuracy(self, mode: str) -> np.ndarray:
         """Per-pass accuracy in percentage points."""
-        return 100 * pass_accuracy(self.passes[mode], self.labels)
+        return points(pass_accuracy(self.passes[mode], self.labels))
 
     def summary(self, mode: str) -> PassSummary:
         return PassSummary.of(self.passes[mode], self.labels)

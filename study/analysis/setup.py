@@ -8,7 +8,7 @@ import pandas as pd
 
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
-from seedvar.results import Status
+from seedvar.results import Status, points
 
 
 def conditions(finished: list[LoadedRun]) -> list[str]:
@@ -52,9 +52,9 @@ def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "gap_pixels": np.nanmean(nums("gap_pixels"))
                 if f"{key}gap_pixels" in group[0].params
                 else 0.0,
-                "leakage_mean": 100 * leak.mean(),
-                "leakage_min": 100 * leak.min(),
-                "leakage_max": 100 * leak.max(),
+                "leakage_mean": points(leak.mean()),
+                "leakage_min": points(leak.min()),
+                "leakage_max": points(leak.max()),
                 "one_sided_classes": ", ".join(one_sided) or "none",
             }
         )

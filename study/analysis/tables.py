@@ -16,7 +16,7 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
-from seedvar.results import MODES, REFERENCE
+from seedvar.results import MODES, REFERENCE, points
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 from seedvar.stats.power import Spread
@@ -100,12 +100,12 @@ def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "within": v.within,
                 "within_ci_low": v.within_ci[0],
                 "within_ci_high": v.within_ci[1],
-                "share_within": 100 * v.share_within,
-                "share_within_ci_low": 100 * v.share_within_ci[0],
-                "share_within_ci_high": 100 * v.share_within_ci[1],
-                "share_between": 100 * v.share_between,
-                "share_between_ci_low": 100 * v.share_between_ci[0],
-                "share_between_ci_high": 100 * v.share_between_ci[1],
+                "share_within": points(v.share_within),
+                "share_within_ci_low": points(v.share_within_ci[0]),
+                "share_within_ci_high": points(v.share_within_ci[1]),
+                "share_between": points(v.share_between),
+                "share_between_ci_low": points(v.share_between_ci[0]),
+                "share_between_ci_high": points(v.share_between_ci[1]),
                 "method": v.method,
                 "truncated": v.truncated,
                 "ci_method": v.ci_method,
@@ -124,9 +124,9 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "condition": cond,
                 "mode": mode,
                 "models": len(group),
-                "flip_rate": 100 * float(np.mean(rates)) if rates else float("nan"),
+                "flip_rate": points(float(np.mean(rates))) if rates else float("nan"),
                 "churn_between_models": (
-                    100 * flips.mean_churn([(r.preds.ids, r.preds.passes["eval"][0]) for r in group])
+                    points(flips.mean_churn([(r.preds.ids, r.preds.passes["eval"][0]) for r in group]))
                     if mode == "eval" and len(group) > 1
                     else float("nan")
                 ),
@@ -156,13 +156,13 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "condition": cond,
                 "models": t.models_n,
                 "test_samples": t.samples,
-                "seed_std": 100 * np.sqrt(t.total),
-                "test_set_std": 100 * np.sqrt(max(t.test_set, 0.0)),
-                "models_std": 100 * np.sqrt(max(t.models, 0.0)),
-                "binomial_bound_std": 100 * np.sqrt(t.binomial_bound),
-                "test_set_share": 100 * t.share_test_set,
-                "test_set_share_ci_low": 100 * t.share_test_set_ci[0],
-                "test_set_share_ci_high": 100 * t.share_test_set_ci[1],
+                "seed_std": points(np.sqrt(t.total)),
+                "test_set_std": points(np.sqrt(max(t.test_set, 0.0))),
+                "models_std": points(np.sqrt(max(t.models, 0.0))),
+                "binomial_bound_std": points(np.sqrt(t.binomial_bound)),
+                "test_set_share": points(t.share_test_set),
+                "test_set_share_ci_low": points(t.share_test_set_ci[0]),
+                "test_set_share_ci_high": points(t.share_test_set_ci[1]),
                 "seed_var": pts2 * t.total,
                 "seed_var_ci_low": pts2 * t.total_ci[0],
                 "seed_var_ci_high": pts2 * t.total_ci[1],
@@ -197,7 +197,7 @@ def degenerate_table(finished: list[LoadedRun]) -> pd.DataFrame:
     rows = []
     for (cond, mode), group in groups(finished).items():
         f = degenerate.flags([(r.preds.passes[mode], r.preds.labels) for r in group])
-        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": 100 * f.chance})
+        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": points(f.chance)})
     return pd.DataFrame(rows)
 
 
