@@ -21,7 +21,7 @@ from seedvar.stats.flips import churn, flip_rate, mean_churn
 from seedvar.stats.interval import MeanInterval, mean_interval, resolution_floor, resolution_of
 from seedvar.stats.modes import mode_gaps, parts_add_up
 from seedvar.stats.power import power, replicates_needed, upper_std
-from seedvar.stats.sources import ratios_to_reference, separated_pairs, variance_ratio
+from seedvar.stats.sources import disjoint_pairs, ratios_to_reference, variance_ratio
 from seedvar.stats.testnoise import correctness_matrix, halves, split_seed_variance
 
 # Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
@@ -540,8 +540,8 @@ def test_ratios_to_reference_and_which_intervals_overlap():
     assert row.loc["split", "ratio_ci_high"] == pytest.approx(split.ratio_ci[1])
     assert np.allclose(df["variance"], df["std"] ** 2)
     cis = {s: (row.loc[s, "ratio_ci_low"], row.loc[s, "ratio_ci_high"]) for s in ("split", "init")}
-    assert separated_pairs(cis) == [("split", "init")]
-    assert separated_pairs({"a": (0.2, 1.5), "b": (0.5, 3.0), "c": (1.2, 4.0)}) == []
+    assert disjoint_pairs(cis) == [("split", "init")]
+    assert disjoint_pairs({"a": (0.2, 1.5), "b": (0.5, 3.0), "c": (1.2, 4.0)}) == []
 
 
 # ------------------------------------------------------------------------------------------------

@@ -356,7 +356,7 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
             for r in rest.itertuples()
             if np.isfinite(r.ratio_ci_low) and np.isfinite(r.ratio_ci_high)
         }
-        apart = sources.separated_pairs(cis)
+        apart = sources.disjoint_pairs(cis)
         if len(cis) >= 2 and not apart:
             text += " All intervals overlap, so these replicates do not rank the sources."
         elif apart:

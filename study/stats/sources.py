@@ -89,8 +89,8 @@ def ratios_to_reference(
     return pd.DataFrame(rows)
 
 
-def separated_pairs(intervals: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
-    """Pairs (higher, lower) whose intervals do not overlap; an empty list means no ranking is supported."""
+def disjoint_pairs(intervals: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+    """Pairs (higher, lower) whose intervals do not overlap (not a test: compare.separated_pairs is); an empty list means no ranking is supported."""
     out = []
     for a, b in itertools.combinations(intervals, 2):
         (a_lo, a_hi), (b_lo, b_hi) = intervals[a], intervals[b]
