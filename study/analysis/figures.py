@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from seedvar.analysis.maps import MapData  # noqa: E402
 from seedvar.results import MODES  # noqa: E402
+from seedvar.stats.interval import ALPHA  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -260,7 +261,7 @@ def comparison_matrix(
     diff: pd.DataFrame, pvals: pd.DataFrame, what: str = "Eval accuracy", unit: str = "points"
 ) -> Figure:
     """Pairwise difference of means (row minus column): each cell annotated with its Holm-adjusted p up to
-    10 conditions; beyond, `*` marks the pairs told apart (p < 0.05)."""
+    10 conditions; beyond, `*` marks the pairs told apart (p < ALPHA)."""
     n = len(diff)
     side = min(WIDTH - 1.5, 0.5 * n + 3.5)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
@@ -272,8 +273,8 @@ def comparison_matrix(
         )
         title = f"{what}: row minus column (Welch p, Holm-adjusted)"
     else:
-        annot = pvals.map(lambda p: "*" if p < 0.05 else "")
-        title = f"{what}: row minus column (*: told apart, Holm-adjusted Welch p < 0.05)"
+        annot = pvals.map(lambda p: "*" if p < ALPHA else "")
+        title = f"{what}: row minus column (*: told apart, Holm-adjusted Welch p < {ALPHA:g})"
     sns.heatmap(
         diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": unit}, square=n > 10
     )
