@@ -243,6 +243,16 @@ class RunOutcome:
     node: str = ""  # where it ran, when the executor knows (a Ray node id)
 
 
-Event = Callable[
-    [str, dict[str, Any]], None
-]  # a run's progress: (kind, payload), kinds start, epoch, testing, end
+Event = Callable[[str, dict[str, Any]], None]  # a run's progress: (kind, payload), kind one of Events
+
+
+class Events:
+    """The kinds of a run's progress events, in the order a job emits them: BEGIN first and END last
+    whatever happens between (executors count the runs in flight by them), START with the epoch it
+    starts from, one EPOCH per epoch, TESTING before the test passes."""
+
+    BEGIN = "begin"
+    START = "start"
+    EPOCH = "epoch"
+    TESTING = "testing"
+    END = "end"

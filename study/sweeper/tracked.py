@@ -26,7 +26,7 @@ from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
 from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store
-from seedvar.results import EpochStats, Event, RunOutcome, Status
+from seedvar.results import EpochStats, Event, Events, RunOutcome, Status
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class _Hooks(compute.Hooks):
     def started(self, task: data.Task, epoch: int) -> None:
         if epoch == 0:
             self.recorder.log_data(self.cfg, task.info, task.fingerprint)
-        self.emit("start", {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
+        self.emit(Events.START, {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
         self.last_checkpoint = time.monotonic()
 
     def epoch(self, stats: EpochStats, trainer: Trainer) -> None:
@@ -86,11 +86,12 @@ class _Hooks(compute.Hooks):
                 self.checkpoints.put(self.cfg.config_hash, self.recorder.run_id, blob)
                 self.last_checkpoint = time.monotonic()
         self.emit(
-            "epoch", {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc}
+            Events.EPOCH,
+            {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc},
         )
 
     def testing(self) -> None:
-        self.emit("testing", {"name": self.cfg.run_name})
+        self.emit(Events.TESTING, {"name": self.cfg.run_name})
 
 
 def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOutcome:
@@ -186,10 +187,10 @@ class TrackedRun:
     def __call__(self, cfg: RunConfig, emit: Event) -> RunOutcome:
         if self.store is None:
             self.store = self.ctx.store()
-        emit("begin", {"name": cfg.run_name})
+        emit(Events.BEGIN, {"name": cfg.run_name})
         outcome: RunOutcome | None = None
         try:
             outcome = run_one(cfg, self.ctx, self.store, emit)
             return outcome
         finally:
-            emit("end", {"name": cfg.run_name, "outcome": outcome})
+            emit(Events.END, {"name": cfg.run_name, "outcome": outcome})

@@ -24,7 +24,7 @@ from seedvar.engine.progress import Progress
 from seedvar.errors import UserError
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
-from seedvar.results import RunOutcome, Status
+from seedvar.results import Events, RunOutcome, Status
 
 RETRIES = 3  # times Ray reruns a task whose worker process or node died
 STOP_SECONDS = 30.0  # how long Ctrl-C waits for the cancelled tasks to say they recorded how they ended
@@ -164,9 +164,9 @@ class Executor:
     def _relay(events: Queue, progress: Progress, running: set[str]) -> None:
         with contextlib.suppress(Empty):
             for kind, slot, payload in events.get_nowait_batch(events.qsize()):
-                if kind == "begin":
+                if kind == Events.BEGIN:
                     running.add(payload["name"])
-                elif kind == "end":
+                elif kind == Events.END:
                     running.discard(payload["name"])
                 progress.event(slot, kind, payload)
 
