@@ -23,31 +23,6 @@ if TYPE_CHECKING:
     from seedvar.plan.ready import ReadyStudy
     from seedvar.sweeper import SweepResult
 
-# Keyword overrides of `sweep` and the spec field each one sets (the rest are execution settings, or
-# dotted spec keys such as "train.lr" passed as **{"train.lr": 0.01}).
-SPEC_KEYWORDS = {
-    "models": "models",
-    "replicates": "seeds.replicates",
-    "epochs": "train.epochs",
-    "deterministic": "deterministic",
-    "device": "device",
-    "download": "dataset.download",
-    "target_ci": "seeds.target_ci",
-    "target_diff": "seeds.target_diff",
-    "target_mode": "seeds.target_mode",
-    "max_replicates": "seeds.max_replicates",
-    "target_std": "seeds.target_std",
-}
-EXECUTION_KEYWORDS = (
-    "executor",
-    "jobs",
-    "runs_per_gpu",
-    "ray_address",
-    "checkpoint_every",
-    "claim_timeout",
-    "retry_for",
-)
-
 
 def sweep(
     spec: str | Path | Mapping[str, Any] | Study,
@@ -63,15 +38,16 @@ def sweep(
     (its `summary` is that table as a DataFrame, its `outcomes` one per run it tried).
 
     `spec` is a path, a ready study's name (`seedvar.ready_studies()`), a dict shaped like a spec's TOML, or a
-    parsed `Study`. Overrides: models, replicates, epochs,
-    deterministic (True, False or "both"), device, download, target_ci / target_diff / target_mode /
-    max_replicates (a two-stage sweep: the replicates are the pilot), the execution settings executor, jobs,
-    runs_per_gpu, ray_address, checkpoint_every, claim_timeout, retry_for, and any spec field by its dotted
-    name (`**{"train.lr": 0.01}`).
+    parsed `Study`. Overrides (the sweep's options, seedvar.plan.options: `seedvar sweep --help` says what
+    each does): models, replicates, epochs, deterministic (True, False or "both"), device, download,
+    target_ci / target_diff / target_mode / target_std / max_replicates (a two-stage sweep: the replicates
+    are the pilot), the execution settings executor, jobs, runs_per_gpu, ray_address, checkpoint_every,
+    claim_timeout, retry_for, and any spec field by its dotted name (`**{"train.lr": 0.01}`).
     """
     from seedvar.engine.determinism import prepare_cuda_env
     from seedvar.errors import UserError
     from seedvar.plan.execution import Execution
+    from seedvar.plan.options import EXECUTION_KEYWORDS, SPEC_KEYWORDS
     from seedvar.sweeper import run_sweep
 
     prepare_cuda_env()  # before anything can start CUDA

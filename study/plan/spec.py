@@ -113,11 +113,12 @@ _TOP = {
     "dataset",
     "execution",
 } | set(_SECTIONS)
+DEVICES = ("auto", "cpu", "cuda")  # where a study trains (`device`, --device)
 _CHOICES = {
     "train.optimizer": ("adam", "sgd"),
     "train.schedule": ("none", "cosine"),
     "train.precision": ("fp32", "bf16"),
-    "device": ("auto", "cpu", "cuda"),
+    "device": DEVICES,
 }
 
 
