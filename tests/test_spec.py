@@ -282,14 +282,18 @@ def test_sweep_options_are_one_table_for_the_flags_the_api_and_the_spec():
         if option.field:
             spec_default(option.field)  # the field exists (KeyError otherwise)
         assert option.name in api.sweep.__doc__, option.name
-        assert not re.search(r"default:? \$?\w*\d", option.help), f"{option.name}: a default written in its help"
+        assert not re.search(r"default:? \$?\w*\d", option.help), (
+            f"{option.name}: a default written in its help"
+        )
     assert SPEC_KEYWORDS["device"] == "device" and _options("device") == _CHOICES["device"]
     assert _options("target_std") == STD_CHOICES
     sweep = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "sweep")[1]
     flags = {s for a in sweep._actions for s in a.option_strings}
     assert {o.flag for o in SWEEP_OPTIONS} <= flags
     # every flag's default is None (or a switch's False): the spec's value or the code's default applies
-    assert all(a.default in (None, False) for a in sweep._actions if a.dest in {o.name for o in SWEEP_OPTIONS})
+    assert all(
+        a.default in (None, False) for a in sweep._actions if a.dest in {o.name for o in SWEEP_OPTIONS}
+    )
 
 
 def _options(name: str) -> tuple[str, ...] | None:
@@ -311,7 +315,8 @@ def test_sweep_flags_reach_the_api_as_its_keywords(monkeypatch):
         return type("R", (), {"failed": []})()
 
     monkeypatch.setattr(api, "sweep", fake_sweep)
-    argv = ["sweep", "quick", "--models", "a, b", "--deterministic", "both", "--download", "--executor", "local"]
+    argv = ["sweep", "quick", "--models", "a, b", "--deterministic", "both", "--download"]
+    argv += ["--executor", "local"]
     argv += ["--replicates", "4", "--set", "replicates=9", "--set", "train.lr=0.5", "--claim-timeout", "30"]
     assert main(argv) == 0
     assert seen["models"] == ["a", "b"] and seen["deterministic"] == "both" and seen["download"] is True
