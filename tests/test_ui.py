@@ -24,7 +24,7 @@ import seedvar
 from seedvar.cli import main
 from seedvar.plan import parse_study
 from seedvar.record import schema, view
-from seedvar.record.conditions import record_conditions
+from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, read_runs
 from seedvar.record.serve import port_free
 from seedvar.record.store import Store

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from seedvar.record.conditions import record_conditions
+from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, child_runs, latest_finished, reference_runs
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, points
