@@ -26,7 +26,7 @@ from seedvar.results import RunOutcome, Status
 from seedvar.sweeper.finish import finish
 from seedvar.sweeper.preflight import preflight, resolve_device
 from seedvar.sweeper.result import SweepResult
-from seedvar.sweeper.stages import WAIT_SECONDS, Pilots, pilots, second_stage
+from seedvar.sweeper.second_stage import WAIT_SECONDS, Pilots, pilots, second_stage
 from seedvar.sweeper.status import PENDING, RESUMABLE, RUNNING, plan_status
 from seedvar.sweeper.tracked import RunContext, TrackedRun
 
