@@ -7,7 +7,7 @@ import pandas as pd
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
 from seedvar.record import schema as s
-from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.checkpoint_store import checkpoints_for
 from seedvar.record.claims import claims_for
 from seedvar.record.reader import StoredRun, child_runs
 from seedvar.record.store import Store

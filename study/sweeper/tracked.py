@@ -20,7 +20,7 @@ from seedvar.engine.checkpoint import CheckpointStore
 from seedvar.engine.train import NonFiniteLoss, Trainer
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
-from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.checkpoint_store import checkpoints_for
 from seedvar.record.claims import Claim, claims_for
 from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
