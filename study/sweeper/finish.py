@@ -13,7 +13,7 @@ from seedvar.record.reader import StoredRun, child_runs, latest_finished, refere
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, points
 from seedvar.stats.interval import mean_interval, pool, resolution_of
-from seedvar.sweeper.result import SweepResult
+from seedvar.sweeper.sweep_result import SweepResult
 
 SUMMARY_COLUMNS = ["model", "mode", "runs", "passes", "mean", "ci_low", "ci_high", "std", "min", "max"]
 

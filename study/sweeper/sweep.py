@@ -25,9 +25,9 @@ from seedvar.record.sweeps import SweepRecorder, tag_experiment
 from seedvar.results import RunOutcome, Status
 from seedvar.sweeper.finish import finish
 from seedvar.sweeper.preflight import preflight, resolve_device
-from seedvar.sweeper.result import SweepResult
 from seedvar.sweeper.second_stage import WAIT_SECONDS, Pilots, pilots, second_stage
 from seedvar.sweeper.status import PENDING, RESUMABLE, RUNNING, plan_status
+from seedvar.sweeper.sweep_result import SweepResult
 from seedvar.sweeper.tracked import RunContext, TrackedRun
 
 
