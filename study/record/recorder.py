@@ -1,7 +1,7 @@
 """A trained model's MLflow run, from creation (or resumption) to FINISHED, FAILED or KILLED.
 
 `RunRecorder` writes a run under the run schema's names (record/schema.py); the sweep's parent run is
-record/sweeps.py's, the condition runs record/condition_runs.py's. The engine never calls MLflow.
+record/sweep_run.py's, the condition runs record/condition_runs.py's. The engine never calls MLflow.
 """
 
 from __future__ import annotations

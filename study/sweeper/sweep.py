@@ -21,7 +21,7 @@ from seedvar.plan.execution import Execution
 from seedvar.record.recorder import RunRecorder
 from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store, local_db, resolve_uri
-from seedvar.record.sweeps import SweepRecorder, tag_experiment
+from seedvar.record.sweep_run import SweepRecorder, tag_experiment
 from seedvar.results import RunOutcome, Status
 from seedvar.sweeper.finish import finish
 from seedvar.sweeper.preflight import preflight, resolve_device
