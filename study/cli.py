@@ -16,7 +16,7 @@ from seedvar.engine import executors
 from seedvar.errors import Terminated, UserError, raise_terminated
 from seedvar.plan.execution import DEFAULT_URI, ENV_TRACKING_URI
 from seedvar.plan.options import OPTIONS, SWEEP_OPTIONS
-from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
+from seedvar.serving.supervise import HOST, PORT, SERVER_WORKERS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -259,7 +259,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "server":
-        from seedvar.record.server import run_server
+        from seedvar.serving.server import run_server
 
         return run_server(
             args.backend_store_uri,
@@ -272,7 +272,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.auth_db,
         )
     if args.command == "ui":
-        from seedvar.record.ui import serve_ui
+        from seedvar.serving.ui import serve_ui
 
         if not 0 < args.port < 65536:
             raise UserError(f"--port must be in 1..65535, got {args.port}")
