@@ -16,6 +16,7 @@ from seedvar.engine import executors
 from seedvar.errors import Terminated, UserError, raise_terminated
 from seedvar.plan.execution import DEFAULT_URI, ENV_TRACKING_URI
 from seedvar.plan.options import OPTIONS, SWEEP_OPTIONS
+from seedvar.record.schema import SEED_PARAMS
 from seedvar.serving.supervise import HOST, PORT, SERVER_WORKERS
 
 EXIT_USER_ERROR = 2
@@ -124,8 +125,8 @@ def _report_parser(sub: Any) -> None:
         "--seed-param",
         action="append",
         metavar="NAME",
-        help="a param that names the seed, never a condition (repeatable; wildcards; default: seed, "
-        "random_state, *_seed, seed_*, seed.*, *.seed)",
+        help=f"a param that names the seed, never a condition (repeatable; wildcards; default: "
+        f"{', '.join(SEED_PARAMS)})",
     )
     r.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
     r.add_argument(
@@ -154,7 +155,7 @@ def _report_parser(sub: Any) -> None:
         help="hold a claimed number against a condition's seeds (repeatable; quote names with spaces)",
     )
     r.add_argument("--out", help="output folder (default: reports/<experiment> or reports/<csv name>)")
-    r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
+    r.add_argument("--format", default="html,md", help="comma-separated: html, md (default %(default)s)")
     r.add_argument(
         "--no-log",
         action="store_true",

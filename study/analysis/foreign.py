@@ -21,10 +21,10 @@ import pandas as pd
 
 from seedvar.errors import UserError
 from seedvar.record.bulk import MetricRun, read_metric
+from seedvar.record.schema import SEED_PARAMS
 from seedvar.record.store import Store
 from seedvar.results import Status
 
-SEED_PARAMS = ("seed", "random_state", "*_seed", "seed_*", "seed.*", "*.seed")  # what a seed param is called
 MAX_HISTORY_RUNS = 2000  # a history is read for at most this many runs (a server does not say which have one)
 RUN_COLUMNS = ["run_id", "run", "status", "condition", "seed", "value"]
 

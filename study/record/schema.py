@@ -78,6 +78,8 @@ PARAM_TEST_SPLIT = "test.split"
 PARAM_TEST_SIZE = "test.size"  # test samples of a tested run (seedvar.log_test_modes)
 PARAM_TEST_CLASSES = "test.classes"
 PARAM_TEST_DIGEST = "test.digest"  # dataset digest of the test set a tested run was tested on
+# What a seed param is called in runs seedvar did not train (shell wildcards): never a condition.
+SEED_PARAMS = ("seed", "random_state", "*_seed", "seed_*", f"{PARAM_SEED_PREFIX}*", "*.seed")
 
 # -- metrics ---------------------------------------------------------------------------------------------
 TRAIN_METRICS = EpochStats.FIELDS  # one value per epoch, step = epoch
