@@ -90,7 +90,8 @@ def ratios_to_reference(
 
 
 def disjoint_pairs(intervals: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
-    """Pairs (higher, lower) whose intervals do not overlap (not a test: compare.separated_pairs is); an empty list means no ranking is supported."""
+    """Pairs (higher, lower) whose intervals do not overlap; an empty list means no ranking is supported.
+    Not a test (compare.separated_pairs gives the pairs the Holm-corrected tests tell apart)."""
     out = []
     for a, b in itertools.combinations(intervals, 2):
         (a_lo, a_hi), (b_lo, b_hi) = intervals[a], intervals[b]
