@@ -15,7 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from seedvar.analysis.maps import MapData  # noqa: E402
-from seedvar.results import MODES  # noqa: E402
+from seedvar.results import EVAL, MODES  # noqa: E402
 from seedvar.stats.interval import ALPHA  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -125,7 +125,7 @@ def accuracy_distribution(passes: pd.DataFrame) -> Figure:
 def variance_components(vc: pd.DataFrame) -> Figure:
     """Per condition (down the y axis) and stochastic mode: the variance of accuracy split into training
     randomness and test-time dropout (left), and the dropout's share with its 95% CI (right)."""
-    stochastic = vc[vc["mode"] != "eval"]
+    stochastic = vc[vc["mode"] != EVAL]
     vc = stochastic if len(stochastic) else vc
     modes = [m for m in MODE_ORDER if m in set(vc["mode"])]
     conds = list(dict.fromkeys(vc["condition"]))
@@ -208,7 +208,7 @@ def flip_rates(flips: pd.DataFrame) -> Figure:
     """Share of test predictions that change: between two passes of one model, and between two models;
     conditions down the y axis."""
     within = flips.assign(what=lambda d: "two passes, " + d["mode"], rate=flips["flip_rate"])
-    between = flips[flips["mode"] == "eval"].assign(
+    between = flips[flips["mode"] == EVAL].assign(
         what="two seeds, eval", rate=lambda d: d["churn_between_models"]
     )
     bars = pd.concat([within, between])[["condition", "what", "rate"]].dropna()

@@ -17,7 +17,7 @@ from typing import Any
 from seedvar.errors import UserError
 from seedvar.plan.ready import locate
 from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
-from seedvar.results import MODES, REFERENCE
+from seedvar.results import EVAL, MODES, REFERENCE
 from seedvar.stats.twostage import STD_CHOICES, Target
 
 
@@ -51,7 +51,7 @@ class SeedSpec:
     # Two-stage sweeps (seedvar.stats.twostage): `replicates` is then the pilot; the data decide the rest.
     target_ci: float = 0.0  # half-width of each condition's 95% interval, accuracy points (0: off)
     target_diff: float = 0.0  # smallest difference between conditions to tell apart, points (0: off)
-    target_mode: str = "eval"  # whose per-model accuracy the targets are about
+    target_mode: str = EVAL  # whose per-model accuracy the targets are about
     max_replicates: int = 100  # no condition gets more replicates than this
     # what --target-diff sizes each pair at: "upper80", the 80% upper confidence bound of the pilot std
     # (Browne 1995), or "pilot", the pilot std itself
@@ -375,7 +375,7 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
     bad_modes = [m for m in test.modes if m not in MODES]
     if bad_modes or not test.modes or len(set(test.modes)) != len(test.modes):
         raise fail("test.modes", f"must be distinct modes from {', '.join(MODES)}, got {list(test.modes)}")
-    stochastic = [m for m in test.modes if m != "eval"]
+    stochastic = [m for m in test.modes if m != EVAL]
     if test.passes < 1 and stochastic:
         raise fail("test.passes", f"must be at least 1 for the stochastic modes {', '.join(stochastic)}")
     if test.eval_passes < 1:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from seedvar.record import schema as s
-from seedvar.results import MODES, STOCHASTIC_MODES, points
+from seedvar.results import EVAL, MODES, STOCHASTIC_MODES, points
 
 WORKFLOW_MODEL_TRAINING = "machine_learning"  # ?workflowType=: the UI's "Model training" toggle
 MAX_TAG_VALUE = 20_000  # MLflow's limit on an experiment tag's value
@@ -64,7 +64,7 @@ def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
     old = decode(previous) if previous else {}
     stale = column("metrics", s.SUMMARY_PREFIX)[:-1]
     selected += [c for c in old.get("selectedColumns", []) if c not in selected and not c.startswith(stale)]
-    first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else "eval")
+    first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else EVAL)
     widths = {column("attributes", k): w for k, w in WIDTHS.items()}
     seeds = column("metrics", s.SEED_PREFIX)[:-1]  # "metrics.`seeds."
     widths.update({c: STAT_WIDTH for c in selected if c.startswith(seeds)})
