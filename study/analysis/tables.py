@@ -16,7 +16,7 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
-from seedvar.results import MODES, REFERENCE, points
+from seedvar.results import EVAL, MODES, REFERENCE, TRAIN, points
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 from seedvar.stats.power import Spread
@@ -126,8 +126,8 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "models": len(group),
                 "flip_rate": points(float(np.mean(rates))) if rates else float("nan"),
                 "churn_between_models": (
-                    points(flips.mean_churn([(r.preds.ids, r.preds.passes["eval"][0]) for r in group]))
-                    if mode == "eval" and len(group) > 1
+                    points(flips.mean_churn([(r.preds.ids, r.preds.passes[EVAL][0]) for r in group]))
+                    if mode == EVAL and len(group) > 1
                     else float("nan")
                 ),
             }
@@ -143,11 +143,11 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """
     rows = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and "eval" in r.modes]
+        group = [r for r in finished if r.label == cond and EVAL in r.modes]
         if len(group) < 3:
             continue
         ids, labels, correct = testnoise.correctness_matrix(
-            [(r.preds.ids, r.preds.labels, r.preds.passes["eval"][0]) for r in group]
+            [(r.preds.ids, r.preds.labels, r.preds.passes[EVAL][0]) for r in group]
         )
         t = testnoise.split_seed_variance(correct, labels)
         pts2 = 100.0**2
@@ -205,7 +205,7 @@ def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
     """Conditions whose eval mode is degenerate: no power or ranking is drawn from them."""
     if flags.empty:
         return []
-    bad = flags[(flags["mode"] == "eval") & flags["degenerate"]]
+    bad = flags[(flags["mode"] == EVAL) & flags["degenerate"]]
     return list(dict.fromkeys(bad["condition"]))
 
 
@@ -214,14 +214,14 @@ def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
     (`all`: the reference with every source varied)."""
     if all(r.varied == REFERENCE for r in finished):
         return pd.DataFrame(columns=["condition", "source", "replicate", "accuracy"])
-    varied = [r for r in finished if "eval" in r.modes]
+    varied = [r for r in finished if EVAL in r.modes]
     return pd.DataFrame(
         [
             {
                 "condition": r.label,
                 "source": r.varied,
                 "replicate": r.replicate,
-                "accuracy": r.accuracy("eval").mean(),
+                "accuracy": r.accuracy(EVAL).mean(),
             }
             for r in varied
         ],
@@ -257,8 +257,8 @@ def eval_samples(finished: list[LoadedRun]) -> dict[str, np.ndarray]:
     """Mean eval accuracy of each trained model, by condition."""
     samples: dict[str, list[float]] = {}
     for r in finished:
-        if "eval" in r.modes:
-            samples.setdefault(r.label, []).append(r.accuracy("eval").mean())
+        if EVAL in r.modes:
+            samples.setdefault(r.label, []).append(r.accuracy(EVAL).mean())
     return {k: np.array(v) for k, v in samples.items()}
 
 
@@ -306,7 +306,7 @@ def condition_table(
         mean = cell(ranked, cond, "mean")
         gap = cell(mode_gaps, cond, "mean", part="total")
         if not np.isfinite(gap):  # no MC dropout: the gap without its parts
-            gap = cell(accuracy, cond, "mean", mode="train") - mean
+            gap = cell(accuracy, cond, "mean", mode=TRAIN) - mean
         found = ranked[ranked["condition"] == cond]
         rows.append(
             {
@@ -315,12 +315,12 @@ def condition_table(
                 "eval_mean": mean,
                 "eval_ci_low": cell(ranked, cond, "ci_low"),
                 "eval_ci_high": cell(ranked, cond, "ci_high"),
-                "seed_std": cell(accuracy, cond, "seed_std", mode="eval"),
+                "seed_std": cell(accuracy, cond, "seed_std", mode=EVAL),
                 "train_minus_eval": gap,
                 "batchnorm_part": cell(mode_gaps, cond, "mean", part="batchnorm"),
                 "dropout_part": cell(mode_gaps, cond, "mean", part="dropout"),
-                "dropout_share": cell(variance, cond, "share_within", mode="train"),
-                "flip_rate": cell(flips, cond, "flip_rate", mode="train"),
+                "dropout_share": cell(variance, cond, "share_within", mode=TRAIN),
+                "flip_rate": cell(flips, cond, "flip_rate", mode=TRAIN),
                 # no seed-to-seed spread (float noise aside): no share of it to speak of; an estimate
                 # above 100% (few seeds) means the test set alone can give all of the spread
                 "test_set_share": float(np.clip(cell(test_noise, cond, "test_set_share"), 0, 100))
