@@ -58,7 +58,7 @@ def checkpoint_cost(cfg: Any, task: Any, device: Any, folder: Path) -> tuple[flo
     of a 1-epoch run, since the runner always checkpoints the last epoch (and then every 60 s)."""
     from seedvar.engine import checkpoint, compute
     from seedvar.engine.train import Trainer
-    from seedvar.record.checkpoints import LocalCheckpoints
+    from seedvar.record.checkpoint_store import LocalCheckpoints
 
     model = compute.build_model(cfg, task, device)
     trainer = Trainer(model, task, cfg.train, cfg.seeds, device)

@@ -25,31 +25,6 @@ if TYPE_CHECKING:
     from seedvar.sweeper import SweepResult
     from seedvar.sweeper.reproduce import Reproduction
 
-# Keyword overrides of `sweep` and the spec field each one sets (the rest are execution settings, or
-# dotted spec keys such as "train.lr" passed as **{"train.lr": 0.01}).
-SPEC_KEYWORDS = {
-    "models": "models",
-    "replicates": "seeds.replicates",
-    "epochs": "train.epochs",
-    "deterministic": "deterministic",
-    "device": "device",
-    "download": "dataset.download",
-    "target_ci": "seeds.target_ci",
-    "target_diff": "seeds.target_diff",
-    "target_mode": "seeds.target_mode",
-    "max_replicates": "seeds.max_replicates",
-    "target_std": "seeds.target_std",
-}
-EXECUTION_KEYWORDS = (
-    "executor",
-    "jobs",
-    "runs_per_gpu",
-    "ray_address",
-    "checkpoint_every",
-    "claim_timeout",
-    "retry_for",
-)
-
 
 def sweep(
     spec: str | Path | Mapping[str, Any] | Study,
@@ -65,15 +40,16 @@ def sweep(
     (its `summary` is that table as a DataFrame, its `outcomes` one per run it tried).
 
     `spec` is a path, a ready study's name (`seedvar.ready_studies()`), a dict shaped like a spec's TOML, or a
-    parsed `Study`. Overrides: models, replicates, epochs,
-    deterministic (True, False or "both"), device, download, target_ci / target_diff / target_mode /
-    max_replicates (a two-stage sweep: the replicates are the pilot), the execution settings executor, jobs,
-    runs_per_gpu, ray_address, checkpoint_every, claim_timeout, retry_for, and any spec field by its dotted
-    name (`**{"train.lr": 0.01}`).
+    parsed `Study`. Overrides (the sweep's options, seedvar.plan.options: `seedvar sweep --help` says what
+    each does): models, replicates, epochs, deterministic (True, False or "both"), device, download,
+    target_ci / target_diff / target_mode / target_std / max_replicates (a two-stage sweep: the replicates
+    are the pilot), the execution settings executor, jobs, runs_per_gpu, ray_address, checkpoint_every,
+    claim_timeout, retry_for, and any spec field by its dotted name (`**{"train.lr": 0.01}`).
     """
     from seedvar.engine.determinism import prepare_cuda_env
     from seedvar.errors import UserError
     from seedvar.plan.execution import Execution
+    from seedvar.plan.options import EXECUTION_KEYWORDS, SPEC_KEYWORDS
     from seedvar.sweeper import run_sweep
 
     prepare_cuda_env()  # before anything can start CUDA
@@ -238,6 +214,7 @@ def runs(
     from seedvar.record import schema as s
     from seedvar.record.reader import child_runs
     from seedvar.record.store import Store
+    from seedvar.results import points
 
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     if metric is not None:
@@ -277,9 +254,9 @@ def runs(
                     **base,
                     "mode": mode,
                     "passes": summary.passes if summary else None,
-                    "acc_mean": 100 * summary.acc_mean if summary else float("nan"),
-                    "acc_std": 100 * summary.acc_std if summary else float("nan"),
-                    "flip_rate": 100 * summary.flip_rate if summary else float("nan"),
+                    "acc_mean": points(summary.acc_mean) if summary else float("nan"),
+                    "acc_std": points(summary.acc_std) if summary else float("nan"),
+                    "flip_rate": points(summary.flip_rate) if summary else float("nan"),
                 }
             )
     return pd.DataFrame(rows, columns=[*RUNS_COLUMNS, *seeds])

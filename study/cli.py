@@ -14,16 +14,10 @@ from typing import Any
 from seedvar import __version__
 from seedvar.engine import executors
 from seedvar.errors import Terminated, UserError, raise_terminated
-from seedvar.plan.execution import (
-    DEFAULT_CHECKPOINT_EVERY,
-    DEFAULT_CLAIM_TIMEOUT,
-    DEFAULT_RETRY_SECONDS,
-    DEFAULT_RUNS_PER_GPU,
-    ENV_RETRY,
-)
-from seedvar.plan.spec import SeedSpec
-from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
-from seedvar.stats.twostage import STD_CHOICES
+from seedvar.plan.execution import DEFAULT_URI, ENV_TRACKING_URI
+from seedvar.plan.options import OPTIONS, SWEEP_OPTIONS
+from seedvar.record.schema import SEED_PARAMS
+from seedvar.serving.supervise import HOST, PORT, SERVER_WORKERS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -39,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"seedvar {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _listing_parsers(sub)
+    _sweep_parser(sub)
+    _report_parser(sub)
+    _reproduce_parser(sub)
+    _server_parser(sub)
+    _ui_parser(sub)
+    return p
+
+
+def _listing_parsers(sub: Any) -> None:
+    """studies, models, datasets: what a study can name."""
     sub.add_parser("studies", help="list the ready studies (`seedvar sweep NAME` runs one from any folder)")
 
     m = sub.add_parser(
@@ -56,22 +61,29 @@ def _parser() -> argparse.ArgumentParser:
         "datasets", help="list the datasets a study can name: built in, torchvision classes, image_folder"
     )
 
+
+def _sweep_parser(sub: Any) -> None:
+    """`seedvar sweep SPEC`: the spec, then every option of the sweep's table (seedvar.plan.options), each
+    flag built from its one entry, then what only the command has."""
     s = sub.add_parser("sweep", help="train and test a study's models across seeds, logging to MLflow")
     s.add_argument(
         "spec",
         help="a study spec (TOML path, e.g. my_study.toml) or a ready study's name (`seedvar studies`)",
     )
-    s.add_argument("--models", help="comma-separated models instead of the spec's")
-    s.add_argument("--replicates", type=int, help="number of replicates (seeds) per model")
-    s.add_argument("--epochs", type=int, help="training epochs")
-    s.add_argument("--deterministic", choices=["true", "false", "both"], help="deterministic CUDA kernels")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
-    s.add_argument(
-        "--jobs",
-        type=int,
-        help="runs at once: local worker processes (default: on a CPU, cores / train.threads; on GPUs, "
-        "--runs-per-gpu per GPU) or Ray tasks in flight (default: all)",
-    )
+    for option in SWEEP_OPTIONS:
+        if option.name == "retry_for":
+            continue  # a store option: below, as every command that reads a store spells it
+        choices = tuple(executors.names()) if option.name == "executor" else option.choices
+        if option.type is bool:
+            s.add_argument(option.flag, action="store_true", help=option.help_text())
+        else:
+            s.add_argument(
+                option.flag,
+                type=option.type,
+                choices=choices,
+                metavar=option.metavar,
+                help=option.help_text(choices),
+            )
     s.add_argument(
         "--set",
         action="append",
@@ -79,65 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any spec field, e.g. --set train.lr=0.01 (repeatable)",
     )
-    s.add_argument(
+    s.add_argument(  # the default is seedvar.data's (data_root), not imported here: it loads torch
         "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
     )
-    s.add_argument("--download", action="store_true", help="download missing datasets")
-    s.add_argument("--executor", choices=executors.names(), help="where runs run: local (default) or ray")
-    s.add_argument(
-        "--ray-address",
-        help="--executor ray: a running cluster (auto, ray://host:10001); default: a local Ray instance",
-    )
-    s.add_argument(
-        "--runs-per-gpu",
-        type=int,
-        metavar="N",
-        help=f"at most N small runs share one GPU (local workers or Ray tasks; default {DEFAULT_RUNS_PER_GPU}); "
-        "composes with --jobs",
-    )
     _store_options(s)
-    s.add_argument(
-        "--claim-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="tracking servers: a run whose heartbeat is older is taken over by another sweep "
-        f"(default {DEFAULT_CLAIM_TIMEOUT:.0f})",
-    )
-    s.add_argument(
-        "--checkpoint-every",
-        type=float,
-        metavar="SECONDS",
-        help=f"seconds between epoch checkpoints of a run (default {DEFAULT_CHECKPOINT_EVERY:.0f}; 0 = every epoch)",
-    )
-    s.add_argument(
-        "--target-ci",
-        type=float,
-        metavar="H",
-        help="two-stage sweep: the replicates are a pilot, then each condition gets as many as a 95%% "
-        "interval of half-width H accuracy points needs (Stein's rule)",
-    )
-    s.add_argument(
-        "--target-diff",
-        type=float,
-        metavar="D",
-        help="two-stage sweep: replicates so that any two conditions D points apart are told apart "
-        "(power 0.8, Holm-corrected 5%%)",
-    )
-    s.add_argument(
-        "--target-mode", help=f"the test mode the targets are about (default {SeedSpec.target_mode})"
-    )
-    s.add_argument(
-        "--target-std",
-        choices=STD_CHOICES,
-        help="--target-diff sizes each pair at: upper80, the 80%% upper confidence bound of its pilot std "
-        "(Browne 1995; the default), or pilot, the pilot std itself",
-    )
-    s.add_argument(
-        "--max-replicates",
-        type=int,
-        metavar="N",
-        help=f"a two-stage sweep gives no condition more (default {SeedSpec.max_replicates})",
-    )
     s.add_argument("--dry-run", action="store_true", help="print the expanded plan without training")
     s.add_argument(
         "--no-progress",
@@ -145,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         help="no progress bars or epoch lines (each run's result line stays)",
     )
 
+
+def _report_parser(sub: Any) -> None:
+    """`seedvar report`: a study's runs, or any runs' metric (MLflow or a CSV)."""
     r = sub.add_parser(
         "report",
         help="write a variance report (HTML, Markdown, CSV, PNG) from a study's runs, or from any runs' metric",
@@ -166,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
         "--seed-param",
         action="append",
         metavar="NAME",
-        help="a param that names the seed, never a condition (repeatable; wildcards; default: seed, "
-        "random_state, *_seed, seed_*, seed.*, *.seed)",
+        help=f"a param that names the seed, never a condition (repeatable; wildcards; default: "
+        f"{', '.join(SEED_PARAMS)})",
     )
     r.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
     r.add_argument(
@@ -196,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         help="hold a claimed number against a condition's seeds (repeatable; quote names with spaces)",
     )
     r.add_argument("--out", help="output folder (default: reports/<experiment> or reports/<csv name>)")
-    r.add_argument("--format", default="html,md", help="comma-separated: html, md (default both)")
+    r.add_argument("--format", default="html,md", help="comma-separated: html, md (default %(default)s)")
     r.add_argument(
         "--no-log",
         action="store_true",
@@ -208,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
         help="read every run from the store, not from the local cache of runs read by earlier reports",
     )
 
+
+def _reproduce_parser(sub: Any) -> None:
+    """`seedvar reproduce`: retrain a logged run and compare."""
     rp = sub.add_parser(
         "reproduce",
         help="retrain one logged run from its config and seeds and compare weights, predictions, accuracy "
@@ -223,9 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="with a study's name: reproduce this many of its runs, spread over its conditions (default 1)",
     )
-    rp.add_argument(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
-    )
+    rp.add_argument("--tracking-uri", help=f"MLflow store (default: ${ENV_TRACKING_URI} or {DEFAULT_URI})")
     rp.add_argument("--device", help="retrain here instead of the logged device: cpu, cuda, cuda:1")
     rp.add_argument(
         "--data-root", help="dataset folder (default: $SEEDVAR_DATA_ROOT or ~/.cache/seedvar/datasets)"
@@ -233,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--download", action="store_true", help="download missing dataset files")
     rp.add_argument("--no-tag", action="store_true", help="do not tag the run seedvar.reproduced")
 
+
+def _server_parser(sub: Any) -> None:
+    """`seedvar server`: a tracking server for a team."""
     v = sub.add_parser(
         "server", help="start an MLflow tracking server for a study team (PostgreSQL, many hosts)"
     )
@@ -266,27 +230,22 @@ def _parser() -> argparse.ArgumentParser:
         help="listen beyond loopback without authentication (not recommended)",
     )
 
+
+def _ui_parser(sub: Any) -> None:
+    """`seedvar ui`: the MLflow UI on the store."""
     u = sub.add_parser("ui", help="serve the MLflow UI for the store and print each study's runs-table URL")
     _store_options(u)  # for an http(s) tracking server nothing is started, only its URLs are printed
     u.add_argument("--experiment", help="only this study (default: every study in the store)")
     u.add_argument("--open", action="store_true", help="open the study's runs table in a web browser")
     u.add_argument("--host", default=HOST)
     u.add_argument("--port", type=int, default=PORT)
-    return p
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
     """Where the runs are, and how long to wait for a tracking server that is restarting."""
-    p.add_argument(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)"
-    )
-    p.add_argument(
-        "--retry-for",
-        type=float,
-        metavar="SECONDS",
-        help=f"keep retrying an unreachable tracking server this long (default ${ENV_RETRY} or "
-        f"{DEFAULT_RETRY_SECONDS:.0f})",
-    )
+    p.add_argument("--tracking-uri", help=f"MLflow store (default: ${ENV_TRACKING_URI} or {DEFAULT_URI})")
+    retry = OPTIONS["retry_for"]
+    p.add_argument(retry.flag, type=retry.type, metavar=retry.metavar, help=retry.help_text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,7 +293,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return _reproduce(args)
     if args.command == "server":
-        from seedvar.record.server import run_server
+        from seedvar.serving.server import run_server
 
         return run_server(
             args.backend_store_uri,
@@ -347,7 +306,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.auth_db,
         )
     if args.command == "ui":
-        from seedvar.record.ui import serve_ui
+        from seedvar.serving.ui import serve_ui
 
         if not 0 < args.port < 65536:
             raise UserError(f"--port must be in 1..65535, got {args.port}")
@@ -452,32 +411,16 @@ def _sweep(args: argparse.Namespace) -> int:
             raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.lr=0.01")
         key, value = item.split("=", 1)
         overrides[key.strip()] = parse_value(value.strip())
-    if args.models:
-        overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.deterministic is not None:
-        overrides["deterministic"] = {"true": True, "false": False}.get(args.deterministic, "both")
+    for option in SWEEP_OPTIONS:  # a flag given wins over --set of the same keyword
+        value = option.from_flag(getattr(args, option.name))
+        if value is not None:
+            overrides[option.name] = value
     result = sweep(
         args.spec,
         tracking_uri=args.tracking_uri,
         data_root=args.data_root,
         dry_run=args.dry_run,
         progress=not args.no_progress,
-        replicates=args.replicates,
-        epochs=args.epochs,
-        device=args.device,
-        download=True if args.download else None,
-        executor=args.executor,
-        jobs=args.jobs,
-        runs_per_gpu=args.runs_per_gpu,
-        ray_address=args.ray_address,
-        checkpoint_every=args.checkpoint_every,
-        claim_timeout=args.claim_timeout,
-        retry_for=args.retry_for,
-        target_ci=args.target_ci,
-        target_diff=args.target_diff,
-        target_mode=args.target_mode,
-        target_std=args.target_std,
-        max_replicates=args.max_replicates,
         **overrides,
     )
     return 1 if result.failed else 0

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from seedvar.errors import TestModesError
+from seedvar.results import MODES
 
 try:
     import lightning.pytorch as pl
@@ -30,7 +31,7 @@ class TestModes(pl.Callback):
         self,
         passes: int = 10,
         *,
-        modes: Sequence[str] = ("eval", "train", "mc_dropout"),
+        modes: Sequence[str] = MODES,
         data: Any = None,
         on_fit_end: bool = False,
         batch_size: int = 256,

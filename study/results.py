@@ -11,14 +11,40 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from seedvar.stats.flips import flip_rate, pass_accuracy
 
-MODES = ("eval", "train", "mc_dropout")
-STOCHASTIC_MODES = ("train", "mc_dropout")
+# The test modes, spelled here only: `eval` (one deterministic pass), `train` (the lab's way: dropout and
+# BatchNorm batch statistics active), `mc_dropout` (only dropout active).
+EVAL, TRAIN, MC_DROPOUT = "eval", "train", "mc_dropout"
+MODES = (EVAL, TRAIN, MC_DROPOUT)
+STOCHASTIC_MODES = (TRAIN, MC_DROPOUT)
+# The reference of a sources-of-variance study: every source varied together (ordinary seeds); `seeds.vary`
+# names it, runs are tagged with it, and each source varied alone is compared with it.
+REFERENCE = "all"
+
+
+class Status:
+    """A run's status as MLflow spells it: what a launch returns (RunOutcome.status) and what a stored run
+    says. Plain strings, so they compare with MLflow's own."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    SKIPPED = "SKIPPED"  # an outcome only: the run was finished, or is running, elsewhere
+
+
+FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
+
+
+def points(fraction: FloatOrArray) -> FloatOrArray:
+    """A fraction (an accuracy, a share, a flip rate: how results and the store hold them) in points, the
+    percent every table, sentence and result line prints. The one place the factor 100 is written."""
+    return 100 * fraction
 
 
 @dataclass(frozen=True)
@@ -90,8 +116,8 @@ class PassSummary:
 
     def line(self) -> str:
         """`96.16±0.09` in points: the form of a run's result line."""
-        std = f"±{100 * self.acc_std:.2f}" if self.passes > 1 and round(100 * self.acc_std, 2) > 0 else ""
-        return f"{100 * self.acc_mean:.2f}{std}"
+        std = f"±{points(self.acc_std):.2f}" if self.passes > 1 and round(points(self.acc_std), 2) > 0 else ""
+        return f"{points(self.acc_mean):.2f}{std}"
 
 
 def describe(summaries: Mapping[str, PassSummary], modes: Sequence[str] | None = None) -> str:
@@ -121,7 +147,7 @@ class Predictions:
 
     def accuracy(self, mode: str) -> np.ndarray:
         """Per-pass accuracy in percentage points."""
-        return 100 * pass_accuracy(self.passes[mode], self.labels)
+        return points(pass_accuracy(self.passes[mode], self.labels))
 
     def summary(self, mode: str) -> PassSummary:
         return PassSummary.of(self.passes[mode], self.labels)
@@ -208,7 +234,7 @@ class RunOutcome:
 
     config_hash: str
     run_name: str
-    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    status: str  # a Status: FINISHED | FAILED | KILLED | SKIPPED
     run_id: str | None = None
     reason: str = ""
     seconds: float = 0.0
@@ -217,6 +243,16 @@ class RunOutcome:
     node: str = ""  # where it ran, when the executor knows (a Ray node id)
 
 
-Event = Callable[
-    [str, dict[str, Any]], None
-]  # a run's progress: (kind, payload), kinds start, epoch, testing, end
+Event = Callable[[str, dict[str, Any]], None]  # a run's progress: (kind, payload), kind one of Events
+
+
+class Events:
+    """The kinds of a run's progress events, in the order a job emits them: BEGIN first and END last
+    whatever happens between (executors count the runs in flight by them), START with the epoch it
+    starts from, one EPOCH per epoch, TESTING before the test passes."""
+
+    BEGIN = "begin"
+    START = "start"
+    EPOCH = "epoch"
+    TESTING = "testing"
+    END = "end"

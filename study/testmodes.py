@@ -19,7 +19,7 @@ from seedvar.errors import TestModesError
 from seedvar.record import schema as s
 from seedvar.record.recorder import log_tested
 from seedvar.record.store import Store
-from seedvar.results import MODES, Predictions, RunResult
+from seedvar.results import EVAL, MODES, Predictions, RunResult
 
 DEFAULT_TEST_SEED = 0  # the test source's seed when the user names none (pass p draws pass_seeds(0)[p])
 
@@ -29,7 +29,7 @@ def log_test_modes(
     data: Any,
     *,
     passes: int = 10,
-    modes: Sequence[str] = ("eval", "train", "mc_dropout"),
+    modes: Sequence[str] = MODES,
     device: torch.device | str | None = None,
     run_id: str | None = None,
     test_seed: int = DEFAULT_TEST_SEED,
@@ -54,7 +54,7 @@ def log_test_modes(
         )
     if not isinstance(passes, int) or passes < 2:
         raise TestModesError(f"log_test_modes: passes must be an integer >= 2, got {passes!r}")
-    if not own.is_stochastic(model) and any(m != "eval" for m in modes):
+    if not own.is_stochastic(model) and any(m != EVAL for m in modes):
         raise TestModesError(
             "log_test_modes: the model has no dropout or BatchNorm, so train mode equals eval mode; "
             "test it with modes=('eval',)"

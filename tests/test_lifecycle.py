@@ -19,7 +19,7 @@ from sweeps import start_sweep, write_spec
 import seedvar
 from seedvar.plan import expand, load_study
 from seedvar.record import schema
-from seedvar.record.checkpoints import LocalCheckpoints
+from seedvar.record.checkpoint_store import LocalCheckpoints
 from seedvar.record.claims import RunClaims, claims_for
 from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
@@ -174,7 +174,7 @@ def test_kill_9_of_a_two_job_sweep_resumes_both_runs_with_the_same_weights(spec,
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from seedvar.record.checkpoints import LocalCheckpoints
+from seedvar.record.checkpoint_store import LocalCheckpoints
 store = LocalCheckpoints(Path(sys.argv[1]))
 store.put("cfg", "run", b"epoch 3" * 1000)
 fsync = os.fsync

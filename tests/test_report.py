@@ -24,7 +24,7 @@ from seedvar.cli import main
 from seedvar.errors import UserError
 from seedvar.plan import parse_study
 from seedvar.record import schema
-from seedvar.record.ui import serve_ui
+from seedvar.serving.ui import serve_ui
 
 HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,66 @@ def test_jobs_and_runs_per_gpu_compose():
     cores = len(os.sched_getaffinity(0))
     assert workers(Execution(), "cpu", 1, 100, gpus=0) == (cores, [])
     assert workers(Execution(), "cpu", cores, 100, gpus=0) == (1, [])
+
+
+def test_sweep_options_are_one_table_for_the_flags_the_api_and_the_spec():
+    """Each sweep option is declared once (seedvar.plan.options): its spec field exists with the choices the
+    spec checks, the execution settings are exactly Execution's fields, the command has one flag per option
+    and seedvar.sweep's docstring names each keyword."""
+    import dataclasses
+
+    import seedvar.api as api
+    from seedvar.cli import _parser
+    from seedvar.plan.execution import Execution
+    from seedvar.plan.options import EXECUTION_KEYWORDS, SPEC_KEYWORDS, SWEEP_OPTIONS, spec_default
+    from seedvar.plan.spec import _CHOICES
+    from seedvar.stats.twostage import STD_CHOICES
+
+    assert set(EXECUTION_KEYWORDS) == {f.name for f in dataclasses.fields(Execution)}
+    for option in SWEEP_OPTIONS:
+        if option.field:
+            spec_default(option.field)  # the field exists (KeyError otherwise)
+        assert option.name in api.sweep.__doc__, option.name
+        assert not re.search(r"default:? \$?\w*\d", option.help), (
+            f"{option.name}: a default written in its help"
+        )
+    assert SPEC_KEYWORDS["device"] == "device" and _options("device") == _CHOICES["device"]
+    assert _options("target_std") == STD_CHOICES
+    sweep = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "sweep")[1]
+    flags = {s for a in sweep._actions for s in a.option_strings}
+    assert {o.flag for o in SWEEP_OPTIONS} <= flags
+    # every flag's default is None (or a switch's False): the spec's value or the code's default applies
+    assert all(
+        a.default in (None, False) for a in sweep._actions if a.dest in {o.name for o in SWEEP_OPTIONS}
+    )
+
+
+def _options(name: str) -> tuple[str, ...] | None:
+    from seedvar.plan.options import OPTIONS
+
+    return OPTIONS[name].choices
+
+
+def test_sweep_flags_reach_the_api_as_its_keywords(monkeypatch):
+    """The command passes each given flag as seedvar.sweep's keyword, converted (comma lists, true/false/both);
+    a flag wins over --set of the same keyword; flags not given are not passed."""
+    import seedvar.api as api
+    from seedvar.cli import main
+
+    seen: dict = {}
+
+    def fake_sweep(spec, **kwargs):
+        seen.update(kwargs, spec=spec)
+        return type("R", (), {"failed": []})()
+
+    monkeypatch.setattr(api, "sweep", fake_sweep)
+    argv = ["sweep", "quick", "--models", "a, b", "--deterministic", "both", "--download"]
+    argv += ["--executor", "local"]
+    argv += ["--replicates", "4", "--set", "replicates=9", "--set", "train.lr=0.5", "--claim-timeout", "30"]
+    assert main(argv) == 0
+    assert seen["models"] == ["a", "b"] and seen["deterministic"] == "both" and seen["download"] is True
+    assert seen["replicates"] == 4 and seen["train.lr"] == 0.5 and seen["claim_timeout"] == 30.0
+    assert seen["executor"] == "local" and "jobs" not in seen and "target_ci" not in seen
+    seen.clear()
+    assert main(["sweep", "quick", "--deterministic", "false"]) == 0
+    assert seen["deterministic"] is False and "models" not in seen and "download" not in seen

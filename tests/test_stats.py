@@ -28,7 +28,7 @@ from seedvar.stats.interval import (
 )
 from seedvar.stats.modes import mode_gaps, parts_add_up
 from seedvar.stats.power import power, replicates_needed, upper_std
-from seedvar.stats.sources import ratios_to_reference, separated_pairs, variance_ratio
+from seedvar.stats.sources import disjoint_pairs, ratios_to_reference, variance_ratio
 from seedvar.stats.testnoise import correctness_matrix, halves, split_seed_variance
 
 # Montgomery, Design and Analysis of Experiments, the looms example (Example 3.11 in the 8th ed.):
@@ -543,7 +543,7 @@ def test_ratios_to_reference_and_which_intervals_overlap():
     sources = np.repeat(["split", "all", "init"], 10)
     scale = {"all": 1.0, "split": 1.0, "init": 0.1}
     values = np.array([90 + rng.normal(0, scale[s]) for s in sources])
-    df = ratios_to_reference(values, sources)
+    df = ratios_to_reference(values, sources, reference="all")
     assert list(df["source"]) == ["all", "split", "init"]  # the reference first
     row = df.set_index("source")
     assert row.loc["all", "ratio_to_all"] == 1.0 and np.isnan(row.loc["all", "ratio_ci_low"])
@@ -552,8 +552,8 @@ def test_ratios_to_reference_and_which_intervals_overlap():
     assert row.loc["split", "ratio_ci_high"] == pytest.approx(split.ratio_ci[1])
     assert np.allclose(df["variance"], df["std"] ** 2)
     cis = {s: (row.loc[s, "ratio_ci_low"], row.loc[s, "ratio_ci_high"]) for s in ("split", "init")}
-    assert separated_pairs(cis) == [("split", "init")]
-    assert separated_pairs({"a": (0.2, 1.5), "b": (0.5, 3.0), "c": (1.2, 4.0)}) == []
+    assert disjoint_pairs(cis) == [("split", "init")]
+    assert disjoint_pairs({"a": (0.2, 1.5), "b": (0.5, 3.0), "c": (1.2, 4.0)}) == []
 
 
 # ------------------------------------------------------------------------------------------------
@@ -583,6 +583,15 @@ def test_mode_gaps_add_up_per_model_with_t_intervals():
     assert (g0.loc["dropout", ["mean", "std", "max"]] == 0).all()
     with pytest.raises(ValueError, match="paired"):
         mode_gaps({"eval": ev, "mc_dropout": mc[:3], "train": tr})
+
+
+def test_mode_gap_modes_are_the_results_modes():
+    """stats imports nothing of seedvar, so the mode gaps spell the modes themselves: the same ones."""
+    from seedvar.results import MODES
+    from seedvar.stats.modes import PART_MODES, PARTS
+
+    assert sorted(PART_MODES) == sorted(MODES)
+    assert {m for _, a, b, _ in PARTS for m in (a, b)} == set(MODES)
 
 
 def test_degenerate_flags():

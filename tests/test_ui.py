@@ -24,11 +24,11 @@ import seedvar
 from seedvar.cli import main
 from seedvar.plan import parse_study
 from seedvar.record import schema, view
-from seedvar.record.conditions import record_conditions
+from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, read_runs
-from seedvar.record.serve import port_free
 from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
+from seedvar.serving.supervise import port_free
 from seedvar.sweeper.finish import condition_spreads, seed_spread
 
 
@@ -473,9 +473,7 @@ TREE = textwrap.dedent(
     time.sleep(600)
     """
 )
-SUPERVISOR = (
-    "import sys; from seedvar.record.serve import supervise; sys.exit(supervise(sys.argv[1:], grace=1.0))"
-)
+SUPERVISOR = "import sys; from seedvar.serving.supervise import supervise; sys.exit(supervise(sys.argv[1:], grace=1.0))"
 
 
 @pytest.mark.parametrize(

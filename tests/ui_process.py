@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from seedvar.record.serve import port_free
+from seedvar.serving.supervise import port_free
 
 
 def free_port() -> int:

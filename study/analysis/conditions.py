@@ -122,7 +122,7 @@ def power_column(diff: float, unit: str = "") -> str:
 
 def power_table(spread: Spread, diffs: Sequence[float], unit: str = "") -> pd.DataFrame:
     """One row per compared condition: replicates needed to detect each difference in `diffs` against a
-    condition of the same spread (80% power, two-sided at 0.05), sized at `spread` (an upper bound of the
+    condition of the same spread (POWER, two-sided at ALPHA), sized at `spread` (an upper bound of the
     seed std, pooled where the stds are compatible)."""
     rows = []
     for cond, sd in spread.stds.items():

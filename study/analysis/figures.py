@@ -17,6 +17,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from seedvar.analysis.maps import MapData  # noqa: E402
+from seedvar.results import EVAL, MODES  # noqa: E402
+from seedvar.stats.interval import ALPHA  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -26,7 +28,7 @@ WIDTH = 12.0  # inches, at the report's 110 dpi: 1,320 pixels
 PER_ROW = 8  # conditions side by side before a figure wraps to the next row
 PANELS_PER_ROW = 4  # small panels (one per condition) side by side
 MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditions shown
-MODE_ORDER = ("eval", "train", "mc_dropout")
+MODE_ORDER = MODES
 
 
 def wrap(text: str, inches: float, size: float = 13.0) -> str:
@@ -137,7 +139,7 @@ def _title_above(fig: Figure, title: str) -> None:
 def variance_components(vc: pd.DataFrame) -> Figure:
     """Per condition (down the y axis) and stochastic mode: the variance of accuracy split into training
     randomness and test-time dropout (left), and the dropout's share with its 95% CI (right)."""
-    stochastic = vc[vc["mode"] != "eval"]
+    stochastic = vc[vc["mode"] != EVAL]
     vc = stochastic if len(stochastic) else vc
     modes = [m for m in MODE_ORDER if m in set(vc["mode"])]
     conds = list(dict.fromkeys(vc["condition"]))
@@ -222,7 +224,7 @@ def flip_rates(flips: pd.DataFrame) -> Figure:
     """Share of test predictions that change: between two passes of one model, and between two models;
     conditions down the y axis."""
     within = flips.assign(what=lambda d: "two passes, " + d["mode"], rate=flips["flip_rate"])
-    between = flips[flips["mode"] == "eval"].assign(
+    between = flips[flips["mode"] == EVAL].assign(
         what="two seeds, eval", rate=lambda d: d["churn_between_models"]
     )
     bars = pd.concat([within, between])[["condition", "what", "rate"]].dropna()
@@ -277,7 +279,7 @@ def comparison_matrix(
     diff: pd.DataFrame, pvals: pd.DataFrame, what: str = "Eval accuracy", unit: str = "points"
 ) -> Figure:
     """Pairwise difference of means (row minus column): each cell annotated with its Holm-adjusted p up to
-    10 conditions; beyond, `*` marks the pairs told apart (p < 0.05)."""
+    10 conditions; beyond, `*` marks the pairs told apart (p < ALPHA)."""
     n = len(diff)
     side = min(WIDTH - 1.5, 0.5 * n + 3.5)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
@@ -289,8 +291,8 @@ def comparison_matrix(
         )
         title = f"{what}: row minus column (Welch p, Holm-adjusted)"
     else:
-        annot = pvals.map(lambda p: "*" if p < 0.05 else "")
-        title = f"{what}: row minus column (*: told apart, Holm-adjusted Welch p < 0.05)"
+        annot = pvals.map(lambda p: "*" if p < ALPHA else "")
+        title = f"{what}: row minus column (*: told apart, Holm-adjusted Welch p < {ALPHA:g})"
     sns.heatmap(
         diff, annot=annot, fmt="", cmap="RdBu", center=0, ax=ax, cbar_kws={"label": unit}, square=n > 10
     )

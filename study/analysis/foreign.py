@@ -21,9 +21,10 @@ import pandas as pd
 
 from seedvar.errors import UserError
 from seedvar.record.bulk import MetricRun, read_metric
+from seedvar.record.schema import SEED_PARAMS
 from seedvar.record.store import Store
+from seedvar.results import Status
 
-SEED_PARAMS = ("seed", "random_state", "*_seed", "seed_*", "seed.*", "*.seed")  # what a seed param is called
 MAX_HISTORY_RUNS = 2000  # a history is read for at most this many runs (a server does not say which have one)
 RUN_COLUMNS = ["run_id", "run", "status", "condition", "seed", "value"]
 
@@ -160,7 +161,7 @@ def _assemble(
     left = []
     kept = []
     for r in runs:
-        if r.status != "FINISHED":
+        if r.status != Status.FINISHED:
             left.append({"run": r.name, "status": r.status, "reason": f"{r.status.lower()}, not finished"})
         elif r.value is None:
             left.append({"run": r.name, "status": r.status, "reason": f"never logged {metric}"})
@@ -256,7 +257,7 @@ def from_frame(
     status = (
         frame["status"].astype(str).str.upper()
         if "status" in frame.columns
-        else pd.Series(["FINISHED"] * len(frame))
+        else pd.Series([Status.FINISHED] * len(frame))
     )
     params = frame.drop(columns=[c for c in (metric, "run", "status") if c in frame.columns]).astype(str)
     runs = [

@@ -13,6 +13,7 @@ from seedvar.analysis.render import Bullet
 from seedvar.analysis.sentences import _by_mode, _ci, _count, _gaps, share_decimals
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
+from seedvar.results import EVAL, TRAIN
 
 MAX_BULLETS = 4  # numbers at a glance: more would be a table
 
@@ -73,7 +74,7 @@ def _warning(tables: Tables) -> str:
     return " ".join(out)
 
 
-def _share_row(tables: Tables, cond: str, mode: str = "train") -> pd.Series | None:
+def _share_row(tables: Tables, cond: str, mode: str = TRAIN) -> pd.Series | None:
     v = _by_mode(tables.variance, cond)
     if mode not in v.index or not v.loc[mode, "within"] > 0:
         return None
@@ -87,8 +88,8 @@ def _one_headline(tables: Tables) -> str:
     cond = str(a["condition"].iloc[0])
     acc = a.set_index("mode")
     what = []
-    if "eval" in acc.index:
-        e = acc.loc["eval"]
+    if EVAL in acc.index:
+        e = acc.loc[EVAL]
         what.append(
             f"{cond} scores {e['mean']:.2f}% in eval mode"
             + (f", {e['seed_std']:.2f} points apart from seed to seed (std)" if e["runs"] > 1 else "")
@@ -104,7 +105,7 @@ def _one_headline(tables: Tables) -> str:
             else "from test-time dropout and training randomness alike (the interval holds 50%)"
         )
         what.append(f"tested in train mode it varies by {acc.loc['train', 'std']:.2f} points, {who}")
-    elif "train" in acc.index:
+    elif TRAIN in acc.index:
         what.append(f"tested in train mode it varies by {acc.loc['train', 'std']:.2f} points (std)")
     return "; ".join(what) + "." if what else f"{cond}: no accuracy to report."
 
@@ -116,8 +117,8 @@ def _one_bullets(tables: Tables) -> list[Bullet]:
     cond = str(a["condition"].iloc[0])
     acc = a.set_index("mode")
     out = []
-    if "eval" in acc.index:
-        e = acc.loc["eval"]
+    if EVAL in acc.index:
+        e = acc.loc[EVAL]
         out.append(Bullet("eval accuracy over seeds", _acc(e["mean"], e["ci_low"], e["ci_high"]), "accuracy"))
     share = _share_row(tables, cond)
     if share is not None:
@@ -134,8 +135,8 @@ def _one_bullets(tables: Tables) -> list[Bullet]:
         out.append(
             Bullet("train mode minus eval mode", _points(g["mean"], g["ci_low"], g["ci_high"]), "mode_gaps")
         )
-    elif "train" in acc.index:
-        t = acc.loc["train"]
+    elif TRAIN in acc.index:
+        t = acc.loc[TRAIN]
         out.append(Bullet("train-mode accuracy", _acc(t["mean"], t["ci_low"], t["ci_high"]), "accuracy"))
     noise = tables.test_noise
     if not noise.empty and cond in set(noise["condition"]):
@@ -216,7 +217,7 @@ def _several_bullets(tables: Tables) -> list[Bullet]:
                 )
             )
     v = tables.variance
-    train = v[(v["mode"] == "train") & (v["within"] > 0)] if not v.empty else v
+    train = v[(v["mode"] == TRAIN) & (v["within"] > 0)] if not v.empty else v
     if len(train):
         r = train.loc[train["share_within"].idxmax()]
         label = "dropout's share of train-mode variance" + (

@@ -18,7 +18,7 @@ from seedvar.record.bulk import read_metric
 from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
-from seedvar.results import Predictions
+from seedvar.results import REFERENCE, Predictions, Status
 from seedvar.stats.twostage import Target
 
 CURVES = ("loss", "acc")  # the training curves the report draws
@@ -71,7 +71,7 @@ class StudyRuns:
 
     @property
     def finished(self) -> list[LoadedRun]:
-        return [r for r in self.runs if r.status == "FINISHED"]
+        return [r for r in self.runs if r.status == Status.FINISHED]
 
 
 def load_study(store: Store, experiment: str, *, cache: bool = True, by: tuple[str, ...] = ()) -> StudyRuns:
@@ -112,9 +112,9 @@ def load_study(store: Store, experiment: str, *, cache: bool = True, by: tuple[s
     read = _fill(store, list(latest.values()), RunCache(folder_for(store, exp_id) if cache else None))
     finished = sorted(
         latest.values(),
-        key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != "all", r.varied, r.replicate),
+        key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != REFERENCE, r.varied, r.replicate),
     )
-    unfinished = [r for r in children if r.status != "FINISHED" and r.config_hash not in latest]
+    unfinished = [r for r in children if r.status != Status.FINISHED and r.config_hash not in latest]
     tag = store.experiment_tags(exp_id).get(s.TAG_TARGET)
     target = Target.from_json(tag) if tag else None
     return StudyRuns(experiment, finished + unfinished, sweeps, target, read)

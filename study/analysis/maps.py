@@ -9,6 +9,7 @@ import numpy as np
 
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.setup import conditions
+from seedvar.results import EVAL, MC_DROPOUT, TRAIN
 
 
 @dataclass
@@ -37,9 +38,9 @@ def map_data(finished: list[LoadedRun]) -> list[MapData]:
     for cond in conditions(finished):
         for r in finished:
             p = r.preds if r.label == cond else None
-            if p is None or p.gt is None or p.coords is None or "eval" not in p.passes:
+            if p is None or p.gt is None or p.coords is None or EVAL not in p.passes:
                 continue
-            mode = "train" if "train" in p.passes else "mc_dropout" if "mc_dropout" in p.passes else None
+            mode = TRAIN if TRAIN in p.passes else MC_DROPOUT if MC_DROPOUT in p.passes else None
             if mode is None or len(p.passes[mode]) < 2:
                 continue
             out.append(
@@ -50,7 +51,7 @@ def map_data(finished: list[LoadedRun]) -> list[MapData]:
                     p.gt,
                     p.coords,
                     p.labels,
-                    p.passes["eval"][0],
+                    p.passes[EVAL][0],
                     *p.passes[mode][:2],
                     train_ids=p.train_ids,
                 )

@@ -12,7 +12,8 @@ import pandas as pd
 from seedvar.analysis import conditions, figures, glance
 from seedvar.analysis.foreign import MetricRuns
 from seedvar.analysis.render import Section
-from seedvar.stats.power import REACHED, Spread
+from seedvar.stats.interval import ALPHA
+from seedvar.stats.power import POWER, REACHED, Spread
 
 DIGITS = 4  # significant digits on the page (the CSVs keep every digit)
 NO_PREDICTIONS = (
@@ -153,7 +154,7 @@ def comparison_section(
         sec.tables["power"] = conditions.power_table(spread, [size])
         sec.text.append(
             f"Runs per condition needed to tell apart a difference of {size:.3g} from a condition of the same "
-            f"spread (80% power, two-sided at 0.05), sized at {spread.how()}; sized this way the n reaches 80% "
+            f"spread ({POWER:.0%} power, two-sided at {ALPHA:g}), sized at {spread.how()}; sized this way the n reaches {POWER:.0%} "
             f"power in {REACHED} of simulated studies"
             + ("." if diff else ". The difference is the closest pair's; choose another with --target-diff.")
         )

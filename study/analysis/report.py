@@ -31,7 +31,9 @@ from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
 from seedvar.record.store import Store
-from seedvar.stats.power import REACHED
+from seedvar.results import EVAL
+from seedvar.stats.interval import ALPHA
+from seedvar.stats.power import POWER, REACHED
 
 FORMATS = ("html", "md")
 # BLAS_THREADS: the report's statistics multiply small matrices, where OpenBLAS's second thread spins
@@ -139,8 +141,8 @@ def study_claims(study: load.StudyRuns, claims: tuple[tuple[str, float], ...]) -
 
     values: dict[str, list[float]] = {}
     for r in study.finished:
-        if "eval" in r.modes:
-            values.setdefault(r.label, []).append(float(np.mean(r.accuracy("eval"))))
+        if EVAL in r.modes:
+            values.setdefault(r.label, []).append(float(np.mean(r.accuracy(EVAL))))
     return claims_section({c: np.asarray(v) for c, v in values.items()}, dict(claims), False)
 
 
@@ -389,7 +391,7 @@ def degenerate_section(t: tables.Tables) -> Section:
     """One line when nothing is degenerate or suspect (the table folded below it); else the flags."""
     how = [
         "Per condition and mode: models whose accuracy is not significantly above chance (the share of the "
-        "most frequent test class; one-sided exact binomial test at 0.05), models that predict a single "
+        f"most frequent test class; one-sided exact binomial test at {ALPHA:g}), models that predict a single "
         "class in every pass, and whether all models tie (`tied`: the same accuracy on every seed, as models "
         "at 100% do; ties are data, never degenerate). `degenerate`: every model at chance or predicting "
         "one class; `suspect`: some models are."
@@ -473,9 +475,9 @@ def comparison_section(t: tables.Tables) -> Section:
         )
         sec.text.append(
             f"Replicates per condition needed to detect a difference of {diffs} accuracy points (the last: the "
-            "closest pair's) against a condition of the same spread, with 80% power at alpha 0.05, sized at "
+            f"closest pair's) against a condition of the same spread, with {POWER:.0%} power at alpha {ALPHA:g}, sized at "
             f"{t.spread.how()} (each std at least the test set's resolution / sqrt(12)). Sized this way the "
-            f"recommended n reaches 80% power in {REACHED} of simulated studies; at the observed std, in about "
+            f"recommended n reaches {POWER:.0%} power in {REACHED} of simulated studies; at the observed std, in about "
             "half (the README's table)."
         )
         sec.tables["power"] = t.power

@@ -20,11 +20,11 @@ from seedvar.analysis.conditions import join_names
 from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
 from seedvar.record.reader import reference_runs
-from seedvar.results import STOCHASTIC_MODES
+from seedvar.results import EVAL, MC_DROPOUT, REFERENCE, STOCHASTIC_MODES, TRAIN
 from seedvar.stats import sources
 from seedvar.stats.interval import ALPHA, NON_NORMAL_P
 
-MODE_WORDS = {"eval": "Eval-mode", "train": "Train-mode", "mc_dropout": "MC-dropout"}
+MODE_WORDS = {EVAL: "Eval-mode", TRAIN: "Train-mode", MC_DROPOUT: "MC-dropout"}
 
 
 def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
@@ -104,7 +104,7 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
     by_cond = {c: [r for r in ref if r.label == c] for c in names}
     out = []
     f = tables.flips
-    ev = f[f["mode"] == "eval"].set_index("condition")["flip_rate"] if not f.empty else pd.Series(dtype=float)
+    ev = f[f["mode"] == EVAL].set_index("condition")["flip_rate"] if not f.empty else pd.Series(dtype=float)
     moving = [c for c in names if c in ev.index and ev[c] > 0]
     if not moving and len(ev):
         out.append("In eval mode every trained model gives identical results on every pass.")
@@ -121,7 +121,7 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
         )
     v = tables.variance
     still = (
-        [c for c in names if ((v["condition"] == c) & (v["mode"] == "train") & (v["within"] == 0)).any()]
+        [c for c in names if ((v["condition"] == c) & (v["mode"] == TRAIN) & (v["within"] == 0)).any()]
         if not v.empty
         else []
     )
@@ -144,8 +144,8 @@ def _gaps(table: pd.DataFrame, cond: str) -> pd.DataFrame:
 def train_equals_mc_dropout(group: list[LoadedRun]) -> bool:
     """Every model's train-mode passes equal its MC-dropout passes: no BatchNorm, dropout alone moves them."""
     return all(
-        {"train", "mc_dropout"} <= set(r.modes)
-        and np.array_equal(r.preds.passes["train"], r.preds.passes["mc_dropout"])
+        {TRAIN, MC_DROPOUT} <= set(r.modes)
+        and np.array_equal(r.preds.passes[TRAIN], r.preds.passes[MC_DROPOUT])
         for r in group
     )
 
@@ -156,17 +156,17 @@ def condition_paragraph(cond: str, group: list[LoadedRun], tables: Tables) -> st
     same = train_equals_mc_dropout(group)
     parts = []
     for mode in STOCHASTIC_MODES:
-        if mode not in a.index or (mode == "mc_dropout" and same):
+        if mode not in a.index or (mode == MC_DROPOUT and same):
             continue
         parts.append(_stochastic_mode(cond, mode, group, a, v, f, same, _gaps(tables.mode_gaps, cond)))
-    if "eval" in a.index:
-        parts.append(_eval_mode(a.loc["eval"], f))
+    if EVAL in a.index:
+        parts.append(_eval_mode(a.loc[EVAL], f))
     return " ".join(parts)
 
 
 def _eval_mode(e: pd.Series, f: pd.DataFrame) -> str:
     runs = int(e["runs"])
-    flip = f.loc["eval", "flip_rate"] if "eval" in f.index else float("nan")
+    flip = f.loc[EVAL, "flip_rate"] if EVAL in f.index else float("nan")
     if flip == 0 or np.isnan(flip):
         who = f"the same {runs} models give" if runs > 1 else "the model gives"
         text = f"In eval mode {who} identical results on every pass"
@@ -212,7 +212,7 @@ def _stochastic_mode(
             )
             text += unequal_passes_clause(c.get("pass_variance_equal_p", np.nan))
     text += "."
-    decompose = mode == "train" and not same and gaps is not None and not gaps.empty
+    decompose = mode == TRAIN and not same and gaps is not None and not gaps.empty
     if mode in f.index and not np.isnan(f.loc[mode, "flip_rate"]) and f.loc[mode, "flip_rate"] > 0:
         within_sd = (
             np.sqrt(v.loc[mode, "within"])
@@ -223,13 +223,13 @@ def _stochastic_mode(
             f" Testing one trained model again moves its accuracy by {within_sd:.2f} points (std) and "
             f"changes the predicted class of {f.loc[mode, 'flip_rate']:.2f}% of test samples"
         )
-        if "eval" in a.index and not decompose:
-            gap = row["mean"] - a.loc["eval", "mean"]
+        if EVAL in a.index and not decompose:
+            gap = row["mean"] - a.loc[EVAL, "mean"]
             text += f"; on average it is {abs(gap):.2f} points {'lower' if gap < 0 else 'higher'} than in eval mode"
         text += "."
     if decompose:
         text += " " + decomposition_sentence(gaps)
-    if mode == "train" and same:
+    if mode == TRAIN and same:
         text += (
             " MC dropout gives exactly the same passes: the model has no BatchNorm, so train mode "
             "only switches dropout on."
@@ -378,8 +378,8 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
     if per_source.empty:
         return out
     for cond, g in per_source.groupby("condition", sort=False):
-        ref = g[g["source"] == sources.REFERENCE]
-        rest = g[g["source"] != sources.REFERENCE]
+        ref = g[g["source"] == REFERENCE]
+        rest = g[g["source"] != REFERENCE]
         if rest.empty:
             continue
         n = ", ".join(sorted({str(int(v)) for v in rest["n"]}))
@@ -398,7 +398,7 @@ def source_sentences(per_source: pd.DataFrame) -> list[str]:
             for r in rest.itertuples()
             if np.isfinite(r.ratio_ci_low) and np.isfinite(r.ratio_ci_high)
         }
-        apart = sources.separated_pairs(cis)
+        apart = sources.disjoint_pairs(cis)
         if len(cis) >= 2 and not apart:
             text += " All intervals overlap, so these replicates do not rank the sources."
         elif apart:

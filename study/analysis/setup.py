@@ -8,6 +8,7 @@ import pandas as pd
 
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.record.schema import PARAM_DATA_PREFIX, PARAM_REPLICATE, PARAM_SEED_PREFIX
+from seedvar.results import Status, points
 
 
 def conditions(finished: list[LoadedRun]) -> list[str]:
@@ -51,9 +52,9 @@ def split_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "gap_pixels": np.nanmean(nums("gap_pixels"))
                 if f"{key}gap_pixels" in group[0].params
                 else 0.0,
-                "leakage_mean": 100 * leak.mean(),
-                "leakage_min": 100 * leak.min(),
-                "leakage_max": 100 * leak.max(),
+                "leakage_mean": points(leak.mean()),
+                "leakage_min": points(leak.min()),
+                "leakage_max": points(leak.max()),
                 "one_sided_classes": ", ".join(one_sided) or "none",
             }
         )
@@ -104,7 +105,7 @@ def failure_table(runs: list[LoadedRun]) -> pd.DataFrame:
                 "run_id": r.run_id,
             }
             for r in runs
-            if r.status != "FINISHED"
+            if r.status != Status.FINISHED
         ],
         columns=["run", "status", "reason", "run_id"],
     )

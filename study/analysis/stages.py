@@ -12,6 +12,7 @@ import pandas as pd
 
 from seedvar.analysis.load import LoadedRun
 from seedvar.record.reader import reference_runs
+from seedvar.results import points
 from seedvar.stats.interval import mean_interval
 from seedvar.stats.power import POWER, pooled_std
 from seedvar.stats.twostage import Target, achieved_power, decidable, decide, stein_interval
@@ -46,7 +47,7 @@ def accuracies(finished: list[LoadedRun], mode: str) -> dict[str, dict[int, floa
     for r in reference_runs(finished):
         summary = r.summaries.get(mode)
         if summary is not None:
-            out.setdefault(r.label, {})[r.replicate] = 100 * summary.acc_mean
+            out.setdefault(r.label, {})[r.replicate] = points(summary.acc_mean)
     return out
 
 

@@ -17,6 +17,7 @@ from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.maps import MapData, map_data
 from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
 from seedvar.record.reader import reference_runs
+from seedvar.results import EVAL, MODES, REFERENCE, TRAIN, points
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
 from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
 from seedvar.stats.power import Spread
@@ -100,12 +101,12 @@ def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "within": v.within,
                 "within_ci_low": v.within_ci[0],
                 "within_ci_high": v.within_ci[1],
-                "share_within": 100 * v.share_within,
-                "share_within_ci_low": 100 * v.share_within_ci[0],
-                "share_within_ci_high": 100 * v.share_within_ci[1],
-                "share_between": 100 * v.share_between,
-                "share_between_ci_low": 100 * v.share_between_ci[0],
-                "share_between_ci_high": 100 * v.share_between_ci[1],
+                "share_within": points(v.share_within),
+                "share_within_ci_low": points(v.share_within_ci[0]),
+                "share_within_ci_high": points(v.share_within_ci[1]),
+                "share_between": points(v.share_between),
+                "share_between_ci_low": points(v.share_between_ci[0]),
+                "share_between_ci_high": points(v.share_between_ci[1]),
                 "pass_variance_equal_p": components.equal_pass_variance_p(per_model),
                 "method": v.method,
                 "truncated": v.truncated,
@@ -125,10 +126,10 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "condition": cond,
                 "mode": mode,
                 "models": len(group),
-                "flip_rate": 100 * float(np.mean(rates)) if rates else float("nan"),
+                "flip_rate": points(float(np.mean(rates))) if rates else float("nan"),
                 "churn_between_models": (
-                    100 * flips.mean_churn([(r.preds.ids, r.preds.passes["eval"][0]) for r in group])
-                    if mode == "eval" and len(group) > 1
+                    points(flips.mean_churn([(r.preds.ids, r.preds.passes[EVAL][0]) for r in group]))
+                    if mode == EVAL and len(group) > 1
                     else float("nan")
                 ),
             }
@@ -144,11 +145,11 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """
     rows = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and "eval" in r.modes]
+        group = [r for r in finished if r.label == cond and EVAL in r.modes]
         if len(group) < 3:
             continue
         ids, labels, correct = testnoise.correctness_matrix(
-            [(r.preds.ids, r.preds.labels, r.preds.passes["eval"][0]) for r in group]
+            [(r.preds.ids, r.preds.labels, r.preds.passes[EVAL][0]) for r in group]
         )
         t = testnoise.split_seed_variance(correct, labels)
         pts2 = 100.0**2
@@ -157,13 +158,13 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
                 "condition": cond,
                 "models": t.models_n,
                 "test_samples": t.samples,
-                "seed_std": 100 * np.sqrt(t.total),
-                "test_set_std": 100 * np.sqrt(max(t.test_set, 0.0)),
-                "models_std": 100 * np.sqrt(max(t.models, 0.0)),
-                "binomial_bound_std": 100 * np.sqrt(t.binomial_bound),
-                "test_set_share": 100 * t.share_test_set,
-                "test_set_share_ci_low": 100 * t.share_test_set_ci[0],
-                "test_set_share_ci_high": 100 * t.share_test_set_ci[1],
+                "seed_std": points(np.sqrt(t.total)),
+                "test_set_std": points(np.sqrt(max(t.test_set, 0.0))),
+                "models_std": points(np.sqrt(max(t.models, 0.0))),
+                "binomial_bound_std": points(np.sqrt(t.binomial_bound)),
+                "test_set_share": points(t.share_test_set),
+                "test_set_share_ci_low": points(t.share_test_set_ci[0]),
+                "test_set_share_ci_high": points(t.share_test_set_ci[1]),
                 "seed_var": pts2 * t.total,
                 "seed_var_ci_low": pts2 * t.total_ci[0],
                 "seed_var_ci_high": pts2 * t.total_ci[1],
@@ -184,10 +185,10 @@ def mode_gap_table(finished: list[LoadedRun]) -> pd.DataFrame:
     """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points)."""
     tables = []
     for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and {"eval", "train", "mc_dropout"} <= set(r.modes)]
+        group = [r for r in finished if r.label == cond and set(MODES) <= set(r.modes)]
         if not group:
             continue
-        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in ("eval", "train", "mc_dropout")}
+        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in MODES}
         t = modes.mode_gaps(acc, resolution=resolution(group))
         t.insert(0, "condition", cond)
         tables.append(t)
@@ -199,7 +200,7 @@ def degenerate_table(finished: list[LoadedRun]) -> pd.DataFrame:
     rows = []
     for (cond, mode), group in groups(finished).items():
         f = degenerate.flags([(r.preds.passes[mode], r.preds.labels) for r in group])
-        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": 100 * f.chance})
+        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": points(f.chance)})
     return pd.DataFrame(rows)
 
 
@@ -207,23 +208,23 @@ def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
     """Conditions whose eval mode is degenerate: no power or ranking is drawn from them."""
     if flags.empty:
         return []
-    bad = flags[(flags["mode"] == "eval") & flags["degenerate"]]
+    bad = flags[(flags["mode"] == EVAL) & flags["degenerate"]]
     return list(dict.fromkeys(bad["condition"]))
 
 
 def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
     """Eval accuracy of each trained model of a one-source-at-a-time study, by the source it varied
     (`all`: the reference with every source varied)."""
-    if all(r.varied == "all" for r in finished):
+    if all(r.varied == REFERENCE for r in finished):
         return pd.DataFrame(columns=["condition", "source", "replicate", "accuracy"])
-    varied = [r for r in finished if "eval" in r.modes]
+    varied = [r for r in finished if EVAL in r.modes]
     return pd.DataFrame(
         [
             {
                 "condition": r.label,
                 "source": r.varied,
                 "replicate": r.replicate,
-                "accuracy": r.accuracy("eval").mean(),
+                "accuracy": r.accuracy(EVAL).mean(),
             }
             for r in varied
         ],
@@ -238,9 +239,9 @@ def source_table(values: pd.DataFrame) -> pd.DataFrame:
     """
     tables = []
     for cond, g in values.groupby("condition", sort=False):
-        if set(g["source"]) <= {sources.REFERENCE}:
+        if set(g["source"]) <= {REFERENCE}:
             continue
-        t = sources.ratios_to_reference(g["accuracy"].to_numpy(), g["source"].to_numpy())
+        t = sources.ratios_to_reference(g["accuracy"].to_numpy(), g["source"].to_numpy(), reference=REFERENCE)
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -259,8 +260,8 @@ def eval_samples(finished: list[LoadedRun]) -> dict[str, np.ndarray]:
     """Mean eval accuracy of each trained model, by condition."""
     samples: dict[str, list[float]] = {}
     for r in finished:
-        if "eval" in r.modes:
-            samples.setdefault(r.label, []).append(r.accuracy("eval").mean())
+        if EVAL in r.modes:
+            samples.setdefault(r.label, []).append(r.accuracy(EVAL).mean())
     return {k: np.array(v) for k, v in samples.items()}
 
 
@@ -316,7 +317,7 @@ def condition_table(
         mean = cell(ranked, cond, "mean")
         gap = cell(mode_gaps, cond, "mean", part="total")
         if not np.isfinite(gap):  # no MC dropout: the gap without its parts
-            gap = cell(accuracy, cond, "mean", mode="train") - mean
+            gap = cell(accuracy, cond, "mean", mode=TRAIN) - mean
         found = ranked[ranked["condition"] == cond]
         rows.append(
             {
@@ -325,14 +326,14 @@ def condition_table(
                 "eval_mean": mean,
                 "eval_ci_low": cell(ranked, cond, "ci_low"),
                 "eval_ci_high": cell(ranked, cond, "ci_high"),
-                "seed_std": cell(accuracy, cond, "seed_std", mode="eval"),
+                "seed_std": cell(accuracy, cond, "seed_std", mode=EVAL),
                 "train_minus_eval": gap,
                 "batchnorm_part": cell(mode_gaps, cond, "mean", part="batchnorm"),
                 "dropout_part": cell(mode_gaps, cond, "mean", part="dropout"),
-                "dropout_share": cell(variance, cond, "share_within", mode="train"),
-                "dropout_share_ci_low": cell(variance, cond, "share_within_ci_low", mode="train"),
-                "dropout_share_ci_high": cell(variance, cond, "share_within_ci_high", mode="train"),
-                "flip_rate": cell(flips, cond, "flip_rate", mode="train"),
+                "dropout_share": cell(variance, cond, "share_within", mode=TRAIN),
+                "dropout_share_ci_low": cell(variance, cond, "share_within_ci_low", mode=TRAIN),
+                "dropout_share_ci_high": cell(variance, cond, "share_within_ci_high", mode=TRAIN),
+                "flip_rate": cell(flips, cond, "flip_rate", mode=TRAIN),
                 **test_set_share(cond),
                 "group": found["group"].iloc[0] if len(found) else "–",
             }

@@ -15,6 +15,7 @@ import pandas as pd
 
 from seedvar.analysis.load import LoadedRun
 from seedvar.record import schema as s
+from seedvar.results import EVAL, points
 from seedvar.stats import flips
 from seedvar.stats import twins as tw
 from seedvar.stats.interval import resolution_of
@@ -46,7 +47,7 @@ COLUMNS = [
 ]
 # more columns the sentences read (not in tables/twins.csv)
 EXTRA = ["value_a", "value_b", "device"]
-MODE = "eval"  # twins are compared on eval accuracy and eval predictions: deterministic given the weights
+MODE = EVAL  # twins are compared on eval accuracy and eval predictions: deterministic given the weights
 
 
 def _reference_order(setting: str, value: str) -> tuple[int, float, str]:
@@ -170,13 +171,13 @@ def twin_table(found: list[TwinPairs], runs: list[LoadedRun]) -> pd.DataFrame:
                         for a, b in t.pairs
                     ]
                 ),
-                "churn_seeds": 100 * float(np.mean(seed_churns)) if seed_churns else float("nan"),
+                "churn_seeds": points(float(np.mean(seed_churns))) if seed_churns else float("nan"),
                 "diff_std": d.std,
                 "diff_std_ci_low": d.ci[0],
                 "diff_std_ci_high": d.ci[1],
-                "share": 100 * share.share,
-                "share_ci_low": 100 * share.ci[0],
-                "share_ci_high": 100 * share.ci[1],
+                "share": points(share.share),
+                "share_ci_low": points(share.ci[0]),
+                "share_ci_high": points(share.ci[1]),
                 "time_ratio": tw.time_ratio(
                     [a.metrics.get(seconds, np.nan) for a in a_runs],
                     [b.metrics.get(seconds, np.nan) for b in b_runs],

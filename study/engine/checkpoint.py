@@ -1,6 +1,6 @@
 """Epoch checkpoints as bytes: what a trainer's state becomes on disk or in an artifact store.
 
-Where the bytes live is the store's business (study/record/checkpoints.py): beside a local sqlite
+Where the bytes live is the store's business (study/record/checkpoint_store.py): beside a local sqlite
 store, or in a tracking server's artifact store so that another host can resume the run.
 """
 

@@ -24,7 +24,7 @@ from seedvar.engine.determinism import seeded, set_deterministic
 from seedvar.engine.evaluate import pass_metrics, run_passes
 from seedvar.engine.train import Trainer, weights_sha256
 from seedvar.plan import RunConfig, pass_seeds
-from seedvar.results import EpochStats, ModeResult, Predictions, RunResult
+from seedvar.results import EVAL, EpochStats, ModeResult, Predictions, RunResult
 
 
 class Hooks:
@@ -119,16 +119,16 @@ def test_modes(
     labels = loader.labels.cpu().numpy()
     out, seeds_of, results = {}, {}, {}
     for mode in modes:
-        k = eval_passes if mode == "eval" else passes
+        k = eval_passes if mode == EVAL else passes
         seeds = pass_seeds(test_seed, k)
         start = time.perf_counter()
-        run = run_passes(model, loader, mode, seeds, batch_size, fused=mode != "eval")
+        run = run_passes(model, loader, mode, seeds, batch_size, fused=mode != EVAL)
         seconds = time.perf_counter() - start
         out[mode], seeds_of[mode] = run.preds, np.array(seeds, dtype=np.uint32)
         results[mode] = ModeResult(
             pass_metrics(run.preds, labels, num_classes, per_class=per_class),
             seconds,
-            fused=run.fused if mode != "eval" else None,
+            fused=run.fused if mode != EVAL else None,
             split=run.split,
         )
     return out, seeds_of, results

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from seedvar.data import BatchLoader
 from seedvar.engine.determinism import default_generator
 from seedvar.nets.blocks import Net
+from seedvar.results import EVAL, MC_DROPOUT, TRAIN
 from seedvar.stats.flips import pass_accuracy
 
 
@@ -35,11 +36,11 @@ def test_mode(model: nn.Module, mode: str) -> Iterator[None]:
     """
     flags = [(m, m.training) for m in model.modules()]
     buffers = [(b, b.clone()) for b in model.buffers()]
-    if mode == "eval":
+    if mode == EVAL:
         model.eval()
-    elif mode == "train":
+    elif mode == TRAIN:
         model.train()
-    elif mode == "mc_dropout":
+    elif mode == MC_DROPOUT:
         model.eval()
         for m in model.modules():
             if isinstance(m, nn.modules.dropout._DropoutNd):

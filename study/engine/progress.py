@@ -7,14 +7,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seedvar.results import RunOutcome, describe
+from seedvar.results import Events, RunOutcome, Status, describe
 
 
 def outcome_line(o: RunOutcome) -> str:
     """One line per run as it ends: status, time, accuracy per mode (mean ± std over passes)."""
-    if o.status != "FINISHED":
+    if o.status != Status.FINISHED:
         return f"{o.status:8s} {o.run_name}: {o.reason}"
-    return f"FINISHED {o.run_name} ({o.seconds:.0f} s): {describe(o.summaries)} % acc"
+    return f"{Status.FINISHED} {o.run_name} ({o.seconds:.0f} s): {describe(o.summaries)} % acc"
 
 
 class Progress:
@@ -30,7 +30,7 @@ class Progress:
         self.total = total
 
     def event(self, worker: int, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "start":
+        if kind == Events.START:
             self.bars[worker] = tqdm(
                 total=payload["epochs"],
                 initial=payload["epoch"],
@@ -42,7 +42,7 @@ class Progress:
             )
             if payload["epoch"] and self.enabled:
                 self.write(f"resuming {payload['name']} from epoch {payload['epoch']}")
-        elif kind == "epoch" and worker in self.bars:
+        elif kind == Events.EPOCH and worker in self.bars:
             bar = self.bars[worker]
             bar.set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
             bar.update(1)
@@ -52,9 +52,9 @@ class Progress:
                     f"  {payload['name']}: epoch {payload['epoch']}/{bar.total} "
                     f"loss {payload['loss']:.4f} acc {payload['acc']:.4f}"
                 )
-        elif kind == "testing" and worker in self.bars:
+        elif kind == Events.TESTING and worker in self.bars:
             self.bars[worker].set_description(f"{payload['name']} testing")
-        elif kind == "end" and worker in self.bars:
+        elif kind == Events.END and worker in self.bars:
             self.bars.pop(worker).close()
 
     def finished(self, outcome: RunOutcome) -> None:

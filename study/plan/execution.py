@@ -18,6 +18,8 @@ from typing import Any
 from seedvar.errors import UserError
 from seedvar.plan.spec import typed_table
 
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"  # MLflow's own: where the runs are when no flag says
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"  # ... and when neither says: the embedded store under ./mlruns
 ENV_RETRY = "SEEDVAR_RETRY_SECONDS"  # the retry window when no flag or table sets it
 DEFAULT_RETRY_SECONDS = 120.0  # a store call keeps retrying an unreachable tracking server this long
 DEFAULT_CLAIM_TIMEOUT = 120.0  # seconds without a heartbeat after which a claimed run is stale

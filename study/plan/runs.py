@@ -16,7 +16,7 @@ from typing import Any
 
 from seedvar.plan.seeding import run_seeds
 from seedvar.plan.spec import TWIN_SETTINGS, Study, TestSpec, TrainSpec
-from seedvar.results import Condition
+from seedvar.results import REFERENCE, Condition
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class RunConfig:
         """Readable in the MLflow UI: model, determinism, variant values, varied source, replicate."""
         det = "det" if self.deterministic else "nondet"
         variant = "".join(f"-{_name_part(part)}" for part in self.variant.split(", ") if part)
-        source = "" if self.varied == "all" else f"-{self.varied}"
+        source = "" if self.varied == REFERENCE else f"-{self.varied}"
         return f"{self.model}-{det}{variant}{source}-r{self.replicate:02d}"
 
 
@@ -131,7 +131,7 @@ def expand(study: Study, device: str) -> list[RunConfig]:
 
     sources = {model: nets.source_sha256(model) for model in study.models}
     groups = [
-        (s, range(study.seeds.replicates) if s == "all" else range(1, study.seeds.replicates + 1))
+        (s, range(study.seeds.replicates) if s == REFERENCE else range(1, study.seeds.replicates + 1))
         for s in study.seeds.vary
     ]
     runs = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seedvar.results import REFERENCE
+
 # Order matters: a source's index is part of its SeedSequence spawn key, so never reorder these.
 SOURCES = ("split", "init", "order", "augment", "dropout", "test")
 TRAINING_SOURCES = SOURCES[:-1]
@@ -28,7 +30,7 @@ def run_seeds(base: int, replicate: int, varied: str) -> dict[str, int]:
     `varied == "all"`: every source draws from this replicate (ordinary seeds). Otherwise only the
     varied source moves (replicates 1..R); the others stay at replicate 0, the base draw.
     """
-    if varied == "all":
+    if varied == REFERENCE:
         return {s: source_seed(base, s, replicate) for s in SOURCES}
     if varied == "numerical":
         return {s: source_seed(base, s, 0) for s in SOURCES}

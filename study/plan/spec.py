@@ -17,7 +17,7 @@ from typing import Any
 from seedvar.errors import UserError
 from seedvar.plan.ready import locate
 from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
-from seedvar.results import MODES
+from seedvar.results import EVAL, MODES, REFERENCE
 from seedvar.stats.twostage import STD_CHOICES, Target
 
 
@@ -45,13 +45,13 @@ class SeedSpec:
 
     base: int = 0
     replicates: int = 5
-    vary: tuple[str, ...] = ("all",)
+    vary: tuple[str, ...] = (REFERENCE,)
     # sources pinned to one seed in every run, e.g. {split = 345}: the HybridSN code's fixed pixel split
     fixed: dict[str, int] = field(default_factory=dict)
     # Two-stage sweeps (seedvar.stats.twostage): `replicates` is then the pilot; the data decide the rest.
     target_ci: float = 0.0  # half-width of each condition's 95% interval, accuracy points (0: off)
     target_diff: float = 0.0  # smallest difference between conditions to tell apart, points (0: off)
-    target_mode: str = "eval"  # whose per-model accuracy the targets are about
+    target_mode: str = EVAL  # whose per-model accuracy the targets are about
     max_replicates: int = 100  # no condition gets more replicates than this
     # what --target-diff sizes each pair at: "upper80", the 80% upper confidence bound of the pilot std
     # (Browne 1995), or "pilot", the pilot std itself
@@ -120,11 +120,12 @@ _TOP = {
     "dataset",
     "execution",
 } | set(_SECTIONS)
+DEVICES = ("auto", "cpu", "cuda")  # where a study trains (`device`, --device)
 _CHOICES = {
     "train.optimizer": ("adam", "sgd"),
     "train.schedule": ("none", "cosine"),
     "train.precision": ("fp32", "bf16"),
-    "device": ("auto", "cpu", "cuda"),
+    "device": DEVICES,
 }
 
 
@@ -360,15 +361,15 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
         raise fail("seeds.replicates", f"must be at least 1, got {seeds.replicates}")
     if not 0 <= seeds.base < 2**63:
         raise fail("seeds.base", f"must be a non-negative integer, got {seeds.base}")
-    bad = [v for v in seeds.vary if v not in ("all", *VARIABLE_SOURCES)]
+    bad = [v for v in seeds.vary if v not in (REFERENCE, *VARIABLE_SOURCES)]
     if bad or not seeds.vary or len(set(seeds.vary)) != len(seeds.vary):
         raise fail(
             "seeds.vary",
-            f'must be "all" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)} (a list also '
-            f'runs "all" as the reference), got {list(seeds.vary)}',
+            f'must be "{REFERENCE}" or a list of distinct sources from {", ".join(VARIABLE_SOURCES)} (a list also '
+            f'runs "{REFERENCE}" as the reference), got {list(seeds.vary)}',
         )
     # one source at a time always runs the `all` reference too, first
-    s["seeds"] = dataclasses.replace(seeds, vary=("all", *(v for v in seeds.vary if v != "all")))
+    s["seeds"] = dataclasses.replace(seeds, vary=(REFERENCE, *(v for v in seeds.vary if v != REFERENCE)))
     for source, seed in seeds.fixed.items():
         if source not in SOURCES or not 0 <= seed < 2**32:
             raise fail(
@@ -402,15 +403,15 @@ def _check_values(s: dict[str, Any], fail: Any) -> None:
             raise fail(
                 "seeds.target_mode", f"{seeds.target_mode!r} is not among the tested modes {list(test.modes)}"
             )
-        if tuple(seeds.vary) != ("all",):
+        if tuple(seeds.vary) != (REFERENCE,):
             raise fail(
                 "seeds.vary",
-                'a two-stage sweep draws ordinary seeds: use vary = "all" with --target-ci / --target-diff',
+                f'a two-stage sweep draws ordinary seeds: use vary = "{REFERENCE}" with --target-ci / --target-diff',
             )
     bad_modes = [m for m in test.modes if m not in MODES]
     if bad_modes or not test.modes or len(set(test.modes)) != len(test.modes):
         raise fail("test.modes", f"must be distinct modes from {', '.join(MODES)}, got {list(test.modes)}")
-    stochastic = [m for m in test.modes if m != "eval"]
+    stochastic = [m for m in test.modes if m != EVAL]
     if test.passes < 1 and stochastic:
         raise fail("test.passes", f"must be at least 1 for the stochastic modes {', '.join(stochastic)}")
     if test.eval_passes < 1:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from seedvar.plan.execution import DEFAULT_CLAIM_TIMEOUT
 from seedvar.record import schema as s
 from seedvar.record.reader import StoredRun, child_runs
+from seedvar.results import Status
 
 if TYPE_CHECKING:
     from seedvar.record.store import Store
@@ -135,7 +136,7 @@ def beating(
 def is_live(run: StoredRun, timeout: float, now: float | None = None) -> bool:
     """RUNNING with a heartbeat younger than the timeout."""
     now = time.time() if now is None else now
-    return run.status == "RUNNING" and now - run.heartbeat < timeout
+    return run.status == Status.RUNNING and now - run.heartbeat < timeout
 
 
 class RunClaim:

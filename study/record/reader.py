@@ -13,7 +13,7 @@ from mlflow.entities import Run
 
 from seedvar.record import schema as s
 from seedvar.record.store import Store
-from seedvar.results import MODES, Condition, PassSummary
+from seedvar.results import MODES, REFERENCE, Condition, PassSummary, Status
 from seedvar.stats.interval import resolution_of
 
 
@@ -50,7 +50,7 @@ class StoredRun:
             status=info.status,
             model=tags.get(s.TAG_MODEL, run.data.params.get(s.PARAM_MODEL, "?")),
             deterministic=tags.get(s.TAG_DETERMINISTIC, "true") == "true",
-            varied=tags.get(s.TAG_VARIED, "all"),
+            varied=tags.get(s.TAG_VARIED, REFERENCE),
             replicate=int(tags.get(s.TAG_REPLICATE, "0")),
             config_hash=tags.get(s.TAG_CONFIG_HASH, info.run_id),
             kind=tags.get(s.TAG_KIND, ""),
@@ -84,7 +84,7 @@ class StoredRun:
 
     @property
     def finished(self) -> bool:
-        return self.status == "FINISHED"
+        return self.status == Status.FINISHED
 
     @property
     def heartbeat(self) -> float:
@@ -137,5 +137,5 @@ def reference_runs(runs: list[R]) -> list[R]:
     per-condition statistic (spread, interval, components, test noise, power, a two-stage decision)
     comes from them. The one place that chooses them.
     """
-    with_all = {r.condition for r in runs if r.varied == "all"}
-    return [r for r in runs if r.varied == "all" or r.condition not in with_all]
+    with_all = {r.condition for r in runs if r.varied == REFERENCE}
+    return [r for r in runs if r.varied == REFERENCE or r.condition not in with_all]

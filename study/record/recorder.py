@@ -1,7 +1,7 @@
 """A trained model's MLflow run, from creation (or resumption) to FINISHED, FAILED or KILLED.
 
 `RunRecorder` writes a run under the run schema's names (record/schema.py); the sweep's parent run is
-record/sweeps.py's, the condition runs record/conditions.py's. The engine never calls MLflow.
+record/sweep_run.py's, the condition runs record/condition_runs.py's. The engine never calls MLflow.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from seedvar.record import schema as s
 from seedvar.record.environment import device_name, environment, to_json
 from seedvar.record.retry import StoreUnavailable, interrupts_held
 from seedvar.record.store import Store
-from seedvar.results import EpochStats, RunResult, describe
+from seedvar.results import EpochStats, RunResult, Status, describe
 
 # Seconds an epoch's metrics may wait for an unreachable store before training goes on without them
 # (they are sent with the next epoch).
@@ -27,19 +27,19 @@ EPOCH_RETRY_SECONDS = 10.0
 def run_params(cfg: RunConfig) -> dict[str, str]:
     """Every resolved setting and every per-source seed, flat, as MLflow params."""
     flat: dict[str, Any] = {
-        "dataset": cfg.dataset,
+        s.PARAM_DATASET: cfg.dataset,
         s.PARAM_MODEL: cfg.model,
-        "deterministic": cfg.deterministic,
-        "device": cfg.device,
+        s.PARAM_DETERMINISTIC: cfg.deterministic,
+        s.PARAM_DEVICE: cfg.device,
         s.PARAM_REPLICATE: cfg.replicate,
-        "varied_source": cfg.varied,
+        s.PARAM_VARIED: cfg.varied,
     }
-    flat.update({f"dataset.{k}": v for k, v in sorted(cfg.dataset_options.items())})
-    flat.update({f"model.{k}": v for k, v in sorted(cfg.model_options.items())})
+    flat.update({f"{s.PARAM_DATASET_PREFIX}{k}": v for k, v in sorted(cfg.dataset_options.items())})
+    flat.update({f"{s.PARAM_MODEL_PREFIX}{k}": v for k, v in sorted(cfg.model_options.items())})
     if cfg.model_source_sha256 is not None:
         flat[s.PARAM_MODEL_SOURCE] = cfg.model_source_sha256
-    flat.update({f"train.{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
-    flat.update({f"test.{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
+    flat.update({f"{s.PARAM_TRAIN_PREFIX}{k}": v for k, v in dataclasses.asdict(cfg.train).items()})
+    flat.update({f"{s.PARAM_TEST_PREFIX}{k}": v for k, v in dataclasses.asdict(cfg.test).items()})
     flat.update({f"{s.PARAM_SEED_PREFIX}{src}": cfg.seeds[src] for src in SOURCES})
     return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in flat.items()}
 
@@ -90,7 +90,7 @@ class RunRecorder:
     def abandon(store: Store, run_id: str, reason: str) -> None:
         """A run left RUNNING by a process that died before any checkpoint: FAILED, with the reason."""
         store.log(run_id, tags={s.TAG_FAILURE: reason})
-        store.end(run_id, "FAILED")
+        store.end(run_id, Status.FAILED)
 
     def log_data(self, cfg: RunConfig, info: Mapping[str, int | float | str], fingerprint: str) -> None:
         """Facts of the loaded data (pixels, PCA variance, ...) as params, and the data as an MLflow
@@ -153,7 +153,7 @@ class RunRecorder:
         self.store.log(self.run_id, s.test_metrics(result))
         self.store.log_files(self.run_id, {s.ARTIFACT_PREDICTIONS: result.predictions.to_bytes()})
         self.store.log(self.run_id, [(s.METRIC_TOTAL_SECONDS, result.seconds, 0)])
-        self.store.end(self.run_id, "FINISHED")
+        self.store.end(self.run_id, Status.FINISHED)
 
     def stand_down(self) -> None:
         """A new run whose claim lost to another sweep's: it never trained, so it is removed."""
@@ -164,13 +164,13 @@ class RunRecorder:
         """FAILED with its reason; recording must not raise over the error being recorded."""
         with contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
-            self.store.end(self.run_id, "FAILED")
+            self.store.end(self.run_id, Status.FAILED)
 
     def kill(self, reason: str) -> None:
         """KILLED (Ctrl-C, SIGTERM): recorded whole even if the user presses Ctrl-C again."""
         with interrupts_held(deliver=False), contextlib.suppress(Exception):
             self.store.log(self.run_id, tags={s.TAG_FAILURE: reason})
-            self.store.end(self.run_id, "KILLED")
+            self.store.end(self.run_id, Status.KILLED)
 
     def log_node(self, node: str) -> None:
         """Where the run ran, when its executor says (a Ray node id)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from seedvar.results import EpochStats, PassSummary, RunResult
+from seedvar.results import EVAL, TRAIN, EpochStats, PassSummary, RunResult
 
 # -- tags ------------------------------------------------------------------------------------------------
 TAG_PREFIX = "seedvar."
@@ -61,6 +61,15 @@ TAG_TARGET = "seedvar.target"
 # -- params ----------------------------------------------------------------------------------------------
 PARAM_MODEL = "model"
 PARAM_REPLICATE = "replicate"
+PARAM_DATASET = "dataset"
+PARAM_DETERMINISTIC = "deterministic"
+PARAM_DEVICE = "device"
+PARAM_VARIED = "varied_source"  # the source a run varies alone, or REFERENCE (every source)
+# a run's resolved settings, one param each: `dataset.pca`, `model.width`, `train.lr`, `test.passes`
+PARAM_DATASET_PREFIX = "dataset."
+PARAM_MODEL_PREFIX = "model."
+PARAM_TRAIN_PREFIX = "train."
+PARAM_TEST_PREFIX = "test."
 PARAM_SEED_PREFIX = "seed."
 PARAM_DATA_PREFIX = "data."  # facts of the loaded data (pixels, PCA variance, ...), logged once per run
 PARAM_MODEL_SOURCE = "model_source.sha256"  # sha256 of a user's model file (not logged for built-in models)
@@ -71,6 +80,8 @@ PARAM_TEST_SPLIT = "test.split"
 PARAM_TEST_SIZE = "test.size"  # test samples of a tested run (seedvar.log_test_modes)
 PARAM_TEST_CLASSES = "test.classes"
 PARAM_TEST_DIGEST = "test.digest"  # dataset digest of the test set a tested run was tested on
+# What a seed param is called in runs seedvar did not train (shell wildcards): never a condition.
+SEED_PARAMS = ("seed", "random_state", "*_seed", "seed_*", f"{PARAM_SEED_PREFIX}*", "*.seed")
 
 # -- metrics ---------------------------------------------------------------------------------------------
 TRAIN_METRICS = EpochStats.FIELDS  # one value per epoch, step = epoch
@@ -198,4 +209,4 @@ def test_metrics(result: RunResult) -> list[Metric]:
 
 
 # A run's description in the MLflow runs table: what the lab compared. The table shows 50 characters.
-DESCRIPTION_MODES = ("eval", "train")
+DESCRIPTION_MODES = (EVAL, TRAIN)

@@ -31,11 +31,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from seedvar.errors import UserError
-from seedvar.plan.execution import retry_seconds
+from seedvar.plan.execution import DEFAULT_URI, ENV_TRACKING_URI, retry_seconds
 from seedvar.record import schema as s
 from seedvar.record.retry import StoreUnavailable, brief, failure_kind, interrupts_held
+from seedvar.results import Status
 
-DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 RACE_RETRIES = 3  # tries after a duplicate-key answer (Store.call)
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ def _quiet() -> None:
 
 def resolve_uri(uri: str | None = None) -> str:
     """The explicit URI, else MLFLOW_TRACKING_URI, else the embedded sqlite store under ./mlruns."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    return uri or os.environ.get(ENV_TRACKING_URI) or DEFAULT_URI
 
 
 def local_db(uri: str) -> Path | None:
@@ -399,7 +399,7 @@ class Store:
 
     def set_running(self, run_id: str) -> None:
         """A resumed run is RUNNING again, in the same MLflow run."""
-        self.call(self._client.update_run, run_id, status="RUNNING")
+        self.call(self._client.update_run, run_id, status=Status.RUNNING)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag that no longer holds (a missing one is fine)."""

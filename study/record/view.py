@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from seedvar.record import schema as s
-from seedvar.results import STOCHASTIC_MODES
+from seedvar.results import EVAL, MODES, STOCHASTIC_MODES, points
 
 WORKFLOW_MODEL_TRAINING = "machine_learning"  # ?workflowType=: the UI's "Model training" toggle
 MAX_TAG_VALUE = 20_000  # MLflow's limit on an experiment tag's value
@@ -33,7 +33,7 @@ _DEFLATE = "deflate;"  # the UI reads "deflate;" + base64(zlib) when a state is 
 RUN_NAME, DESCRIPTION, DATASET = "Run Name", "Description", "Dataset"
 WIDTHS = {RUN_NAME: 180, DESCRIPTION: 290, DATASET: 300}
 STAT_WIDTH = 110  # each `seeds.<mode>.<stat>` column
-ORDER_MODES = ("eval", "train", "mc_dropout")  # the conditions are ranked by the first of these a study has
+ORDER_MODES = MODES  # the conditions are ranked by the first of these a study has
 
 
 def column(kind: str, key: str) -> str:
@@ -64,7 +64,7 @@ def view_state(modes: Sequence[str], previous: str | None = None) -> dict:
     old = decode(previous) if previous else {}
     stale = column("metrics", s.SUMMARY_PREFIX)[:-1]
     selected += [c for c in old.get("selectedColumns", []) if c not in selected and not c.startswith(stale)]
-    first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else "eval")
+    first = next((m for m in ORDER_MODES if m in modes), modes[0] if modes else EVAL)
     widths = {column("attributes", k): w for k, w in WIDTHS.items()}
     seeds = column("metrics", s.SEED_PREFIX)[:-1]  # "metrics.`seeds."
     widths.update({c: STAT_WIDTH for c in selected if c.startswith(seeds)})
@@ -84,10 +84,10 @@ def condition_note(by_mode: Mapping[str, Mapping[str, float | int | None]]) -> s
     mode = next((m for m in ORDER_MODES if m in by_mode), next(iter(by_mode)))
     v = by_mode[mode]
     n = int(v["runs"] or 0)
-    line = f"{mode} {100 * float(v['acc_mean'] or 0):.2f}"
+    line = f"{mode} {points(float(v['acc_mean'] or 0)):.2f}"
     std, low, high = v.get("acc_std"), v.get("acc_ci_low"), v.get("acc_ci_high")
     if std is not None and low is not None and high is not None:
-        line += f"±{100 * std:.2f} (CI {100 * low:.2f}-{100 * high:.2f})"
+        line += f"±{points(std):.2f} (CI {points(low):.2f}-{points(high):.2f})"
     return f"{line}, {n} seed{'' if n == 1 else 's'}"
 
 

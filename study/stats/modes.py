@@ -24,6 +24,9 @@ PARTS = (
     ("batchnorm", "train", "mc_dropout", "train - mc_dropout: BatchNorm batch statistics"),
     ("dropout", "mc_dropout", "eval", "mc_dropout - eval: dropout"),
 )
+# The modes the parts difference, in the order they are checked: seedvar.results.MODES (stats imports nothing
+# of seedvar; tests/test_stats.py holds the two equal).
+PART_MODES = ("train", "mc_dropout", "eval")
 
 
 def mode_gaps(
@@ -36,7 +39,7 @@ def mode_gaps(
     `resolution` floors the std of a part that varies; a part that is exactly 0 for every model (no
     dropout, no BatchNorm) is 0 by construction and keeps a zero-width interval.
     """
-    acc = {m: as_1d_finite(accuracy[m], m) for m in ("train", "mc_dropout", "eval")}
+    acc = {m: as_1d_finite(accuracy[m], m) for m in PART_MODES}
     if len({a.size for a in acc.values()}) != 1:
         raise ValueError("train, mc_dropout and eval need one accuracy per trained model each (paired)")
     rows = []

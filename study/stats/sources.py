@@ -30,8 +30,6 @@ from seedvar.stats.interval import (
     normality_p,
 )
 
-REFERENCE = "all"
-
 
 @dataclass(frozen=True)
 class VarianceRatio:
@@ -98,7 +96,7 @@ def _bonett_log_ratio(a: np.ndarray, r: np.ndarray, z: float) -> tuple[float, fl
 
 
 def ratios_to_reference(
-    values: ArrayLike, sources: ArrayLike, *, reference: str = REFERENCE, ci: float = LEVEL
+    values: ArrayLike, sources: ArrayLike, *, reference: str, ci: float = LEVEL
 ) -> pd.DataFrame:
     """One row per source (reference first): mean, std and t-interval, variance, ratio to the reference
     and its F interval.
@@ -131,8 +129,9 @@ def ratios_to_reference(
     return pd.DataFrame(rows)
 
 
-def separated_pairs(intervals: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
-    """Pairs (higher, lower) whose intervals do not overlap; an empty list means no ranking is supported."""
+def disjoint_pairs(intervals: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+    """Pairs (higher, lower) whose intervals do not overlap; an empty list means no ranking is supported.
+    Not a test (compare.separated_pairs gives the pairs the Holm-corrected tests tell apart)."""
     out = []
     for a, b in itertools.combinations(intervals, 2):
         (a_lo, a_hi), (b_lo, b_hi) = intervals[a], intervals[b]

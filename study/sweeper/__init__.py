@@ -3,7 +3,7 @@ stores). A plan's status, the stages and their two-stage decisions, the tracked 
 compute with hooks that record -> release), preflight, and the sweep's finish (condition runs, summary).
 `seedvar.sweep` (the API) calls `run_sweep` and only prints; a caller of the room gets a whole sweep."""
 
-from seedvar.sweeper.result import SweepResult
 from seedvar.sweeper.sweep import run_sweep
+from seedvar.sweeper.sweep_result import SweepResult
 
 __all__ = ["SweepResult", "run_sweep"]

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from seedvar.record.conditions import record_conditions
+from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, child_runs, latest_finished, reference_runs
 from seedvar.record.store import Store
-from seedvar.results import MODES, PassSummary
+from seedvar.results import MODES, PassSummary, points
 from seedvar.stats.interval import mean_interval, pool, resolution_of
-from seedvar.sweeper.result import SweepResult
+from seedvar.sweeper.sweep_result import SweepResult
 
 SUMMARY_COLUMNS = ["model", "mode", "runs", "passes", "mean", "ci_low", "ci_high", "std", "min", "max"]
 
@@ -68,10 +68,10 @@ def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataF
         summaries = [summary for _, summary in members]
         pooled = pool(
             [s.passes for s in summaries],
-            [100 * s.acc_mean for s in summaries],
-            [100 * s.acc_std for s in summaries],
-            [100 * s.acc_min for s in summaries],
-            [100 * s.acc_max for s in summaries],
+            [points(s.acc_mean) for s in summaries],
+            [points(s.acc_std) for s in summaries],
+            [points(s.acc_min) for s in summaries],
+            [points(s.acc_max) for s in summaries],
         )
         spread = seed_spread([m for m in members if m[0].run_id in reference], scale=100.0)
         rows.append(

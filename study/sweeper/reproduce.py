@@ -24,7 +24,7 @@ from seedvar.record import schema as s
 from seedvar.record.environment import device_name, environment
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.record.store import Store
-from seedvar.results import Predictions
+from seedvar.results import EVAL, REFERENCE, Predictions, points
 from seedvar.stats.flips import flip_rate, mean_churn
 
 BIT_FOR_BIT = "reproduced bit for bit"
@@ -95,15 +95,15 @@ class Reproduction:
         ]
         for m in self.modes:
             seed = f"{m.seed_std:.2f}" if np.isfinite(m.seed_std) else "n/a"
-            own = f"{100 * m.own_flips:.2f}%" if np.isfinite(m.own_flips) else "n/a (one pass)"
+            own = f"{points(m.own_flips):.2f}%" if np.isfinite(m.own_flips) else "n/a (one pass)"
             out.append(
                 f"{m.mode}: {m.passes} passes, predictions "
-                + ("identical" if m.identical else f"{100 * m.changed:.2f}% changed class")
+                + ("identical" if m.identical else f"{points(m.changed):.2f}% changed class")
                 + f" (the run's own pass-to-pass flips {own}); accuracy logged {m.logged_acc:.2f}, now "
                 f"{m.new_acc:.2f} ({m.diff:+.2f} points; the condition's seed std {seed})"
             )
         if np.isfinite(self.seed_churn):
-            out.append(f"churn between the condition's seeds (eval): {100 * self.seed_churn:.2f}%")
+            out.append(f"churn between the condition's seeds (eval): {points(self.seed_churn):.2f}%")
         changed = self.changed_environment
         out.append(
             "environment: "
@@ -121,7 +121,7 @@ def sample(store: Store, experiment: str, n: int) -> list[StoredRun]:
         raise _fail(f"no run or experiment {experiment!r} in {store.uri}: give a run id or a study's name")
     runs = sorted(
         latest_finished(read_runs(store, exp, s.tag_filter(s.TAG_KIND, s.KIND_RUN))).values(),
-        key=lambda r: (r.varied != "all", r.replicate, r.model, not r.deterministic, r.variant),
+        key=lambda r: (r.varied != REFERENCE, r.replicate, r.model, not r.deterministic, r.variant),
     )
     if not runs:
         raise _fail(f"experiment {experiment!r} has no finished trained runs to reproduce")
@@ -200,12 +200,14 @@ def _siblings(store: Store, run: StoredRun) -> list[StoredRun]:
     """The finished seed runs of the run's condition (itself included): its seed spread."""
     exp = store.get_run(run.run_id).info.experiment_id
     runs = read_runs(store, exp, s.tag_filter(s.TAG_KIND, s.KIND_RUN))
-    same = [r for r in latest_finished(runs).values() if r.condition == run.condition and r.varied == "all"]
+    same = [
+        r for r in latest_finished(runs).values() if r.condition == run.condition and r.varied == REFERENCE
+    ]
     return same or [run]
 
 
 def _seed_std(runs: list[StoredRun], mode: str) -> float:
-    values = [100 * r.summaries[mode].acc_mean for r in runs if mode in r.summaries]
+    values = [points(r.summaries[mode].acc_mean) for r in runs if mode in r.summaries]
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
@@ -232,7 +234,7 @@ def _verdict(weights_same: bool, modes: list[ModeCheck], env: list[tuple[str, st
             f" ({m.diff / m.seed_std:+.2g} seed stds)" if np.isfinite(m.seed_std) and m.seed_std > 0 else ""
         )
         parts.append(
-            f"{m.mode} accuracy {m.diff:+.2f} points{stds}, {100 * m.changed:.1f}% of test predictions change class"
+            f"{m.mode} accuracy {m.diff:+.2f} points{stds}, {points(m.changed):.1f}% of test predictions change class"
         )
     weights = "" if weights_same else "weights differ; "
     return f"differs: {weights}{'; '.join(parts)}{where}"
@@ -329,10 +331,10 @@ def reproduce(
         )
     others = [r for r in siblings if r.run_id != run.run_id]
     churn = float("nan")
-    if others and "eval" in logged.passes:
+    if others and EVAL in logged.passes:
         blobs = store.read_artifacts({r.run_id: r.artifact_uri for r in others}, s.ARTIFACT_PREDICTIONS)
         preds = [logged] + [Predictions.load(io.BytesIO(b)) for b in blobs.values()]
-        churn = mean_churn([(p.ids, p.passes["eval"][0]) for p in preds if "eval" in p.passes])
+        churn = mean_churn([(p.ids, p.passes[EVAL][0]) for p in preds if EVAL in p.passes])
     env = _environment(run, target)
     weights_same = result.weights_sha256 == run.tags[s.TAG_WEIGHTS]
     rep = Reproduction(

@@ -6,17 +6,21 @@ import pandas as pd
 
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
-from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record import schema as s
+from seedvar.record.checkpoint_store import checkpoints_for
 from seedvar.record.claims import claims_for
 from seedvar.record.reader import StoredRun, child_runs
 from seedvar.record.store import Store
+
+# Where a run of the plan stands (the `status` column of --dry-run's table).
+DONE, RUNNING, RESUMABLE, PENDING = "done", "running", "resumable", "pending"
 
 
 def plan_status(
     store: Store | None, experiment_id: str | None, configs: list[RunConfig], execution: Execution
 ) -> dict[str, str]:
     """done / running / resumable / pending for each config hash, read from the store and the claims."""
-    status = {c.config_hash: "pending" for c in configs}
+    status = {c.config_hash: PENDING for c in configs}
     if store is None or experiment_id is None:
         return status
     claims = claims_for(store, experiment_id, timeout=execution.claim_timeout)
@@ -25,12 +29,12 @@ def plan_status(
     for run in child_runs(store, experiment_id):
         runs.setdefault(run.config_hash, []).append(run)
         if run.config_hash in status and run.finished:
-            status[run.config_hash] = "done"
+            status[run.config_hash] = DONE
     for key, state in status.items():
-        if state == "pending" and claims.is_claimed(key, runs.get(key, [])):
-            status[key] = "running"
-        elif state == "pending" and checkpoints.exists(key):
-            status[key] = "resumable"
+        if state == PENDING and claims.is_claimed(key, runs.get(key, [])):
+            status[key] = RUNNING
+        elif state == PENDING and checkpoints.exists(key):
+            status[key] = RESUMABLE
     return status
 
 
@@ -44,7 +48,7 @@ def plan_table(configs: list[RunConfig], status: dict[str, str]) -> pd.DataFrame
             **({"variant": c.variant} if c.variant else {}),
             "varied": c.varied,
             "replicate": c.replicate,
-            **{f"seed.{k}": v for k, v in c.seeds.items()},
+            **{f"{s.PARAM_SEED_PREFIX}{k}": v for k, v in c.seeds.items()},
             "hash": c.config_hash,
             "status": status[c.config_hash],
         }

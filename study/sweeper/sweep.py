@@ -21,13 +21,13 @@ from seedvar.plan.execution import Execution
 from seedvar.record.recorder import RunRecorder
 from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store, local_db, resolve_uri
-from seedvar.record.sweeps import SweepRecorder, tag_experiment
-from seedvar.results import RunOutcome
+from seedvar.record.sweep_run import SweepRecorder, tag_experiment
+from seedvar.results import RunOutcome, Status
 from seedvar.sweeper.finish import finish
 from seedvar.sweeper.preflight import preflight, resolve_device
-from seedvar.sweeper.result import SweepResult
-from seedvar.sweeper.stages import WAIT_SECONDS, Pilots, pilots, second_stage
-from seedvar.sweeper.status import plan_status
+from seedvar.sweeper.second_stage import WAIT_SECONDS, Pilots, pilots, second_stage
+from seedvar.sweeper.status import PENDING, RESUMABLE, RUNNING, plan_status
+from seedvar.sweeper.sweep_result import SweepResult
 from seedvar.sweeper.tracked import RunContext, TrackedRun
 
 
@@ -125,7 +125,7 @@ class _Sweep:
             self.store.uri,
             self.exp_id,
         )
-        status_final: str | None = "FINISHED"
+        status_final: str | None = Status.FINISHED
         try:
             if target.active:
                 print(
@@ -148,7 +148,7 @@ class _Sweep:
                     file=self.out,
                 )
         except KeyboardInterrupt:
-            status_final = "KILLED"
+            status_final = Status.KILLED
             raise
         except StoreUnavailable:  # the store stayed away for the whole retry window: the next sweep closes it
             status_final = None
@@ -158,7 +158,9 @@ class _Sweep:
             if self.recorder is not None and status_final is None:
                 self.recorder.release()
             elif self.recorder is not None:
-                self.recorder.end(status_final, failed=sum(o.status == "FAILED" for o in result.outcomes))
+                self.recorder.end(
+                    status_final, failed=sum(o.status == Status.FAILED for o in result.outcomes)
+                )
         return result
 
     def _parent(self, result: SweepResult) -> SweepRecorder:
@@ -181,7 +183,7 @@ class _Sweep:
             pending = [
                 c
                 for c in configs
-                if status[c.config_hash] in ("pending", "resumable") and c.config_hash not in tried
+                if status[c.config_hash] in (PENDING, RESUMABLE) and c.config_hash not in tried
             ]
             if pending:
                 parent = self._parent(result)
@@ -211,7 +213,7 @@ class _Sweep:
                 result.outcomes += outcomes
                 tried |= {c.config_hash for c in pending}
                 continue
-            running = [c.run_name for c in configs if status[c.config_hash] == "running"]
+            running = [c.run_name for c in configs if status[c.config_hash] == RUNNING]
             if not (wait and running):
                 return
             if not said_waiting:
@@ -226,7 +228,7 @@ class _Sweep:
     def _record_nodes(self, outcomes: list[RunOutcome]) -> None:
         """Where each run ran, when the executor says (a Ray node), as its run's tag."""
         for o in outcomes:
-            if o.node and o.run_id and o.status in ("FINISHED", "FAILED"):
+            if o.node and o.run_id and o.status in (Status.FINISHED, Status.FAILED):
                 RunRecorder(self.store, o.run_id).log_node(o.node)
 
     def _say_decisions(self, result: SweepResult) -> None:

@@ -20,13 +20,13 @@ from seedvar.engine.checkpoint import CheckpointStore
 from seedvar.engine.train import NonFiniteLoss, Trainer
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
-from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.checkpoint_store import checkpoints_for
 from seedvar.record.claims import Claim, claims_for
 from seedvar.record.reader import child_runs
 from seedvar.record.recorder import RunRecorder
 from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store
-from seedvar.results import EpochStats, Event, RunOutcome
+from seedvar.results import EpochStats, Event, Events, RunOutcome, Status
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class _Hooks(compute.Hooks):
     def started(self, task: data.Task, epoch: int) -> None:
         if epoch == 0:
             self.recorder.log_data(self.cfg, task.info, task.fingerprint)
-        self.emit("start", {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
+        self.emit(Events.START, {"name": self.cfg.run_name, "epochs": self.cfg.train.epochs, "epoch": epoch})
         self.last_checkpoint = time.monotonic()
 
     def epoch(self, stats: EpochStats, trainer: Trainer) -> None:
@@ -86,11 +86,12 @@ class _Hooks(compute.Hooks):
                 self.checkpoints.put(self.cfg.config_hash, self.recorder.run_id, blob)
                 self.last_checkpoint = time.monotonic()
         self.emit(
-            "epoch", {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc}
+            Events.EPOCH,
+            {"name": self.cfg.run_name, "epoch": stats.epoch, "loss": stats.loss, "acc": stats.acc},
         )
 
     def testing(self) -> None:
-        self.emit("testing", {"name": self.cfg.run_name})
+        self.emit(Events.TESTING, {"name": self.cfg.run_name})
 
 
 def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOutcome:
@@ -101,25 +102,25 @@ def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOu
     claims = claims_for(store, ctx.experiment_id, ctx.parent_id, ctx.execution.claim_timeout)
     with claims.claim(key) as claim:
         if not claim.held:
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another live process")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="running in another live process")
         previous = child_runs(store, ctx.experiment_id, key)
         if any(r.finished for r in previous):
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="already finished")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="already finished")
         if any(claim.live(r) for r in previous):
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="running in another sweep")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="running in another sweep")
         state = checkpoint.from_bytes(checkpoints.get(key))
         if state is not None and state["run_id"] in {r.run_id for r in previous}:
             recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
         else:
             state = None
             for r in previous:  # left RUNNING by a process that died before any checkpoint
-                if r.status == "RUNNING":
+                if r.status == Status.RUNNING:
                     RunRecorder.abandon(store, r.run_id, "process died before its first checkpoint")
             recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
         if not claim.contest(recorder.run_id):
             if state is None:
                 recorder.stand_down()
-            return RunOutcome(key, cfg.run_name, "SKIPPED", reason="claimed first by another sweep")
+            return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="claimed first by another sweep")
         with claim.heartbeat(recorder.run_id):
             return _execute(cfg, ctx, recorder, checkpoints, claim, state, emit)
 
@@ -133,7 +134,7 @@ def _execute(
     state: dict[str, Any] | None,
     emit: Event,
 ) -> RunOutcome:
-    outcome = RunOutcome(cfg.config_hash, cfg.run_name, "RUNNING", run_id=recorder.run_id)
+    outcome = RunOutcome(cfg.config_hash, cfg.run_name, Status.RUNNING, run_id=recorder.run_id)
     start = time.perf_counter()
     try:
         result = compute.run(
@@ -146,18 +147,18 @@ def _execute(
         if claim.lost():
             raise ClaimLost(f"{cfg.run_name}: another sweep took this config over")
         recorder.finish(result)
-        outcome.status, outcome.weights_sha256 = "FINISHED", result.weights_sha256
+        outcome.status, outcome.weights_sha256 = Status.FINISHED, result.weights_sha256
         outcome.summaries = result.summaries
         checkpoints.delete(cfg.config_hash, recorder.run_id)
     except ClaimLost as exc:  # the run now belongs to the other sweep: write nothing into it
-        outcome.status, outcome.reason = "SKIPPED", str(exc)
+        outcome.status, outcome.reason = Status.SKIPPED, str(exc)
     except NonFiniteLoss as exc:
-        outcome.status, outcome.reason = "FAILED", str(exc)
+        outcome.status, outcome.reason = Status.FAILED, str(exc)
         recorder.fail(outcome.reason)
         checkpoints.delete(cfg.config_hash, recorder.run_id)
     except KeyboardInterrupt:
         outcome.status, outcome.reason = (
-            "KILLED",
+            Status.KILLED,
             "interrupted (Ctrl-C or SIGTERM); rerun the sweep to resume",
         )
         recorder.kill(outcome.reason)
@@ -165,7 +166,7 @@ def _execute(
     except StoreUnavailable:  # nothing can be recorded: the sweep stops, the run stays RUNNING, resumable
         raise
     except Exception as exc:  # a broken run must not stop the sweep: record why and go on
-        outcome.status, outcome.reason = "FAILED", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        outcome.status, outcome.reason = Status.FAILED, f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         recorder.fail(outcome.reason)
     outcome.seconds = time.perf_counter() - start
     return outcome
@@ -186,10 +187,10 @@ class TrackedRun:
     def __call__(self, cfg: RunConfig, emit: Event) -> RunOutcome:
         if self.store is None:
             self.store = self.ctx.store()
-        emit("begin", {"name": cfg.run_name})
+        emit(Events.BEGIN, {"name": cfg.run_name})
         outcome: RunOutcome | None = None
         try:
             outcome = run_one(cfg, self.ctx, self.store, emit)
             return outcome
         finally:
-            emit("end", {"name": cfg.run_name, "outcome": outcome})
+            emit(Events.END, {"name": cfg.run_name, "outcome": outcome})

@@ -21,7 +21,7 @@ from typing import Any
 from seedvar.engine.executors import Job
 from seedvar.engine.progress import Progress
 from seedvar.plan import RunConfig
-from seedvar.results import RunOutcome
+from seedvar.results import RunOutcome, Status
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -111,13 +111,13 @@ def run_parallel(
                 bars.event(worker, kind, payload)
         for worker, name in current.items():  # a worker that died mid-run (killed, out of memory)
             outcomes.append(
-                RunOutcome("", name, "FAILED", reason=f"worker process {worker} died during the run")
+                RunOutcome("", name, Status.FAILED, reason=f"worker process {worker} died during the run")
             )
         reported = {o.run_name for o in outcomes}
         reason = "; ".join(errors) or "no worker was left to run it"
         for cfg in pending:  # never claimed: every worker failed before reaching it
             if cfg.run_name not in reported:
-                outcomes.append(RunOutcome(cfg.config_hash, cfg.run_name, "FAILED", reason=reason))
+                outcomes.append(RunOutcome(cfg.config_hash, cfg.run_name, Status.FAILED, reason=reason))
         for p in procs:
             p.join()
     except KeyboardInterrupt:

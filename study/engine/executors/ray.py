@@ -24,7 +24,7 @@ from seedvar.engine.progress import Progress
 from seedvar.errors import UserError
 from seedvar.plan import RunConfig
 from seedvar.plan.execution import Execution
-from seedvar.results import RunOutcome
+from seedvar.results import Events, RunOutcome, Status
 
 RETRIES = 3  # times Ray reruns a task whose worker process or node died
 STOP_SECONDS = 30.0  # how long Ctrl-C waits for the cancelled tasks to say they recorded how they ended
@@ -158,15 +158,15 @@ class Executor:
             return ray.get(ref)
         except RayError as exc:  # retries exhausted, or the task itself raised
             reason = f"Ray task failed after {RETRIES} retries: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            return RunOutcome(cfg.config_hash, cfg.run_name, "FAILED", reason=reason)
+            return RunOutcome(cfg.config_hash, cfg.run_name, Status.FAILED, reason=reason)
 
     @staticmethod
     def _relay(events: Queue, progress: Progress, running: set[str]) -> None:
         with contextlib.suppress(Empty):
             for kind, slot, payload in events.get_nowait_batch(events.qsize()):
-                if kind == "begin":
+                if kind == Events.BEGIN:
                     running.add(payload["name"])
-                elif kind == "end":
+                elif kind == Events.END:
                     running.discard(payload["name"])
                 progress.event(slot, kind, payload)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from seedvar.plan import RunConfig, Study, expand
 from seedvar.record.reader import child_runs, latest_finished
 from seedvar.record.store import Store
+from seedvar.results import points
 from seedvar.stats.twostage import Decision, Target, decidable, decide
 
 WAIT_SECONDS = 2.0  # how often a two-stage sweep looks whether the pilot runs of another sweep finished
@@ -36,7 +37,7 @@ def pilots(store: Store | None, experiment_id: str | None, plan: list[RunConfig]
         run = finished.get(c.config_hash)
         summary = run.summaries.get(target.mode) if run is not None else None
         if run is not None and summary is not None:
-            found.accuracy[cond].append(100 * summary.acc_mean)
+            found.accuracy[cond].append(points(summary.acc_mean))
             found.resolution[cond] = max(found.resolution.get(cond, 0.0), run.resolution)
     return found
 

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import TextIO
 
 from seedvar.errors import UserError
-from seedvar.record import serve, view
-from seedvar.record.serve import HOST, PORT
+from seedvar.record import view
 from seedvar.record.store import Store, local_db, resolve_uri
+from seedvar.serving import supervise
+from seedvar.serving.supervise import HOST, PORT
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
@@ -25,7 +26,7 @@ def server_command(uri: str, host: str, port: int) -> list[str]:
         raise UserError(f"{uri} is neither a local sqlite store nor an http(s) tracking server")
     if not db.exists():
         raise UserError(f"no MLflow store at {db}: run `seedvar sweep` first or pass --tracking-uri")
-    return serve.python_module(
+    return supervise.python_module(
         "mlflow",
         "server",
         "--backend-store-uri",
@@ -89,7 +90,7 @@ def serve_ui(
     cmd = server_command(uri, host, port)  # checks that the store exists before opening it
     base = f"http://{host}:{port}"
     urls = study_urls(Store(uri, create=False), base, experiment)
-    serve.require_port(host, port)
+    supervise.require_port(host, port)
     _print_urls(urls, out)
     print(f"MLflow UI for {uri} at {base}  (Ctrl-C to stop)", file=out, flush=True)
 
@@ -101,7 +102,9 @@ def serve_ui(
     env = dict(os.environ)
     # The job runner (7 huey worker processes) serves GenAI jobs; a study's runs table needs none of it.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    code = serve.supervise(cmd, env=env, ready=lambda: serve.answers(f"{base}/health"), on_ready=ready)
+    code = supervise.supervise(
+        cmd, env=env, ready=lambda: supervise.answers(f"{base}/health"), on_ready=ready
+    )
     if code != 0:
         raise UserError(f"the MLflow server exited with status {code}; see its output above")
     print("MLflow UI stopped", file=out, flush=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from seedvar.plan import RunConfig, Study
-from seedvar.results import RunOutcome
+from seedvar.results import RunOutcome, Status
 from seedvar.stats.twostage import Decision
 
 
@@ -31,4 +31,4 @@ class SweepResult:
 
     @property
     def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if o.status == "FAILED"]
+        return [o for o in self.outcomes if o.status == Status.FAILED]

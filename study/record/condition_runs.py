@@ -10,6 +10,7 @@ from seedvar.record import schema as s
 from seedvar.record import view
 from seedvar.record.reader import StoredRun, read_runs
 from seedvar.record.store import Store
+from seedvar.results import Status
 
 
 def record_conditions(
@@ -37,8 +38,8 @@ def record_conditions(
             if value is not None
         ]
         store.log(run_id, metrics, tags={s.TAG_NOTE: view.condition_note(by_mode)})
-        if run is None or run.status != "FINISHED":
-            store.end(run_id, "FINISHED")
+        if run is None or run.status != Status.FINISHED:
+            store.end(run_id, Status.FINISHED)
         for member in members.get(key, []):
             parent = member.tags.get(s.TAG_PARENT, "")
             if parent != run_id or member.tags.get(s.TAG_CONDITION) != key:

@@ -17,9 +17,9 @@ import socket
 from pathlib import Path
 
 from seedvar.errors import UserError
-from seedvar.record import serve
-from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
 from seedvar.record.store import DEFAULT_URI, local_db
+from seedvar.serving import supervise
+from seedvar.serving.supervise import HOST, PORT, SERVER_WORKERS
 
 ENV_ADMIN_PASSWORD = "SEEDVAR_ADMIN_PASSWORD"
 MIN_PASSWORD = 12  # MLflow's basic-auth refuses shorter passwords
@@ -65,7 +65,7 @@ def server_command(
     backend_store_uri: str, artifacts_destination: str, host: str, port: int, workers: int, auth: bool
 ) -> list[str]:
     """The `mlflow server` command line."""
-    cmd = serve.python_module(
+    cmd = supervise.python_module(
         "mlflow",
         "server",
         "--backend-store-uri",
@@ -164,8 +164,10 @@ def run_server(
             flush=True,
         )
 
-    serve.require_port(host, port)
-    code = serve.supervise(cmd, env=env, ready=lambda: serve.answers(f"{local}/health"), on_ready=ready)
+    supervise.require_port(host, port)
+    code = supervise.supervise(
+        cmd, env=env, ready=lambda: supervise.answers(f"{local}/health"), on_ready=ready
+    )
     if code != 0:
         raise UserError(f"the MLflow server exited with status {code}; its output above says why")
     print("the MLflow server stopped", flush=True)

@@ -19,6 +19,7 @@ from seedvar.record.environment import to_json
 from seedvar.record.reader import get_run, read_runs
 from seedvar.record.retry import interrupts_held
 from seedvar.record.store import Store
+from seedvar.results import Status
 from seedvar.stats.twostage import Decision, Target
 
 
@@ -137,13 +138,13 @@ def _close_dead_sweeps(
 ) -> None:
     """Parent runs left RUNNING by sweeps whose process died: FAILED, with the reason."""
     for run in read_runs(store, experiment_id, s.tag_filter(s.TAG_KIND, s.KIND_SWEEP)):
-        if run.status != "RUNNING":
+        if run.status != Status.RUNNING:
             continue
         owner = run.tags.get(s.TAG_OWNER)
         if isinstance(claims, LocalClaims) and owner:
             with claims.claim(_sweep_key(owner), remove=True) as lock:
                 # under its lock, read again: a sweep that just ended let go of its lock after ending
-                if lock.held and get_run(store, run.run_id).status == "RUNNING":
+                if lock.held and get_run(store, run.run_id).status == Status.RUNNING:
                     _close_dead(store, run.run_id, "the sweep's process stopped")
         elif not is_live(run, timeout):
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.heartbeat))
@@ -152,16 +153,16 @@ def _close_dead_sweeps(
 
 def _close_dead(store: Store, run_id: str, reason: str) -> None:
     store.log(run_id, tags={s.TAG_FAILURE: reason})
-    store.end(run_id, "FAILED")
+    store.end(run_id, Status.FAILED)
 
 
 def _study_params(study: Study, device: str) -> dict[str, str]:
     return {
         "study": study.name,
-        "dataset": study.dataset,
+        s.PARAM_DATASET: study.dataset,
         "models": ",".join(study.models),
-        "device": device,
-        "deterministic": ",".join(str(d).lower() for d in study.deterministic),
+        s.PARAM_DEVICE: device,
+        s.PARAM_DETERMINISTIC: ",".join(str(d).lower() for d in study.deterministic),
         "seeds.base": str(study.seeds.base),
         "seeds.replicates": str(study.seeds.replicates),
         "seeds.vary": ",".join(study.seeds.vary),
