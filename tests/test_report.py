@@ -364,3 +364,25 @@ def test_a_study_report_holds_a_published_number_against_its_seeds(swept, tmp_pa
     assert not (
         tmp_path / "none" / "tables"
     ).exists()  # an unknown condition stops before anything is written
+
+
+def test_a_spec_s_claims_are_kept_by_its_sweeps_and_held_by_every_report(swept, tmp_path):
+    """`claims = {...}` in a spec: the sweep tags the experiment with them and a report without --claim
+    holds them (the lab study's published 99.75%)."""
+    from seedvar.analysis.load import load_study
+    from seedvar.plan import load_study as load_spec
+    from seedvar.record.store import Store
+    from seedvar.record.sweep_run import tag_experiment
+
+    assert load_spec("lab").claims == (("hybridsn", 99.75),)
+    with pytest.raises(UserError, match="claims: must be a table of condition = number"):
+        parse_study({"name": "x", "dataset": HSI, "models": ["hybridsn"], "claims": {"hybridsn": "high"}})
+    uri, _ = swept
+    store = Store(uri, create=False)
+    exp = store.experiment_id("e2e", create=False)
+    tag_experiment(store, exp, [], claims=(("hybridsn", 99.5),))
+    assert load_study(store, "e2e").claims == (("hybridsn", 99.5),)
+    out = tmp_path / "spec-claims"
+    assert main(["report", "--experiment", "e2e", "--tracking-uri", uri, "--out", str(out), "--no-log"]) == 0
+    assert pd.read_csv(out / "tables" / "claims.csv")["claim"].tolist() == [99.5]
+    store.set_experiment_tags(exp, {schema.TAG_CLAIMS: "{}"})  # the module's other tests see no claims

@@ -7,6 +7,7 @@ synthetic runs without MLflow, and a report can be made on any machine that reac
 from __future__ import annotations
 
 import io
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
@@ -68,6 +69,7 @@ class StudyRuns:
     sweeps: int
     target: Target | None = None  # a two-stage study's target, as its sweeps recorded it
     read: int = 0  # finished runs whose predictions and curves came from the store (the rest: the cache)
+    claims: tuple[tuple[str, float], ...] = ()  # the spec's published numbers (its `claims` table)
 
     @property
     def finished(self) -> list[LoadedRun]:
@@ -115,9 +117,10 @@ def load_study(store: Store, experiment: str, *, cache: bool = True, by: tuple[s
         key=lambda r: (r.model, not r.deterministic, r.variant, r.varied != REFERENCE, r.varied, r.replicate),
     )
     unfinished = [r for r in children if r.status != Status.FINISHED and r.config_hash not in latest]
-    tag = store.experiment_tags(exp_id).get(s.TAG_TARGET)
-    target = Target.from_json(tag) if tag else None
-    return StudyRuns(experiment, finished + unfinished, sweeps, target, read)
+    tags = store.experiment_tags(exp_id)
+    target = Target.from_json(tags[s.TAG_TARGET]) if tags.get(s.TAG_TARGET) else None
+    claims = tuple((str(k), float(v)) for k, v in json.loads(tags.get(s.TAG_CLAIMS) or "{}").items())
+    return StudyRuns(experiment, finished + unfinished, sweeps, target, read, claims)
 
 
 def tested_run(run: StoredRun, by: tuple[str, ...]) -> LoadedRun:

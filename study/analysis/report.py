@@ -113,6 +113,7 @@ def build_report(
     if out_dir is not None:
         _writable(out_dir)
     with threadpool_limits(1):  # see BLAS_THREADS
+        claims = claims or study.claims  # --claim, else the spec's own
         luck = study_claims(study, claims) if claims else None  # first: an unknown condition is one line
         sections = build_sections(study)
         if luck is not None:

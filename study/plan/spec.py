@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tomllib
 import types
 import typing
@@ -94,6 +95,9 @@ class Study:
     download: bool = False
     description: str = ""
     runs_on: str = ""  # where the study is meant to run and how long it takes, e.g. "2 CPU cores, ~4 min"
+    # Published numbers its report holds against each condition's seeds (`claims = {hybridsn = 99.75}`):
+    # the lab's "was that a lucky seed?", asked by every report of the study without --claim.
+    claims: tuple[tuple[str, float], ...] = ()
 
     @property
     def target(self) -> Target:
@@ -113,6 +117,7 @@ _TOP = {
     "name",
     "description",
     "runs_on",
+    "claims",
     "device",
     "deterministic",
     "models",
@@ -253,6 +258,14 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
     execution = raw.get("execution", {})
     if not isinstance(execution, dict):
         raise fail("execution", "must be a table [execution]")
+    claims = raw.get("claims", {})
+    if not isinstance(claims, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in claims.values()
+    ):
+        raise fail(
+            "claims",
+            f"must be a table of condition = number, e.g. claims = {{hybridsn = 96.89}}; got {claims!r}",
+        )
     return Study(
         name=name.strip(),
         source=source,
@@ -266,6 +279,7 @@ def parse_study(raw: dict[str, Any], source: str = "<spec>") -> Study:
         download=download,
         execution=dict(execution),
         twins=tuple(twins.items()),
+        claims=tuple((str(k), float(v)) for k, v in claims.items()),
         **text,
         **sections,
     )

@@ -57,6 +57,7 @@ TAG_VIEW_STATE = TAG_VIEW_STATE_PREFIX + VIEW_STATE_KEY
 
 # A two-stage study's target (seedvar.stats.twostage.Target as JSON), so the report states and checks its rule.
 TAG_TARGET = "seedvar.target"
+TAG_CLAIMS = "seedvar.claims"  # experiment tag: the spec's claims (JSON), held by every report of the study
 
 # -- params ----------------------------------------------------------------------------------------------
 PARAM_MODEL = "model"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from seedvar.plan import RunConfig, Study
@@ -24,16 +25,23 @@ from seedvar.stats.twostage import Decision, Target
 
 
 def tag_experiment(
-    store: Store, experiment_id: str, configs: list[RunConfig], target: Target | None = None
+    store: Store,
+    experiment_id: str,
+    configs: list[RunConfig],
+    target: Target | None = None,
+    claims: Sequence[tuple[str, float]] = (),
 ) -> None:
     """Make the study open in MLflow's UI as a model-training experiment on seedvar's shared view of
     its runs table (its conditions as rows), with this plan's modes among its columns; a two-stage study
-    also keeps its target, so that its report can state and check the rule."""
+    also keeps its target, so that its report can state and check the rule, and a study with claims keeps
+    them for its reports."""
     modes = list(dict.fromkeys(m for c in configs for m in c.test.modes))
     current = store.experiment_tags(experiment_id)
     tags = view.experiment_tags(modes, current)
     if target is not None and target.active:
         tags[s.TAG_TARGET] = target.to_json()
+    if claims:
+        tags[s.TAG_CLAIMS] = json.dumps(dict(claims))
     # only what changes: sweeps starting together then seldom race to insert a tag (Store.call retries that)
     store.set_experiment_tags(experiment_id, {k: v for k, v in tags.items() if current.get(k) != v})
 

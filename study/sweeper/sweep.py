@@ -117,7 +117,9 @@ class _Sweep:
 
     def run(self, configs: list[RunConfig]) -> SweepResult:
         study, target = self.study, self.study.target
-        tag_experiment(self.store, self.exp_id, configs, target)  # also for a study swept before these tags
+        tag_experiment(
+            self.store, self.exp_id, configs, target, study.claims
+        )  # also for a study swept before these tags
         result = SweepResult(
             study,
             list(configs),  # its own list: a second stage extends it
