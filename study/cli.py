@@ -23,7 +23,7 @@ from seedvar.plan.execution import (
 )
 from seedvar.plan.spec import SeedSpec
 from seedvar.record.serve import HOST, PORT, SERVER_WORKERS
-from seedvar.stats.twostage import STD_CHOICES
+from seedvar.stats import STD_CHOICES
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C

@@ -15,13 +15,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from seedvar.errors import UserError
 from seedvar.record.bulk import MetricRun, read_metric
-from seedvar.record.store import Store
+
+if TYPE_CHECKING:  # a CSV's report loads no MLflow store
+    from seedvar.record.store import Store
 
 SEED_PARAMS = ("seed", "random_state", "*_seed", "seed_*", "seed.*", "*.seed")  # what a seed param is called
 MAX_HISTORY_RUNS = 2000  # a history is read for at most this many runs (a server does not say which have one)
