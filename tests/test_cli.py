@@ -558,13 +558,17 @@ def test_dry_run_prints_the_plan_without_touching_a_new_store(world, capsys, tmp
     assert "1 runs: 1 done" in capsys.readouterr().out
 
 
-def test_a_batch_larger_than_the_training_set_is_said_and_the_sweep_goes_on(world, capsys, tmp_path):
+def test_a_batch_larger_than_the_training_set_is_refused_in_one_line(world, capsys, tmp_path):
     spec = variant(world, "huge", "epochs = 1", "epochs = 1\nbatch_size = 100000")
-    assert main(["sweep", spec, "--tracking-uri", f"sqlite:///{tmp_path}/m/mlflow.db", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    warning = [line for line in out.splitlines() if line.startswith("warning: ")]
-    assert len(warning) == 1 and "train.batch_size = 100,000 exceeds the" in warning[0]
-    assert "every epoch is a single step" in warning[0] and "[1/1] FINISHED" in out
+    store = tmp_path / "m"
+    args = ["sweep", spec, "--tracking-uri", f"sqlite:///{store}/mlflow.db", "--no-progress"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert "train.batch_size = 100,000 exceeds the 123 training samples of synthetic_hsi" in line
+    assert "use at most 123" in line and "Traceback" not in captured.err
+    assert not store.exists()  # refused before the store is touched
+    assert main([*args, "--set", "train.batch_size=123"]) == 0  # a full batch is allowed
 
 
 def test_python_dash_m_seedvar_is_the_same_command():

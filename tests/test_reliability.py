@@ -1,8 +1,10 @@
 """Interrupted sweeps resume bit for bit; Ctrl-C stops at once; concurrent writers lose nothing; a sqlite
-store locked by another process is waited for, and past --retry-for the sweep stops with one line."""
+store locked by another process is waited for, and past --retry-for the sweep stops with one line; a script
+that starts worker processes without a main guard is told so in one line."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -245,6 +247,38 @@ def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_ur
         o.config_hash: o.weights_sha256 for o in parallel.outcomes
     }
     assert {o.status for o in parallel.outcomes} == {"FINISHED"} and len(parallel.outcomes) == 3
+
+
+UNGUARDED_SCRIPT = """
+import seedvar
+
+seedvar.sweep({spec!r}, tracking_uri={uri!r}, jobs=2, progress=False)  # no `if __name__ == "__main__":`
+"""
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_is_told_so_in_one_line(tmp_path, store_uri):
+    """Each spawned worker imports the script again and would start a sweep of its own, which multiprocessing
+    refuses with a long traceback per worker. The workers end quietly instead; the script's own process
+    raises one error whose one line says what to change, and no run was started."""
+    spec = study_spec(tmp_path, "unguarded", epochs=1, replicates=2, size=24)
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(spec=str(spec), uri=store_uri))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("Traceback") == 1  # the script's own, as for any error it does not catch
+    assert "bootstrapping phase" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("seedvar.errors.UserError: ") and 'if __name__ == "__main__":' in last
+    assert child_runs(store_uri, "unguarded") == []
+    store = Store(store_uri)
+    (parent,) = store.search(
+        store.experiment_id("unguarded"), schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP)
+    )
+    assert parent.info.status == "FAILED"
 
 
 # Another process holding the store's write lock: BEGIN EXCLUSIVE, held until the test writes a line.
