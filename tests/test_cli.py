@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from conftest import scene_toml
 from mlflow import MlflowClient
 
 import seedvar.nets as nets
@@ -23,35 +24,28 @@ from seedvar.errors import UserError
 from seedvar.record.store import Store
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-GOOD = """
+GOOD = (
+    """
 name = "{name}"
 device = "cpu"
 models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = 24
-width = 24
-bands = 20
-pca = 13
-window = 9
-[train]
+"""
+    + scene_toml()
+    + """[train]
 epochs = 1
 [seeds]
 replicates = 1
 [test]
 passes = 2
 """
+)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, _template_store):
+def world(tmp_path_factory, new_store):
     """A store holding one finished study, plus broken data files and specs to throw at the CLI."""
-    import shutil
-
     root = tmp_path_factory.mktemp("cli")
-    (root / "mlruns").mkdir()
-    shutil.copy(_template_store, root / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    uri = new_store(root / "mlruns")
     good = root / "good.toml"
     good.write_text(GOOD.format(name="base"))
     assert main(["sweep", str(good), "--tracking-uri", uri, "--no-progress"]) == 0

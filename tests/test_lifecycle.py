@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from sweeps import start_sweep, write_spec
 
 import seedvar
@@ -36,15 +36,9 @@ def spec(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(spec, tmp_path_factory, _template_store) -> dict[str, str]:
+def reference(spec, tmp_path_factory, swept_store) -> dict[str, str]:
     """Each config's weights sha256, trained without interruption in a store of its own."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("reference")
-    shutil.copy(_template_store, folder / "mlflow.db")
-    result = seedvar.sweep(
-        load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False, jobs=1
-    )
+    _, result = swept_store(load_study(spec), tmp_path_factory.mktemp("reference"))
     return {o.config_hash: o.weights_sha256 for o in result.outcomes}
 
 
@@ -62,16 +56,6 @@ def checkpoints(uri: str) -> Path:
 def saved(uri: str) -> set[str]:
     """The configs with an epoch checkpoint beside the store."""
     return {p.stem for p in checkpoints(uri).glob("*/*.pt")}
-
-
-def wait_for(predicate, what: str, timeout: float = 300.0) -> None:
-    """Poll for an event; the timeout is a safety net against a hang, never a claim about speed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def family(pid: int) -> list[int]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweeps import SPEC
+from conftest import TINY_SCENE
+from sweeps import spec_text
 
 import seedvar
 from seedvar.cli import main
@@ -24,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_spec(name: str, model: str) -> str:
     """The tests' tiny synthetic study (tests/sweeps.py) with another name and model."""
-    return SPEC.format(name=name, epochs=1, replicates=2, size=24, base=0, extra="").replace(
-        'models = ["hybridsn"]', f'models = ["{model}"]'
-    )
+    return spec_text(name, epochs=1, replicates=2).replace('models = ["hybridsn"]', f'models = ["{model}"]')
 
 
 def seedvar_cmd(
@@ -237,7 +236,7 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
         "name": "api",
         "device": "cpu",
         "models": ["hybridsn"],
-        "dataset": {"name": "synthetic_hsi", "height": 24, "width": 24, "bands": 20, "pca": 13, "window": 9},
+        "dataset": TINY_SCENE,
         "train": {"epochs": 2, "batch_size": 16},
         "seeds": {"replicates": 2},
         "test": {"passes": 3},

@@ -9,10 +9,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from mlflow import MlflowClient
 from sweeps import start_sweep, write_spec
 
@@ -29,16 +29,6 @@ def study_spec(
     return write_spec(
         folder / f"{name}.toml", name, epochs=epochs, replicates=replicates, size=size, base=base
     )
-
-
-def wait_for(predicate, timeout: float = 300.0, what: str = "condition") -> None:
-    """Poll for an event; the timeout is a safety net against a hang, never a claim about speed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def logged_epochs(uri: str, name: str) -> int:
@@ -58,18 +48,13 @@ def child_runs(uri: str, name: str) -> list:
     return store.search(store.experiment_id(name), schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
 
 
-def reference_sha(tmp_path: Path, spec: Path, _template_store: Path) -> str:
+def reference_sha(tmp_path: Path, spec: Path, swept_store) -> str:
     """The same config trained without interruption, in a store of its own."""
-    import shutil
-
-    folder = tmp_path / "reference"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    result = seedvar.sweep(load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False)
+    _, result = swept_store(load_study(spec), tmp_path / "reference")  # one run: serial, as by default
     return result.outcomes[0].weights_sha256
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_uri, _template_store):
+def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_uri, swept_store):
     spec = study_spec(tmp_path, "killed", epochs=8)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
@@ -88,7 +73,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     result = seedvar.sweep(study, tracking_uri=store_uri, progress=False, checkpoint_every=0)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == run.info.run_id  # same MLflow run
-    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, swept_store)
     client = MlflowClient(store_uri)
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train.loss")]
     assert sorted(steps) == list(range(1, 9))  # earlier epochs kept, none logged twice
@@ -106,7 +91,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     assert not list(checkpoints.glob("*/sweep-*.lock"))  # each sweep's own lock is gone with it
 
 
-def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _template_store):
+def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, swept_store):
     spec = study_spec(tmp_path, "interrupted", epochs=12)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
@@ -133,7 +118,7 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     assert (
         schema.TAG_FAILURE not in MlflowClient(store_uri).get_run(run.info.run_id).data.tags
     )  # stale reason removed
-    assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, swept_store)
 
 
 def test_a_ctrl_c_anywhere_in_a_store_write_leaves_it_whole_and_the_store_free(tmp_path):
@@ -232,17 +217,10 @@ def test_two_sweeps_of_one_study_never_finish_a_config_twice(tmp_path, store_uri
 
 
 @pytest.mark.parametrize("jobs", [2])
-def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_uri, _template_store, jobs):
-    import shutil
-
+def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_uri, swept_store, jobs):
     spec = study_spec(tmp_path, "jobs", epochs=2, replicates=3, size=24)
     serial = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
-    folder = tmp_path / "parallel"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    parallel = seedvar.sweep(
-        load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False, jobs=jobs
-    )
+    _, parallel = swept_store(load_study(spec), tmp_path / "parallel", jobs=jobs)
     assert {o.config_hash: o.weights_sha256 for o in serial.outcomes} == {
         o.config_hash: o.weights_sha256 for o in parallel.outcomes
     }
@@ -336,9 +314,7 @@ def lock_after_last_epoch(monkeypatch, db: Path, epochs: int, release_on_error: 
 
 
 @pytest.mark.slow
-def test_a_write_lock_held_past_sqlites_own_wait_is_retried(
-    tmp_path, store_uri, _template_store, monkeypatch
-):
+def test_a_write_lock_held_past_sqlites_own_wait_is_retried(tmp_path, store_uri, swept_store, monkeypatch):
     """Several sweeps (or a report, or a user's script) share one sqlite store: a write lock held longer than
     sqlite's busy wait makes a call fail with "database is locked", which the store retries with backoff."""
     db = local_db(store_uri)
@@ -354,7 +330,7 @@ def test_a_write_lock_held_past_sqlites_own_wait_is_retried(
     client = MlflowClient(store_uri)
     assert [m.step for m in client.get_metric_history(outcome.run_id, "train.loss")] == [1, 2]
     assert len(client.get_metric_history(outcome.run_id, "test.train.acc")) == 3
-    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, swept_store)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SCENE
 
 import seedvar
 import seedvar.data as data
@@ -21,15 +22,7 @@ from seedvar.record.reader import child_runs
 from seedvar.record.store import Store
 from seedvar.sweeper import tracked
 
-HSI = {
-    "name": "synthetic_hsi",
-    "height": 24,
-    "width": 24,
-    "bands": 20,
-    "pca": 13,
-    "window": 9,
-    "train_fraction": 0.3,
-}
+HSI = {**TINY_SCENE, "train_fraction": 0.3}
 TINY_CIFAR = {"name": "synthetic_cifar", "n_train": 64, "n_test": 48}
 
 
