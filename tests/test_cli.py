@@ -507,6 +507,7 @@ def test_debug_shows_the_traceback(world):
         main(["--debug", "sweep", str(world["good"]), "--tracking-uri", world["uri"], "--epochs", "0"])
 
 
+@pytest.mark.slow
 def test_console_script_prints_no_traceback(world):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -531,6 +532,7 @@ def test_console_script_prints_no_traceback(world):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_models_lists_every_model_with_params_and_macs(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -552,6 +554,7 @@ def test_dry_run_prints_the_plan_without_touching_a_new_store(world, capsys, tmp
     assert "1 runs: 1 done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_set_is_refused_in_one_line(world, capsys, tmp_path):
     spec = variant(world, "huge", "epochs = 1", "epochs = 1\nbatch_size = 100000")
     store = tmp_path / "m"

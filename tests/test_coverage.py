@@ -21,6 +21,8 @@ from seedvar.analysis import sentences, tables
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.results import Predictions
 
+pytestmark = pytest.mark.slow  # thousands of simulated studies per check: minutes
+
 coverage = load_benchmark("coverage.py")
 CHEAP = 2000  # simulated studies per cell for the checks that cost well under a millisecond each
 COSTLY = 400  # ... and for the others (variance components, test-set noise, power)

@@ -96,6 +96,7 @@ def check(table: pd.DataFrame, truth: dict[str, list[float]]) -> None:
         assert share == (frozenset((a, b)) not in apart), (a, b)
 
 
+@pytest.mark.slow
 def test_a_plain_mlflow_experiment_gets_its_report(digits, tmp_path, capsys):
     out = tmp_path / "report"
     args = ["report", "--experiment", "digits", "--metric", "test_accuracy", "--by", "model"]
@@ -115,6 +116,7 @@ def test_a_plain_mlflow_experiment_gets_its_report(digits, tmp_path, capsys):
     assert "no runs" not in md
 
 
+@pytest.mark.slow
 def test_without_by_the_varying_params_are_the_conditions_and_losses_rank_lowest_first(digits, tmp_path):
     rep = seedvar.report(
         "digits", tmp_path / "loss", metric="test_loss", lower_is_better=True, tracking_uri=digits["uri"]
@@ -132,6 +134,7 @@ def test_without_by_the_varying_params_are_the_conditions_and_losses_rank_lowest
     assert len(frame) == 15 and {"run", "condition", "seed", "test_accuracy", "model"} <= set(frame.columns)
 
 
+@pytest.mark.slow
 def test_the_same_report_from_a_csv_export_and_from_a_dataframe(digits, tmp_path):
     mlflow.set_tracking_uri(digits["uri"])
     try:
@@ -160,6 +163,7 @@ def run_report(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(digits, tmp_path, capsys):
     uri = ["--tracking-uri", digits["uri"], "--out", str(tmp_path / "r")]
     code, err = run_report(["--experiment", "digits", "--metric", "accuracy", *uri], capsys)
@@ -217,6 +221,7 @@ def test_nested_runs_count_their_children(store_uri):
     assert table.set_index("condition").loc["a", "mean"] == pytest.approx(0.81)
 
 
+@pytest.mark.slow
 def test_the_report_reads_a_metric_in_bulk(digits, monkeypatch):
     """What the report needs of each run, read in three queries from a database store and from the pages of
     searches over start-time slices where there is no database (a tracking server): the same runs, values
@@ -299,6 +304,7 @@ print(json.dumps({"help": helped, "code": code, "report": loaded("mlflow", "sqla
 """
 
 
+@pytest.mark.slow
 def test_help_and_a_csv_report_start_without_the_store_libraries(tmp_path):
     """A CSV never needs MLflow's tracking store nor SQLAlchemy (seconds of imports), and `seedvar --help`
     no science library: they load where a store is read and a sweep runs (benchmarks/startup.py times it)."""

@@ -39,6 +39,7 @@ def seedvar_cmd(
     )
 
 
+@pytest.mark.slow
 def test_a_user_project_with_its_own_data_nets_and_study_packages(tmp_path):
     """The commonest folder names of ML code are the user's: their model imports their own `data.loaders`."""
     project = tmp_path / "project"
@@ -104,6 +105,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_nothing_but_seedvar_is_installed_at_the_top_level(wheel):
     """The wheel holds one package, `seedvar` (with nets, data and the ready studies inside), nothing else."""
     names = zipfile.ZipFile(wheel).namelist()
@@ -229,6 +231,7 @@ def test_version_and_python_dash_m(tmp_path):
     assert seedvar.__version__ != "unknown"
 
 
+@pytest.mark.slow
 def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
     """seedvar.sweep -> seedvar.runs -> seedvar.report, with a dict spec and keyword overrides."""
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"
@@ -277,6 +280,7 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
         seedvar.runs("nope", tracking_uri=uri)
 
 
+@pytest.mark.slow
 def test_ci_fails_where_a_users_clone_skips(tmp_path):
     """A test that skips for want of something CI has (a dataset, a server, a browser) fails under
     $SEEDVAR_REQUIRE_ALL, which .ci/run sets; a user's clone still skips it, saying why; a skip about the

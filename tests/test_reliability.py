@@ -22,6 +22,8 @@ from seedvar.plan import expand, load_study
 from seedvar.record import schema
 from seedvar.record.store import Store, local_db
 
+pytestmark = pytest.mark.slow  # sweep processes killed, interrupted and raced: minutes
+
 
 def study_spec(
     folder: Path, name: str, *, epochs: int = 6, replicates: int = 1, size: int = 40, base: int = 0

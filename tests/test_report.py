@@ -27,6 +27,8 @@ from seedvar.plan import parse_study
 from seedvar.record import schema
 from seedvar.record.ui import serve_ui
 
+pytestmark = pytest.mark.slow  # sweeps and whole reports: seconds each
+
 HSI = {**TINY_SCENE, "height": 32, "width": 32}
 
 

@@ -73,6 +73,7 @@ def test_same_seeds_same_weights_and_each_source_moves_them():
         assert train_once(moved)[0] != sha, source
 
 
+@pytest.mark.slow
 def test_augment_seed_moves_the_weights_of_an_image_model():
     spec = study(
         dataset=TINY_CIFAR,
@@ -107,6 +108,7 @@ def trained():
     return model, task
 
 
+@pytest.mark.slow
 def test_eval_passes_identical_and_dropout_passes_differ(trained):
     model, task = trained
     seeds = pass_seeds(7, 4)
@@ -119,6 +121,7 @@ def test_eval_passes_identical_and_dropout_passes_differ(trained):
         assert np.array_equal(preds, again)  # same seeds, same masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["train", "mc_dropout"])
 def test_fused_k_passes_equal_k_full_passes(trained, mode):
     model, task = trained
@@ -128,6 +131,7 @@ def test_fused_k_passes_equal_k_full_passes(trained, mode):
     assert np.array_equal(fused, naive)
 
 
+@pytest.mark.slow
 def test_testing_never_changes_a_batchnorm_model():
     torch.manual_seed(0)
     task = data.load_task("synthetic_cifar", split_seed=0, n_train=32, n_test=40)
@@ -250,6 +254,7 @@ def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
     )
 
 
+@pytest.mark.slow
 def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
     spec = study(name="mixed", replicates=3, epochs=1)
     victim = expand(spec, "cpu")[1]
@@ -286,6 +291,7 @@ def test_nan_loss_fails_the_run_with_its_reason(store_uri):
     assert "loss became" in result.outcomes[0].reason
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("left", ["KILLED", "RUNNING"])  # Ctrl-C; a process that died (kill -9, power cut)
 def test_a_run_stopped_before_its_first_checkpoint_trains_again_in_its_own_run(store_uri, monkeypatch, left):
     """No checkpoint to resume from: the run starts over, in the MLflow run it already has, and no KILLED or

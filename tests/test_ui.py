@@ -32,6 +32,8 @@ from seedvar.record.store import Store
 from seedvar.results import MODES, PassSummary, describe
 from seedvar.sweeper.finish import condition_spreads, seed_spread
 
+pytestmark = pytest.mark.slow  # sweeps, an 800-run store, Chromium, server processes: minutes
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, swept_store):
