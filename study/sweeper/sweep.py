@@ -152,11 +152,11 @@ class _Sweep:
         except KeyboardInterrupt:
             status_final = "KILLED"
             raise
-        except UserError:  # stopped by what the user must change (a script without a main guard)
-            status_final = "FAILED"
-            raise
         except StoreUnavailable:  # the store stayed away for the whole retry window: the next sweep closes it
             status_final = None
+            raise
+        except UserError:  # stopped by what the user must change (a script without a main guard)
+            status_final = "FAILED"
             raise
         finally:
             self.alive.close()
