@@ -72,7 +72,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> object:
 # xdist would otherwise order modules by their number of tests); the longest go first, so that the two
 # workers end together instead of one starting the Ray tests when the other is nearly done. Order: the
 # modules' times in a full run on 2 cores (2026-12-03: server 295 s, ray 191, benchmarks 177, reliability
-# 138, ui 114, package 82, report 82, lifecycle 77, twostage 69, coverage 45, runner 38; the rest under 20 s).
+# 138, ui 114, package 82, report 82, lifecycle 77, twostage 69, coverage 45, tracked 38; the rest under 20 s);
+# then the longest of the fast tier (`-m "not slow"`), whose slow modules are mostly deselected.
 LONGEST_FIRST = (
     "test_server",
     "test_ray",
@@ -84,8 +85,11 @@ LONGEST_FIRST = (
     "test_lifecycle",
     "test_twostage",
     "test_coverage",
-    "test_runner",
+    "test_tracked",
     "test_foreign",
+    "test_nets",
+    "test_data",
+    "test_user_models",
 )
 
 
