@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import scene_toml
 from scipy import stats
 
 from seedvar.record.reader import child_runs, latest_finished
@@ -20,14 +21,7 @@ SPEC = """
 name = "{name}"
 device = "cpu"
 models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = {size}
-width = {size}
-bands = 20
-pca = 13
-window = 9
-[train]
+{dataset}[train]
 epochs = {epochs}
 batch_size = 16
 [seeds]
@@ -38,14 +32,23 @@ passes = 3
 {extra}"""
 
 
+def spec_text(
+    name: str, *, epochs: int, replicates: int, size: int = 24, base: int = 0, extra: str = ""
+) -> str:
+    """The study's TOML: HybridSN on the tiny scene (`size` x `size` pixels); `extra` appends TOML, e.g. an
+    [execution] table."""
+    dataset = scene_toml(height=size, width=size)
+    return SPEC.format(
+        name=name, dataset=dataset, epochs=epochs, replicates=replicates, base=base, extra=extra
+    )
+
+
 def write_spec(
     path: Path, name: str, *, epochs: int, replicates: int, size: int = 24, base: int = 0, extra: str = ""
 ) -> Path:
-    """The study at `path` (its folder created); `extra` appends TOML, e.g. an [execution] table."""
+    """The study at `path` (its folder created); see spec_text."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        SPEC.format(name=name, epochs=epochs, replicates=replicates, size=size, base=base, extra=extra)
-    )
+    path.write_text(spec_text(name, epochs=epochs, replicates=replicates, size=size, base=base, extra=extra))
     return path
 
 

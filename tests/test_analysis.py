@@ -235,6 +235,7 @@ def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
     assert "share" not in text
 
 
+@pytest.mark.slow
 def test_tables_render_rounded_merged_and_narrow_while_csvs_keep_every_digit(tmp_path):
     rng = np.random.default_rng(9)
     runs = [dropout_model(rng, r, model=m) for m in ("a", "b", "c") for r in range(3)]

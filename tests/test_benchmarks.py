@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
-from importlib.machinery import SourceFileLoader
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
+from conftest import load_benchmark
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 RESULT = re.compile(r"^([\w.+-]+): seedvar (.+?), baseline (.+?), ratio ([\d.]+)x?$", re.M)
@@ -44,17 +42,6 @@ def ratio_of(seedvar: str, baseline: str, ratio: str) -> bool:
         if lo <= r_hi and r_lo <= hi:
             return True
     return False
-
-
-def load(name: str) -> ModuleType:
-    """A benchmark script as a module (run_all has no .py suffix)."""
-    path = BENCH / name
-    loader = SourceFileLoader(f"bench_{path.stem}", str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # dataclasses look their module up there
-    loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -99,6 +86,11 @@ def torch_state():
             ["foreign_60_sqlite: the report counted 60 runs, as many as the search returned"],
         ),
         (
+            "startup.py",
+            ["startup_help", "startup_csv_report"],
+            ["startup: the CSV report loaded, of mlflow, sqlalchemy, torch, scipy, fastapi: scipy"],
+        ),
+        (
             "report_scale.py",
             ["report_6_sqlite", "report_second", "report_6_server"],
             [  # the second report, after 2 new runs, reads only those 2
@@ -113,13 +105,13 @@ def torch_state():
 def test_benchmark_quick(script, names, claims, capsys, torch_state):
     if (
         script in ("writers.py", "report_scale.py", "foreign_scale.py")
-        and load("_postgres.py").bin_dir() is None
+        and load_benchmark("_postgres.py").bin_dir() is None
     ):
         pytest.skip(f"PostgreSQL binaries not found: {script} starts a throwaway cluster")
     if script == "executors.py" and importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed: pip install -e '.[ray]'")
     script, *args = script.split()
-    load(script).main(["--quick", *args])
+    load_benchmark(script).main(["--quick", *args])
     if script == "executors.py":
         import ray
 
@@ -135,7 +127,7 @@ def test_benchmark_quick(script, names, claims, capsys, torch_state):
 
 @pytest.mark.slow
 def test_cifar_epoch_quick(capsys, torch_state):
-    bench = load("cifar_epoch.py")
+    bench = load_benchmark("cifar_epoch.py")
     bench.main(["--quick"])
     out = capsys.readouterr().out
     models = re.findall(r"^cifar_epoch (\w+): [\d.]+ s/epoch, [\d,]+ img/s$", out, re.M)
@@ -146,13 +138,13 @@ def test_cuda_requested_without_cuda_exits_2(capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(SystemExit) as exc:
-        load("kpass.py").main(["--device", "cuda"])
+        load_benchmark("kpass.py").main(["--device", "cuda"])
     assert exc.value.code == 2
     assert "CUDA" in capsys.readouterr().err
 
 
 def test_run_all_table_goals_and_crashes(tmp_path):
-    run_all = load("run_all")
+    run_all = load_benchmark("run_all")
     assert "cifar_epoch.py" not in run_all.scripts("cpu", quick=False)
     assert "cifar_epoch.py" in run_all.scripts("cuda", quick=False)
     kpass = run_all.Outcome("kpass.py", 60.0, 0, details=["k_pass: identical predictions: True"])

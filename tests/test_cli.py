@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from conftest import scene_toml
 from mlflow import MlflowClient
 
 import seedvar.nets as nets
@@ -23,35 +24,28 @@ from seedvar.errors import UserError
 from seedvar.record.store import Store
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-GOOD = """
+GOOD = (
+    """
 name = "{name}"
 device = "cpu"
 models = ["hybridsn"]
-[dataset]
-name = "synthetic_hsi"
-height = 24
-width = 24
-bands = 20
-pca = 13
-window = 9
-[train]
+"""
+    + scene_toml()
+    + """[train]
 epochs = 1
 [seeds]
 replicates = 1
 [test]
 passes = 2
 """
+)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, _template_store):
+def world(tmp_path_factory, new_store):
     """A store holding one finished study, plus broken data files and specs to throw at the CLI."""
-    import shutil
-
     root = tmp_path_factory.mktemp("cli")
-    (root / "mlruns").mkdir()
-    shutil.copy(_template_store, root / "mlruns" / "mlflow.db")
-    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    uri = new_store(root / "mlruns")
     good = root / "good.toml"
     good.write_text(GOOD.format(name="base"))
     assert main(["sweep", str(good), "--tracking-uri", uri, "--no-progress"]) == 0
@@ -513,6 +507,7 @@ def test_debug_shows_the_traceback(world):
         main(["--debug", "sweep", str(world["good"]), "--tracking-uri", world["uri"], "--epochs", "0"])
 
 
+@pytest.mark.slow
 def test_console_script_prints_no_traceback(world):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -537,6 +532,7 @@ def test_console_script_prints_no_traceback(world):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_models_lists_every_model_with_params_and_macs(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -558,13 +554,18 @@ def test_dry_run_prints_the_plan_without_touching_a_new_store(world, capsys, tmp
     assert "1 runs: 1 done" in capsys.readouterr().out
 
 
-def test_a_batch_larger_than_the_training_set_is_said_and_the_sweep_goes_on(world, capsys, tmp_path):
+@pytest.mark.slow
+def test_a_batch_larger_than_the_training_set_is_refused_in_one_line(world, capsys, tmp_path):
     spec = variant(world, "huge", "epochs = 1", "epochs = 1\nbatch_size = 100000")
-    assert main(["sweep", spec, "--tracking-uri", f"sqlite:///{tmp_path}/m/mlflow.db", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    warning = [line for line in out.splitlines() if line.startswith("warning: ")]
-    assert len(warning) == 1 and "train.batch_size = 100,000 exceeds the" in warning[0]
-    assert "every epoch is a single step" in warning[0] and "[1/1] FINISHED" in out
+    store = tmp_path / "m"
+    args = ["sweep", spec, "--tracking-uri", f"sqlite:///{store}/mlflow.db", "--no-progress"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert "train.batch_size = 100,000 exceeds the 123 training samples of synthetic_hsi" in line
+    assert "use at most 123" in line and "Traceback" not in captured.err
+    assert not store.exists()  # refused before the store is touched
+    assert main([*args, "--set", "train.batch_size=123"]) == 0  # a full batch is allowed
 
 
 def test_python_dash_m_seedvar_is_the_same_command():

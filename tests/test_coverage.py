@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 from scipy import stats
-from test_benchmarks import load
 
 from seedvar.analysis import sentences, tables
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.results import Predictions
 
-coverage = load("coverage.py")
+pytestmark = pytest.mark.slow  # thousands of simulated studies per check: minutes
+
+coverage = load_benchmark("coverage.py")
 CHEAP = 2000  # simulated studies per cell for the checks that cost well under a millisecond each
 COSTLY = 400  # ... and for the others (variance components, test-set noise, power)
 CHEAP_CHECKS = ("mean accuracy", "source variance", "difference", "Welch test", "at chance", "Stein")

@@ -187,6 +187,7 @@ def full_cifar_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_full_cifar_root_loads_50000_and_10000(full_cifar_root):
     task = load_task("cifar10", split_seed=0, root=full_cifar_root)
     assert (len(task.train), len(task.test)) == (50_000, 10_000)

@@ -5,8 +5,11 @@ without the metric), and the same runs exported to a CSV file."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
-import shutil
+import os
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -32,13 +35,11 @@ MODELS = {
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory, _template_store) -> dict[str, object]:
+def digits(tmp_path_factory, new_store) -> dict[str, object]:
     """The experiment as a user's own script logs it: params `model` and `seed`, metric `test_accuracy`
     (the test loss at 3 steps too); one run FAILED, one that never logged the metric."""
     folder = tmp_path_factory.mktemp("digits") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
+    uri = new_store(folder)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.create_experiment("digits", artifact_location=(folder / "artifacts").as_uri())
     x, y = load_digits(return_X_y=True)
@@ -95,6 +96,7 @@ def check(table: pd.DataFrame, truth: dict[str, list[float]]) -> None:
         assert share == (frozenset((a, b)) not in apart), (a, b)
 
 
+@pytest.mark.slow
 def test_a_plain_mlflow_experiment_gets_its_report(digits, tmp_path, capsys):
     out = tmp_path / "report"
     args = ["report", "--experiment", "digits", "--metric", "test_accuracy", "--by", "model"]
@@ -114,6 +116,7 @@ def test_a_plain_mlflow_experiment_gets_its_report(digits, tmp_path, capsys):
     assert "no runs" not in md
 
 
+@pytest.mark.slow
 def test_without_by_the_varying_params_are_the_conditions_and_losses_rank_lowest_first(digits, tmp_path):
     rep = seedvar.report(
         "digits", tmp_path / "loss", metric="test_loss", lower_is_better=True, tracking_uri=digits["uri"]
@@ -131,6 +134,7 @@ def test_without_by_the_varying_params_are_the_conditions_and_losses_rank_lowest
     assert len(frame) == 15 and {"run", "condition", "seed", "test_accuracy", "model"} <= set(frame.columns)
 
 
+@pytest.mark.slow
 def test_the_same_report_from_a_csv_export_and_from_a_dataframe(digits, tmp_path):
     mlflow.set_tracking_uri(digits["uri"])
     try:
@@ -159,6 +163,7 @@ def run_report(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(digits, tmp_path, capsys):
     uri = ["--tracking-uri", digits["uri"], "--out", str(tmp_path / "r")]
     code, err = run_report(["--experiment", "digits", "--metric", "accuracy", *uri], capsys)
@@ -194,11 +199,8 @@ def test_one_condition_and_a_condition_with_one_run_are_reported_and_said(tmp_pa
     assert "b has one run: reported without an interval or a comparison" in " ".join(rep.answer)
 
 
-def test_nested_runs_count_their_children(tmp_path, _template_store):
-    folder = tmp_path / "mlruns"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
+def test_nested_runs_count_their_children(store_uri):
+    uri = store_uri
     client = mlflow.MlflowClient(uri)
     exp = client.create_experiment("nested")
     for model, shift in (("a", 0.0), ("b", 0.05)):
@@ -219,6 +221,7 @@ def test_nested_runs_count_their_children(tmp_path, _template_store):
     assert table.set_index("condition").loc["a", "mean"] == pytest.approx(0.81)
 
 
+@pytest.mark.slow
 def test_the_report_reads_a_metric_in_bulk(digits, monkeypatch):
     """What the report needs of each run, read in three queries from a database store and from the pages of
     searches over start-time slices where there is no database (a tracking server): the same runs, values
@@ -281,3 +284,41 @@ def test_tied_seeds_near_100_are_ranked_compared_and_sized(tmp_path, capsys):
         )
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and bad in err
+
+
+# In a fresh process: `seedvar --help`, then a CSV's report, then which heavy packages each had loaded.
+STARTUP = """
+import json, sys
+from seedvar.cli import main
+
+def loaded(*names):
+    return sorted(m for m in sys.modules if m.split(".")[0] in names)
+
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+helped = loaded("scipy", "mlflow", "sqlalchemy", "torch")
+code = main(["report", "--csv", sys.argv[1], "--metric", "acc", "--by", "model", "--out", sys.argv[2]])
+print(json.dumps({"help": helped, "code": code, "report": loaded("mlflow", "sqlalchemy", "torch")}))
+"""
+
+
+@pytest.mark.slow
+def test_help_and_a_csv_report_start_without_the_store_libraries(tmp_path):
+    """A CSV never needs MLflow's tracking store nor SQLAlchemy (seconds of imports), and `seedvar --help`
+    no science library: they load where a store is read and a sweep runs (benchmarks/startup.py times it)."""
+    table = tmp_path / "results.csv"
+    rows = [("a", 0, 0.81), ("a", 1, 0.83), ("a", 2, 0.82), ("b", 0, 0.86), ("b", 1, 0.88), ("b", 2, 0.87)]
+    pd.DataFrame(rows, columns=["model", "seed", "acc"]).to_csv(table, index=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", STARTUP, str(table), str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found == {"help": [], "code": 0, "report": []}
+    assert (tmp_path / "report" / "index.html").is_file()

@@ -10,10 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from sweeps import start_sweep, write_spec
 
 import seedvar
@@ -36,15 +36,9 @@ def spec(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(spec, tmp_path_factory, _template_store) -> dict[str, str]:
+def reference(spec, tmp_path_factory, swept_store) -> dict[str, str]:
     """Each config's weights sha256, trained without interruption in a store of its own."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("reference")
-    shutil.copy(_template_store, folder / "mlflow.db")
-    result = seedvar.sweep(
-        load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False, jobs=1
-    )
+    _, result = swept_store(load_study(spec), tmp_path_factory.mktemp("reference"))
     return {o.config_hash: o.weights_sha256 for o in result.outcomes}
 
 
@@ -62,16 +56,6 @@ def checkpoints(uri: str) -> Path:
 def saved(uri: str) -> set[str]:
     """The configs with an epoch checkpoint beside the store."""
     return {p.stem for p in checkpoints(uri).glob("*/*.pt")}
-
-
-def wait_for(predicate, what: str, timeout: float = 300.0) -> None:
-    """Poll for an event; the timeout is a safety net against a hang, never a claim about speed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def family(pid: int) -> list[int]:
@@ -144,9 +128,10 @@ def test_sigterm_stops_the_sweep_marks_it_killed_and_a_rerun_resumes(spec, keys,
     assert parent.info.status == "KILLED"
     result = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)  # resumed here
     resumed = {o.run_id for o in result.outcomes}
-    # a run stopped with a checkpoint goes on in the same MLflow run (one stopped before its first epoch
-    # ended has nothing to resume: its config starts again)
-    assert checkpointed_now and {r.run_id for r in stopped if r.config_hash in checkpointed_now} <= resumed
+    # a run stopped with a checkpoint goes on in the same MLflow run; one stopped before its first checkpoint
+    # has nothing to resume and starts again, in its own MLflow run too (no KILLED twin is left)
+    assert checkpointed_now and {r.run_id for r in stopped} <= resumed
+    assert sorted(r.status for r in runs(store_uri)) == ["FINISHED", "FINISHED"]
     assert {o.config_hash: o.weights_sha256 for o in result.outcomes} == reference
 
 
@@ -165,9 +150,7 @@ def test_kill_9_of_a_two_job_sweep_resumes_both_runs_with_the_same_weights(spec,
     assert sorted(r.status for r in dead) == ["RUNNING", "RUNNING"]
     result = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
     assert sorted(o.status for o in result.outcomes) == ["FINISHED", "FINISHED"]
-    assert checkpointed_now and {r.run_id for r in dead if r.config_hash in checkpointed_now} <= {
-        o.run_id for o in result.outcomes
-    }
+    assert checkpointed_now and {r.run_id for r in dead} == {o.run_id for o in result.outcomes}
     assert {o.config_hash: o.weights_sha256 for o in result.outcomes} == reference
 
 

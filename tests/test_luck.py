@@ -28,6 +28,7 @@ def test_ustat_is_exact_on_small_sets() -> None:
         luck.expected_max_ustat(x, 4)
 
 
+@pytest.mark.slow
 def test_done_when_coverage_and_bias() -> None:
     """Issue 38's "Done when": 10 seeds from N(95, 1), claim 96.5 (93.32nd percentile, best of 9.27)."""
     rng = np.random.default_rng(38)

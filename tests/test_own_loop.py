@@ -24,8 +24,8 @@ def _mlp(dropout: float = 0.5, bn: bool = True) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('own')}/mlflow.db")
+def store(tmp_path_factory, new_store):
+    mlflow.set_tracking_uri(new_store(tmp_path_factory.mktemp("own")))
     mlflow.set_experiment("own")
     yield
     mlflow.set_tracking_uri("")
@@ -36,6 +36,7 @@ def _data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
+@pytest.mark.slow
 def test_logs_modes_and_leaves_model_unchanged(store) -> None:
     model = _mlp()
     model.train()
@@ -91,6 +92,7 @@ def test_bad_input_logs_nothing(store, case: str, match: str) -> None:
     assert s.TAG_KIND not in got.data.tags and not got.data.metrics
 
 
+@pytest.mark.slow
 def test_lightning_callback_logs_to_the_loggers_run(tmp_path) -> None:
     """trainer.test with TestModes: the MLFlowLogger's run carries seedvar's predictions and kind tag."""
     pl = pytest.importorskip("lightning.pytorch")
@@ -121,6 +123,7 @@ def test_lightning_callback_logs_to_the_loggers_run(tmp_path) -> None:
     assert run.data.tags[s.TAG_KIND] == s.KIND_TESTED
 
 
+@pytest.mark.slow
 def test_cli_by_without_metric_reports_tested_runs(store, tmp_path) -> None:
     """`seedvar report --experiment X --by dropout` on runs tested by log_test_modes: the whole report."""
     from seedvar.cli import main

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweeps import SPEC
+from conftest import TINY_SCENE
+from sweeps import spec_text
 
 import seedvar
 from seedvar.cli import main
@@ -24,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_spec(name: str, model: str) -> str:
     """The tests' tiny synthetic study (tests/sweeps.py) with another name and model."""
-    return SPEC.format(name=name, epochs=1, replicates=2, size=24, base=0, extra="").replace(
-        'models = ["hybridsn"]', f'models = ["{model}"]'
-    )
+    return spec_text(name, epochs=1, replicates=2).replace('models = ["hybridsn"]', f'models = ["{model}"]')
 
 
 def seedvar_cmd(
@@ -40,6 +39,7 @@ def seedvar_cmd(
     )
 
 
+@pytest.mark.slow
 def test_a_user_project_with_its_own_data_nets_and_study_packages(tmp_path):
     """The commonest folder names of ML code are the user's: their model imports their own `data.loaders`."""
     project = tmp_path / "project"
@@ -105,6 +105,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_nothing_but_seedvar_is_installed_at_the_top_level(wheel):
     """The wheel holds one package, `seedvar` (with nets, data and the ready studies inside), nothing else."""
     names = zipfile.ZipFile(wheel).namelist()
@@ -230,6 +231,7 @@ def test_version_and_python_dash_m(tmp_path):
     assert seedvar.__version__ != "unknown"
 
 
+@pytest.mark.slow
 def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
     """seedvar.sweep -> seedvar.runs -> seedvar.report, with a dict spec and keyword overrides."""
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"
@@ -237,7 +239,7 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
         "name": "api",
         "device": "cpu",
         "models": ["hybridsn"],
-        "dataset": {"name": "synthetic_hsi", "height": 24, "width": 24, "bands": 20, "pca": 13, "window": 9},
+        "dataset": TINY_SCENE,
         "train": {"epochs": 2, "batch_size": 16},
         "seeds": {"replicates": 2},
         "test": {"passes": 3},
@@ -278,6 +280,7 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
         seedvar.runs("nope", tracking_uri=uri)
 
 
+@pytest.mark.slow
 def test_ci_fails_where_a_users_clone_skips(tmp_path):
     """A test that skips for want of something CI has (a dataset, a server, a browser) fails under
     $SEEDVAR_REQUIRE_ALL, which .ci/run sets; a user's clone still skips it, saying why; a skip about the

@@ -92,9 +92,7 @@ def wait_for_checkpoint(folder: Path, proc: subprocess.Popen) -> Path:
     return found[0]
 
 
-def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, store_uri, _template_store):
-    import shutil
-
+def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, store_uri, swept_store):
     path = spec(tmp_path, "killed", epochs=15, replicates=2)
     folder = Path(store_uri[len("sqlite:///") :]).parent
     proc = start_sweep(path, store_uri, "--checkpoint-every", "0")
@@ -111,15 +109,7 @@ def test_worker_killed_mid_run_is_retried_and_resumes_the_same_run(tmp_path, sto
     assert len(resumed) == 1
     steps = [m.step for m in client.get_metric_history(resumed[0].info.run_id, "train.loss")]
     assert sorted(steps) == list(range(1, 16))
-    reference_store = tmp_path / "reference"
-    reference_store.mkdir()
-    shutil.copy(_template_store, reference_store / "mlflow.db")
-    reference = seedvar.sweep(
-        load_study(path, {"execution.executor": "local"}),
-        tracking_uri=f"sqlite:///{reference_store}/mlflow.db",
-        progress=False,
-        jobs=1,
-    )
+    _, reference = swept_store(load_study(path, {"execution.executor": "local"}), tmp_path / "reference")
     assert {r.data.tags[schema.TAG_CONFIG_HASH]: r.data.tags[schema.TAG_WEIGHTS] for r in runs} == shas(
         reference
     )

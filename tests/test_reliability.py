@@ -1,16 +1,18 @@
 """Interrupted sweeps resume bit for bit; Ctrl-C stops at once; concurrent writers lose nothing; a sqlite
-store locked by another process is waited for, and past --retry-for the sweep stops with one line."""
+store locked by another process is waited for, and past --retry-for the sweep stops with one line; a script
+that starts worker processes without a main guard is told so in one line."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from mlflow import MlflowClient
 from sweeps import start_sweep, write_spec
 
@@ -20,6 +22,8 @@ from seedvar.plan import expand, load_study
 from seedvar.record import schema
 from seedvar.record.store import Store, local_db
 
+pytestmark = pytest.mark.slow  # sweep processes killed, interrupted and raced: minutes
+
 
 def study_spec(
     folder: Path, name: str, *, epochs: int = 6, replicates: int = 1, size: int = 40, base: int = 0
@@ -27,16 +31,6 @@ def study_spec(
     return write_spec(
         folder / f"{name}.toml", name, epochs=epochs, replicates=replicates, size=size, base=base
     )
-
-
-def wait_for(predicate, timeout: float = 300.0, what: str = "condition") -> None:
-    """Poll for an event; the timeout is a safety net against a hang, never a claim about speed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def logged_epochs(uri: str, name: str) -> int:
@@ -56,18 +50,13 @@ def child_runs(uri: str, name: str) -> list:
     return store.search(store.experiment_id(name), schema.tag_filter(schema.TAG_KIND, schema.KIND_RUN))
 
 
-def reference_sha(tmp_path: Path, spec: Path, _template_store: Path) -> str:
+def reference_sha(tmp_path: Path, spec: Path, swept_store) -> str:
     """The same config trained without interruption, in a store of its own."""
-    import shutil
-
-    folder = tmp_path / "reference"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    result = seedvar.sweep(load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False)
+    _, result = swept_store(load_study(spec), tmp_path / "reference")  # one run: serial, as by default
     return result.outcomes[0].weights_sha256
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_uri, _template_store):
+def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_uri, swept_store):
     spec = study_spec(tmp_path, "killed", epochs=8)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
@@ -86,7 +75,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     result = seedvar.sweep(study, tracking_uri=store_uri, progress=False, checkpoint_every=0)
     (outcome,) = result.outcomes
     assert outcome.status == "FINISHED" and outcome.run_id == run.info.run_id  # same MLflow run
-    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, swept_store)
     client = MlflowClient(store_uri)
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train.loss")]
     assert sorted(steps) == list(range(1, 9))  # earlier epochs kept, none logged twice
@@ -104,7 +93,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, store_ur
     assert not list(checkpoints.glob("*/sweep-*.lock"))  # each sweep's own lock is gone with it
 
 
-def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _template_store):
+def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, swept_store):
     spec = study_spec(tmp_path, "interrupted", epochs=12)
     checkpoints = Path(store_uri[len("sqlite:///") :]).parent / "checkpoints"
     proc = start_sweep(spec, store_uri, "--checkpoint-every", "0")
@@ -131,7 +120,7 @@ def test_ctrl_c_stops_at_once_marks_killed_and_resumes(tmp_path, store_uri, _tem
     assert (
         schema.TAG_FAILURE not in MlflowClient(store_uri).get_run(run.info.run_id).data.tags
     )  # stale reason removed
-    assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert result.outcomes[0].weights_sha256 == reference_sha(tmp_path, spec, swept_store)
 
 
 def test_a_ctrl_c_anywhere_in_a_store_write_leaves_it_whole_and_the_store_free(tmp_path):
@@ -230,21 +219,46 @@ def test_two_sweeps_of_one_study_never_finish_a_config_twice(tmp_path, store_uri
 
 
 @pytest.mark.parametrize("jobs", [2])
-def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_uri, _template_store, jobs):
-    import shutil
-
+def test_jobs_give_the_same_runs_and_weights_as_one_at_a_time(tmp_path, store_uri, swept_store, jobs):
     spec = study_spec(tmp_path, "jobs", epochs=2, replicates=3, size=24)
     serial = seedvar.sweep(load_study(spec), tracking_uri=store_uri, progress=False, jobs=1)
-    folder = tmp_path / "parallel"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    parallel = seedvar.sweep(
-        load_study(spec), tracking_uri=f"sqlite:///{folder}/mlflow.db", progress=False, jobs=jobs
-    )
+    _, parallel = swept_store(load_study(spec), tmp_path / "parallel", jobs=jobs)
     assert {o.config_hash: o.weights_sha256 for o in serial.outcomes} == {
         o.config_hash: o.weights_sha256 for o in parallel.outcomes
     }
     assert {o.status for o in parallel.outcomes} == {"FINISHED"} and len(parallel.outcomes) == 3
+
+
+UNGUARDED_SCRIPT = """
+import seedvar
+
+seedvar.sweep({spec!r}, tracking_uri={uri!r}, jobs=2, progress=False)  # no `if __name__ == "__main__":`
+"""
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_is_told_so_in_one_line(tmp_path, store_uri):
+    """Each spawned worker imports the script again and would start a sweep of its own, which multiprocessing
+    refuses with a long traceback per worker. The workers end quietly instead; the script's own process
+    raises one error whose one line says what to change, and no run was started."""
+    spec = study_spec(tmp_path, "unguarded", epochs=1, replicates=2, size=24)
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(spec=str(spec), uri=store_uri))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("Traceback") == 1  # the script's own, as for any error it does not catch
+    assert "bootstrapping phase" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("seedvar.errors.UserError: ") and 'if __name__ == "__main__":' in last
+    assert child_runs(store_uri, "unguarded") == []
+    store = Store(store_uri)
+    (parent,) = store.search(
+        store.experiment_id("unguarded"), schema.tag_filter(schema.TAG_KIND, schema.KIND_SWEEP)
+    )
+    assert parent.info.status == "FAILED"
 
 
 # Another process holding the store's write lock: BEGIN EXCLUSIVE, held until the test writes a line.
@@ -302,9 +316,7 @@ def lock_after_last_epoch(monkeypatch, db: Path, epochs: int, release_on_error: 
 
 
 @pytest.mark.slow
-def test_a_write_lock_held_past_sqlites_own_wait_is_retried(
-    tmp_path, store_uri, _template_store, monkeypatch
-):
+def test_a_write_lock_held_past_sqlites_own_wait_is_retried(tmp_path, store_uri, swept_store, monkeypatch):
     """Several sweeps (or a report, or a user's script) share one sqlite store: a write lock held longer than
     sqlite's busy wait makes a call fail with "database is locked", which the store retries with backoff."""
     db = local_db(store_uri)
@@ -320,7 +332,7 @@ def test_a_write_lock_held_past_sqlites_own_wait_is_retried(
     client = MlflowClient(store_uri)
     assert [m.step for m in client.get_metric_history(outcome.run_id, "train.loss")] == [1, 2]
     assert len(client.get_metric_history(outcome.run_id, "test.train.acc")) == 3
-    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, _template_store)
+    assert outcome.weights_sha256 == reference_sha(tmp_path, spec, swept_store)
 
 
 @pytest.mark.slow

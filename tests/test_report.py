@@ -17,6 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_SCENE
 from ui_process import Server, free_port
 
 import seedvar
@@ -26,7 +27,9 @@ from seedvar.plan import parse_study
 from seedvar.record import schema
 from seedvar.serving.ui import serve_ui
 
-HSI = {"name": "synthetic_hsi", "height": 32, "width": 32, "bands": 20, "pca": 13, "window": 9}
+pytestmark = pytest.mark.slow  # sweeps and whole reports: seconds each
+
+HSI = {**TINY_SCENE, "height": 32, "width": 32}
 
 
 def make_study(name: str, deterministic: bool | str = "both", **seeds) -> object:
@@ -80,15 +83,10 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory, _template_store):
-    import shutil
-
-    folder = tmp_path_factory.mktemp("report") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
-    seedvar.sweep(make_study("e2e"), tracking_uri=uri, progress=False, jobs=1)
-    return uri, folder.parent
+def swept(tmp_path_factory, swept_store):
+    root = tmp_path_factory.mktemp("report")
+    uri, _ = swept_store(make_study("e2e"), root / "mlruns")
+    return uri, root
 
 
 def test_report_html_holds_the_answer_tables_and_figures_matching_mlflow(swept):

@@ -143,6 +143,7 @@ def png_size(fig) -> tuple[int, int]:
     return Image.open(buf).size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditions, seeds", [(1, 3), (30, 3), (2, 300)])
 def test_figures_keep_a_bounded_width_from_1_to_30_conditions(conditions, seeds):
     import pandas as pd

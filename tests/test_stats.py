@@ -405,6 +405,7 @@ def test_replicates_needed_sanity():
         replicates_needed(1.0, 0.0)
 
 
+@pytest.mark.slow
 def test_power_never_fails_on_a_dense_grid_of_effects_and_levels():
     """statsmodels' solver came back NaN (and the report crashed) for effects such as 1 / 7.76 and
     1 / 20: every effect size and level here gives a finite n whose power reaches 0.8 while n - 1's does

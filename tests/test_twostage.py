@@ -127,6 +127,7 @@ def test_a_target_needs_a_pilot_of_three_and_ordinary_seeds(tmp_path):
         seedvar.sweep(spec, dry_run=True, replicates=3, target_diff=1.0, max_replicates=2)
 
 
+@pytest.mark.slow
 def test_a_two_stage_sweep_trains_exactly_the_n_its_pilot_asks_for(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"
     spec = write_spec(tmp_path / "two.toml", "two", epochs=1, replicates=3)
@@ -211,6 +212,7 @@ def test_two_hosts_running_one_two_stage_sweep_agree_and_train_each_replicate_on
         assert decided and f"n = {n}" in decided[0], text
 
 
+@pytest.mark.slow
 def test_summary_and_stage_tables_read_as_a_user_needs(tmp_path):
     """A condition whose pilot is not complete is named as undecided, not given an n."""
     uri = f"sqlite:///{tmp_path}/m/mlflow.db"

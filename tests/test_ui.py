@@ -17,6 +17,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
+from conftest import TINY_SCENE
 from scipy import stats
 from ui_process import Server, alive, descendants, free_port, headless_chromium
 
@@ -31,34 +32,26 @@ from seedvar.results import MODES, PassSummary, describe
 from seedvar.serving.supervise import port_free
 from seedvar.sweeper.finish import condition_spreads, seed_spread
 
+pytestmark = pytest.mark.slow  # sweeps, an 800-run store, Chromium, server processes: minutes
+
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, _template_store):
+def study(tmp_path_factory, swept_store):
     """One small finished study: HybridSN on a synthetic scene, with and without deterministic kernels."""
     folder = tmp_path_factory.mktemp("ui") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
     spec = parse_study(
         {
             "name": "browse",
             "device": "cpu",
             "models": ["hybridsn"],
-            "dataset": {
-                "name": "synthetic_hsi",
-                "height": 24,
-                "width": 24,
-                "bands": 20,
-                "pca": 13,
-                "window": 9,
-            },
+            "dataset": TINY_SCENE,
             "deterministic": "both",
             "train": {"epochs": 1, "batch_size": 32},
             "seeds": {"replicates": 2},
             "test": {"passes": 3},
         }
     )
-    result = seedvar.sweep(spec, tracking_uri=uri, progress=False, jobs=1)
+    uri, result = swept_store(spec, folder)
     assert not result.failed
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("browse")
@@ -292,15 +285,13 @@ def write_seed_runs(uri: str, experiment_id: str, sweep_id: str, models: list[tu
 
 
 @pytest.fixture(scope="module")
-def lab_store(chromium, tmp_path_factory, _template_store):
+def lab_store(chromium, tmp_path_factory, new_store):
     """The lab's study shape, 8 models x 100 seeds, written straight through the record (no training) by
     two processes at once, then what a sweep's end records: the spread across seeds on the sweep run and
     the condition runs, which take the seed runs as their children. After `chromium`, so that a machine
     without a browser builds nothing."""
     folder = tmp_path_factory.mktemp("lab") / "mlruns"
-    folder.mkdir()
-    shutil.copy(_template_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder}/mlflow.db"
+    uri = new_store(folder)
     store = Store(uri)
     exp = store.experiment_id("lab")
     store.set_experiment_tags(exp, view.experiment_tags(list(MODES), {}))

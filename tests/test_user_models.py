@@ -186,6 +186,7 @@ def test_a_model_that_cannot_take_the_input_fails_its_probe(user_pkg):
         nets.probe("mypkg.nets:build_declared", model, 10, (3, 8, 8))
 
 
+@pytest.mark.slow
 def test_console_script_imports_from_the_working_directory_and_lists_plugins(user_pkg, tmp_path):
     """The `seedvar` script's sys.path holds its bin folder, not the working directory: seedvar adds it."""
     work, bin_dir = tmp_path / "work", tmp_path / "bin"

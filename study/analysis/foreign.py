@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,10 @@ import pandas as pd
 from seedvar.errors import UserError
 from seedvar.record.bulk import MetricRun, read_metric
 from seedvar.record.schema import SEED_PARAMS
-from seedvar.record.store import Store
 from seedvar.results import Status
+
+if TYPE_CHECKING:  # a CSV's report loads no MLflow store
+    from seedvar.record.store import Store
 
 MAX_HISTORY_RUNS = 2000  # a history is read for at most this many runs (a server does not say which have one)
 RUN_COLUMNS = ["run_id", "run", "status", "condition", "seed", "value"]

@@ -10,6 +10,7 @@ import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,9 +19,11 @@ from seedvar.record import schema as s
 from seedvar.record.bulk import read_metric
 from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
-from seedvar.record.store import Store
 from seedvar.results import REFERENCE, Predictions, Status
 from seedvar.stats.twostage import Target
+
+if TYPE_CHECKING:  # MLflow loads with the store that is read (a CSV's report needs none)
+    from seedvar.record.store import Store
 
 CURVES = ("loss", "acc")  # the training curves the report draws
 

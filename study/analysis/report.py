@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,10 +31,12 @@ from seedvar.analysis import (
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
-from seedvar.record.store import Store
 from seedvar.results import EVAL
 from seedvar.stats.interval import ALPHA
 from seedvar.stats.power import POWER, REACHED
+
+if TYPE_CHECKING:  # the store (MLflow, SQLAlchemy) loads where one is read: a CSV's report needs none
+    from seedvar.record.store import Store
 
 FORMATS = ("html", "md")
 # BLAS_THREADS: the report's statistics multiply small matrices, where OpenBLAS's second thread spins
@@ -107,6 +110,8 @@ def build_report(
         title = f"seedvar report: {metric.metric} of {runs.source}"
         loaded = f"read {len(runs.table) + len(runs.left_out)} runs"
         return _written(sections, out_dir, formats, title, loaded, source=runs.source)
+    from seedvar.record.store import Store
+
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     # a study with nothing to report creates no folder
     study = load.load_study(store, experiment or "", cache=cache, by=by)
@@ -160,6 +165,8 @@ def _metric_runs(
     elif metric.csv is not None:
         runs = foreign.from_csv(metric.csv, metric.metric, **common)
     else:
+        from seedvar.record.store import Store
+
         store = Store(tracking_uri, create=False, retry_for=retry_for)
         runs = foreign.from_experiment(store, experiment or "", metric.metric, **common)
     runs.given_resolution = metric.resolution

@@ -14,9 +14,9 @@ from typing import Any
 
 from seedvar.plan.execution import DEFAULT_RETRY_SECONDS, ENV_RETRY, Execution
 from seedvar.plan.spec import DEVICES, Study
+from seedvar.stats import STD_CHOICES
 from seedvar.stats.interval import ALPHA, LEVEL
 from seedvar.stats.power import POWER, UPPER
-from seedvar.stats.twostage import STD_CHOICES
 
 DETERMINISTIC_CHOICES = {
     "true": True,

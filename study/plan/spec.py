@@ -13,13 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seedvar.errors import UserError
 from seedvar.plan.ready import locate
 from seedvar.plan.seeding import SOURCES, VARIABLE_SOURCES
 from seedvar.results import EVAL, MODES, REFERENCE
-from seedvar.stats.twostage import STD_CHOICES, Target
+from seedvar.stats import STD_CHOICES
+
+if TYPE_CHECKING:
+    from seedvar.stats.twostage import Target
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class Study:
     @property
     def target(self) -> Target:
         """The two-stage target of this study (inactive unless target_ci or target_diff is set)."""
+        from seedvar.stats.twostage import Target  # scipy: loaded when a sweep needs it, not to read a spec
+
         sd = self.seeds
         return Target(
             sd.target_ci, sd.target_diff, sd.target_mode, sd.replicates, sd.max_replicates, sd.target_std

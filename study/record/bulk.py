@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from mlflow.entities import LifecycleStage, Run
-from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
 from seedvar.record import schema as s
-from seedvar.record.store import Store
+
+if TYPE_CHECKING:  # MLflow and SQLAlchemy load when a store is read: a CSV's report never needs them
+    from mlflow.entities import Run
+
+    from seedvar.record.store import Store
 
 SLICES = 4  # searches at once through a tracking server (see the module's docstring)
 
@@ -55,6 +56,10 @@ def read_metric(store: Store, experiment_id: str, key: str) -> MetricRead:
 
 
 def _read_database(backend: object, experiment_id: str, key: str) -> MetricRead:
+    from mlflow.entities import LifecycleStage
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
     active = select(SqlRun.run_uuid).where(
         SqlRun.experiment_id == int(experiment_id), SqlRun.lifecycle_stage == LifecycleStage.ACTIVE
     )

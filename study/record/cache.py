@@ -20,11 +20,14 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seedvar.record.reader import StoredRun
-from seedvar.record.store import Store
+
+if TYPE_CHECKING:  # MLflow loads with the store that is read (a CSV's report needs none)
+    from seedvar.record.store import Store
 
 _KEY = "_cache_key"
 

@@ -7,14 +7,16 @@ runs through `StoredRun`, so a missing tag means the same thing everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from mlflow.entities import Run
+from typing import TYPE_CHECKING, TypeVar
 
 from seedvar.record import schema as s
-from seedvar.record.store import Store
 from seedvar.results import MODES, REFERENCE, Condition, PassSummary, Status
 from seedvar.stats.interval import resolution_of
+
+if TYPE_CHECKING:  # MLflow loads with the store that is read (a CSV's report needs none)
+    from mlflow.entities import Run
+
+    from seedvar.record.store import Store
 
 
 @dataclass

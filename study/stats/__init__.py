@@ -4,3 +4,8 @@ seeds (`benchmarks/coverage.py`, `tests/test_coverage.py`; the README's "How see
 
 The base room: it imports nothing of seedvar, and the report, the sweep room and the API import it.
 """
+
+# The choices of a spec field and a CLI flag (what --target-diff sizes at: Browne's 80% upper bound of the
+# pilot std, or the pilot std itself), here rather than in twostage so that `seedvar --help` and reading a
+# spec load no scipy.
+STD_CHOICES = ("upper80", "pilot")

@@ -28,10 +28,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from seedvar.stats import STD_CHOICES  # noqa: F401 (what Target.std may be; re-exported)
 from seedvar.stats.interval import LEVEL, mean_interval, resolution_floor
 from seedvar.stats.power import POWER, UPPER, Spread, power
-
-STD_CHOICES = ("upper80", "pilot")  # what --target-diff sizes at: Browne's 80% upper bound, or s itself
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ on that data. A bad input then changes nothing (one line, exit 2) instead of fai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
 
 import torch
 
@@ -27,10 +26,10 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None, out: TextIO) -> None:
+def preflight(study: Study, configs: list[RunConfig], data_root: str | Path | None) -> None:
     """Load the first run's data of every dataset variant, build every model for it and run it once on
-    zeros. Settings that are legal but likely a slip (a batch larger than the training set) get a warning
-    line."""
+    zeros. A batch larger than the training set is refused too: it would train one step per epoch on a
+    batch the spec does not say."""
     firsts: dict[str, RunConfig] = {}
     for c in configs:
         firsts.setdefault(c.variant, c)
@@ -41,11 +40,10 @@ def preflight(study: Study, configs: list[RunConfig], data_root: str | Path | No
         except data.DataError as exc:
             raise UserError(f"{study.source}: dataset{where}: {exc}") from None
         n_train = len(task.train)
-        if study.train.batch_size > n_train:
-            print(
-                f"warning: train.batch_size = {study.train.batch_size:,} exceeds the {n_train:,} training samples "
-                f"of {cfg.dataset}{where}: every epoch is a single step on all of them",
-                file=out,
+        if study.train.batch_size > n_train:  # a slip (a full batch is batch_size = n_train), not a choice
+            raise UserError(
+                f"{study.source}: train.batch_size = {study.train.batch_size:,} exceeds the {n_train:,} training "
+                f"samples of {cfg.dataset}{where}: use at most {n_train:,} (a full batch: one step per epoch)"
             )
         for model in study.models:
             first = next(c for c in configs if c.model == model and c.variant == cfg.variant)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from seedvar.engine import executors
+from seedvar.engine.executors import pool
 from seedvar.engine.progress import Progress
 from seedvar.errors import UserError
 from seedvar.plan import RunConfig, Study, expand
@@ -46,6 +47,7 @@ def run_sweep(
     the rest; the sweep ends by recording each condition's spread and reading back its summary table.
     A dry run checks every setting it can (the executor's name included), reads the store, decides what
     the finished pilots allow, and writes nothing."""
+    pool.refuse_in_worker_startup()  # a script without a main guard, imported again by a pool's worker
     out = out or sys.stdout
     uri = resolve_uri(tracking_uri)
     executors.check(execution.executor)
@@ -65,7 +67,7 @@ def run_sweep(
             result.status.update(plan_status(store, exp_id, result.configs, execution))
         return result
 
-    preflight(study, configs, data_root, out)  # before the store is touched: a bad input changes nothing
+    preflight(study, configs, data_root)  # before the store is touched: a bad input changes nothing
     executor = executors.build(execution, device)
     executor.prepare()
     try:
@@ -154,6 +156,9 @@ class _Sweep:
             raise
         except StoreUnavailable:  # the store stayed away for the whole retry window: the next sweep closes it
             status_final = None
+            raise
+        except UserError:  # stopped by what the user must change (a script without a main guard)
+            status_final = "FAILED"
             raise
         finally:
             self.alive.close()

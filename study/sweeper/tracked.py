@@ -28,6 +28,10 @@ from seedvar.record.retry import StoreUnavailable
 from seedvar.record.store import Store
 from seedvar.results import EpochStats, Event, Events, RunOutcome, Status
 
+# The statuses of a run that stopped unfinished (RUNNING: a process that died; a live claimant's run is
+# skipped before this is read)
+STOPPED = (Status.KILLED, Status.RUNNING)
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -109,16 +113,23 @@ def run_one(cfg: RunConfig, ctx: RunContext, store: Store, emit: Event) -> RunOu
         if any(claim.live(r) for r in previous):
             return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="running in another sweep")
         state = checkpoint.from_bytes(checkpoints.get(key))
+        created = False
         if state is not None and state["run_id"] in {r.run_id for r in previous}:
             recorder = RunRecorder.resume(store, state["run_id"], state["trainer"]["epoch"])
         else:
             state = None
-            for r in previous:  # left RUNNING by a process that died before any checkpoint
+            # stopped before its first checkpoint (Ctrl-C: KILLED; a dead process: left RUNNING): trained
+            # again from the start in its own run, not a new one beside it (epochs it logged stay, once)
+            stopped = sorted((r for r in previous if r.status in STOPPED), key=lambda r: r.start_time)
+            for r in stopped[:-1]:  # older ones (from before this rule) are closed, as before
                 if r.status == Status.RUNNING:
                     RunRecorder.abandon(store, r.run_id, "process died before its first checkpoint")
-            recorder = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id)
+            if stopped:
+                recorder = RunRecorder.resume(store, stopped[-1].run_id, 0)
+            else:
+                recorder, created = RunRecorder.start(store, cfg, ctx.experiment_id, ctx.parent_id), True
         if not claim.contest(recorder.run_id):
-            if state is None:
+            if created:
                 recorder.stand_down()
             return RunOutcome(key, cfg.run_name, Status.SKIPPED, reason="claimed first by another sweep")
         with claim.heartbeat(recorder.run_id):

@@ -16,12 +16,31 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 from typing import Any
 
 from seedvar.engine.executors import Job
 from seedvar.engine.progress import Progress
+from seedvar.errors import UserError
 from seedvar.plan import RunConfig
 from seedvar.results import RunOutcome, Status
+
+# A spawned worker imports the user's script again before it runs anything (as `__mp_main__`). A script that
+# calls seedvar.sweep at its top level, without `if __name__ == "__main__":`, would start a sweep in every
+# worker, and each would print multiprocessing's traceback; instead the worker ends at once with this exit
+# status, and the sweep's own process says why in one line.
+UNGUARDED_EXIT = 86
+UNGUARDED = (
+    "the script that called seedvar.sweep runs again in each worker process (jobs > 1 spawns them), and it "
+    'calls seedvar.sweep at its top level: put that call under `if __name__ == "__main__":` (or use jobs=1)'
+)
+
+
+def refuse_in_worker_startup() -> None:
+    """End this process quietly (UNGUARDED_EXIT) when it is a worker still importing the user's script
+    (multiprocessing's own test of the same thing: the process is inheriting its parent's main module)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        sys.exit(UNGUARDED_EXIT)
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -109,6 +128,8 @@ def run_parallel(
                 bars.finished(payload["outcome"])
             else:
                 bars.event(worker, kind, payload)
+        if not outcomes and not current and all(p.exitcode == UNGUARDED_EXIT for p in procs):
+            raise UserError(UNGUARDED)
         for worker, name in current.items():  # a worker that died mid-run (killed, out of memory)
             outcomes.append(
                 RunOutcome("", name, Status.FAILED, reason=f"worker process {worker} died during the run")

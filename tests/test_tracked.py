@@ -1,4 +1,5 @@
-"""The runner: seeds and determinism, test modes, MLflow records, failures that do not stop a sweep."""
+"""The tracked run (sweeper/tracked.py) and the engine under it: seeds and determinism, test modes, MLflow
+records, failures that do not stop a sweep, a run stopped before its first checkpoint taken up again."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SCENE
 
 import seedvar
 import seedvar.data as data
@@ -15,17 +17,12 @@ from seedvar.engine.evaluate import predict_passes
 from seedvar.engine.train import Trainer, weights_sha256
 from seedvar.plan import expand, parse_study, pass_seeds
 from seedvar.record import schema
+from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.reader import child_runs
 from seedvar.record.store import Store
+from seedvar.sweeper import tracked
 
-HSI = {
-    "name": "synthetic_hsi",
-    "height": 24,
-    "width": 24,
-    "bands": 20,
-    "pca": 13,
-    "window": 9,
-    "train_fraction": 0.3,
-}
+HSI = {**TINY_SCENE, "train_fraction": 0.3}
 TINY_CIFAR = {"name": "synthetic_cifar", "n_train": 64, "n_test": 48}
 
 
@@ -76,6 +73,7 @@ def test_same_seeds_same_weights_and_each_source_moves_them():
         assert train_once(moved)[0] != sha, source
 
 
+@pytest.mark.slow
 def test_augment_seed_moves_the_weights_of_an_image_model():
     spec = study(
         dataset=TINY_CIFAR,
@@ -110,6 +108,7 @@ def trained():
     return model, task
 
 
+@pytest.mark.slow
 def test_eval_passes_identical_and_dropout_passes_differ(trained):
     model, task = trained
     seeds = pass_seeds(7, 4)
@@ -122,6 +121,7 @@ def test_eval_passes_identical_and_dropout_passes_differ(trained):
         assert np.array_equal(preds, again)  # same seeds, same masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["train", "mc_dropout"])
 def test_fused_k_passes_equal_k_full_passes(trained, mode):
     model, task = trained
@@ -131,6 +131,7 @@ def test_fused_k_passes_equal_k_full_passes(trained, mode):
     assert np.array_equal(fused, naive)
 
 
+@pytest.mark.slow
 def test_testing_never_changes_a_batchnorm_model():
     torch.manual_seed(0)
     task = data.load_task("synthetic_cifar", split_seed=0, n_train=32, n_test=40)
@@ -253,6 +254,7 @@ def test_rerun_trains_nothing_and_dry_run_reports_done(store_uri, capsys):
     )
 
 
+@pytest.mark.slow
 def test_a_failing_run_does_not_stop_the_sweep(store_uri, monkeypatch):
     spec = study(name="mixed", replicates=3, epochs=1)
     victim = expand(spec, "cpu")[1]
@@ -287,3 +289,38 @@ def test_nan_loss_fails_the_run_with_its_reason(store_uri):
     result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
     assert result.outcomes[0].status == "FAILED"
     assert "loss became" in result.outcomes[0].reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("left", ["KILLED", "RUNNING"])  # Ctrl-C; a process that died (kill -9, power cut)
+def test_a_run_stopped_before_its_first_checkpoint_trains_again_in_its_own_run(store_uri, monkeypatch, left):
+    """No checkpoint to resume from: the run starts over, in the MLflow run it already has, and no KILLED or
+    FAILED twin is left beside the finished one. Its epochs are logged once, its weights are a clean run's."""
+    spec = study(name=f"early-{left.lower()}", replicates=1, epochs=3)
+    (cfg,) = expand(spec, "cpu")
+    real = tracked._Hooks.epoch
+
+    def ctrl_c_after_epoch_2(self, stats, trainer):
+        real(self, stats, trainer)
+        if stats.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracked._Hooks, "epoch", ctrl_c_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):  # the sweep checkpoints after the last epoch, or after 60 s
+        seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
+    monkeypatch.undo()
+    store = Store(store_uri)
+    (stopped,) = child_runs(store, store.experiment_id(spec.name), cfg.config_hash)
+    assert stopped.status == "KILLED"
+    if left == "RUNNING":  # as a process killed outright leaves it (no claim of a live process holds it)
+        store.set_running(stopped.run_id)
+    assert checkpoints_for(store, store.experiment_id(spec.name)).get(cfg.config_hash) is None
+    result = seedvar.sweep(spec, tracking_uri=store_uri, progress=False, jobs=1)
+    (outcome,) = result.outcomes
+    assert outcome.status == "FINISHED" and outcome.run_id == stopped.run_id
+    assert outcome.weights_sha256 == train_once(cfg)[0]
+    (run,) = child_runs(store, store.experiment_id(spec.name), cfg.config_hash)  # no twin
+    assert run.status == "FINISHED" and schema.TAG_FAILURE not in run.tags
+    client = mlflow.MlflowClient(store_uri)
+    assert [m.step for m in client.get_metric_history(run.run_id, "train.loss")] == [1, 2, 3]  # each once
+    assert len(client.get_run(run.run_id).inputs.dataset_inputs) == 1
