@@ -17,7 +17,7 @@ from seedvar.engine.evaluate import predict_passes
 from seedvar.engine.train import Trainer, weights_sha256
 from seedvar.plan import expand, parse_study, pass_seeds
 from seedvar.record import schema
-from seedvar.record.checkpoints import checkpoints_for
+from seedvar.record.checkpoint_store import checkpoints_for
 from seedvar.record.reader import child_runs
 from seedvar.record.store import Store
 from seedvar.sweeper import tracked
