@@ -14,9 +14,7 @@ from typing import Any
 
 from seedvar.plan.execution import DEFAULT_RETRY_SECONDS, ENV_RETRY, Execution
 from seedvar.plan.spec import DEVICES, Study
-from seedvar.stats import STD_CHOICES
-from seedvar.stats.interval import ALPHA, LEVEL
-from seedvar.stats.power import POWER, UPPER
+from seedvar.stats import ALPHA, LEVEL, POWER, STD_CHOICES, UPPER
 
 DETERMINISTIC_CHOICES = {
     "true": True,

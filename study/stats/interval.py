@@ -35,8 +35,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-LEVEL = 0.95  # every interval the report prints, and the family-wise level of its comparisons
-ALPHA = 1.0 - LEVEL  # the level of every test the report prints, and the family-wise rate of its comparisons
+from seedvar.stats import ALPHA, LEVEL  # noqa: F401 (re-exported: every interval's level)
+
 COUNT_LIMIT = 10.0  # mean errors per model below which an interval also holds the count-based one
 NAN = float("nan")
 NAN_PAIR: tuple[float, float] = (NAN, NAN)

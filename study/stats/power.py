@@ -23,15 +23,12 @@ from dataclasses import dataclass
 
 from scipy import integrate, stats
 
-from seedvar.stats.interval import ALPHA, NAN
+from seedvar.stats import ALPHA, POWER, UPPER  # noqa: F401 (re-exported)
+from seedvar.stats.interval import NAN
 
-POWER = 0.8  # the power every seed count here is sized for
 # the share of simulated studies (normal seeds, 3-10 per condition, 2 or 8 conditions) in which a seed count
 # sized at the bound reaches POWER: benchmarks/coverage.py, the README's table; tests/test_coverage.py holds it
 REACHED = "about 80%"
-UPPER = (
-    0.8  # the one-sided confidence of the upper bound on a std that seed counts are sized at (Browne 1995)
-)
 
 
 def _tail(t: float, df: float, nc: float, upper: bool) -> float:
