@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import TINY_SCENE
 from scipy import stats
-from ui_process import Server, alive, descendants, free_port, headless_chromium
+from ui_process import Server, alive, chromium_or_skip, descendants, free_port, headless_chromium
 
 import seedvar
 from seedvar.cli import main
@@ -204,14 +203,7 @@ def test_report_no_log_leaves_the_sweep_run_alone(study, tmp_path):
 def chromium() -> tuple[str, str]:
     """Debian's chromium and its driver, else a skip that says how to get them; nothing is downloaded.
     Listed first, so that a skip comes before the study is built."""
-    pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (browser and driver):
-        pytest.skip(
-            "no browser for the UI test: install Debian's chromium and chromium-driver "
-            "(apt-get install -y chromium chromium-driver)"
-        )
-    return browser, driver
+    return chromium_or_skip()
 
 
 # Every rendered row of the runs table: {row index: {column id: its text and rectangle}}.

@@ -203,19 +203,9 @@ def _several_bullets(tables: Tables) -> list[Bullet]:
     comps = tables.comparisons
     if len(ranked) > 1 and not comps.empty:
         first, second = str(ranked["condition"].iloc[0]), str(ranked["condition"].iloc[1])
-        pair = comps[
-            ((comps["a"] == first) & (comps["b"] == second))
-            | ((comps["a"] == second) & (comps["b"] == first))
-        ]
-        if len(pair):
-            r = pair.iloc[0]
-            sign = 1 if r["a"] == first else -1
-            lo, hi = sorted((sign * r["diff_ci_low"], sign * r["diff_ci_high"]))
-            out.append(
-                Bullet(
-                    f"{first} minus the runner-up {second}", _points(sign * r["diff"], lo, hi), "comparisons"
-                )
-            )
+        found = runner_up(comps, first, second)
+        if found is not None:
+            out.append(Bullet(f"{first} minus the runner-up {second}", _points(*found), "comparisons"))
     v = tables.variance
     train = v[(v["mode"] == TRAIN) & (v["within"] > 0)] if not v.empty else v
     if len(train):
@@ -277,23 +267,29 @@ def metric_answer(
         Bullet(f"worst, {worst['condition']}", mean(worst), "conditions"),
     ]
     first, second = str(ranked["condition"].iloc[0]), str(ranked["condition"].iloc[1])
-    pair = (
-        comps[
-            ((comps["a"] == first) & (comps["b"] == second))
-            | ((comps["a"] == second) & (comps["b"] == first))
-        ]
-        if not comps.empty
-        else comps
-    )
-    if len(pair):
-        r = pair.iloc[0]
-        sign = 1 if r["a"] == first else -1
-        lo, hi = sorted((sign * r["diff_ci_low"], sign * r["diff_ci_high"]))
+    found = runner_up(comps, first, second)
+    if found is not None:
+        diff, lo, hi = found
         bullets.append(
             Bullet(
                 f"{first} minus the runner-up {second}",
-                f"{sign * r['diff']:+.3g} (95% CI {lo:+.3g} to {hi:+.3g})",
+                f"{diff:+.3g} (95% CI {lo:+.3g} to {hi:+.3g})",
                 "comparisons",
             )
         )
     return headline, bullets
+
+
+def runner_up(comps: pd.DataFrame, first: str, second: str) -> tuple[float, float, float] | None:
+    """first - second with its 95% interval, read from the comparisons (either order), or None."""
+    if comps.empty:
+        return None
+    pair = comps[
+        ((comps["a"] == first) & (comps["b"] == second)) | ((comps["a"] == second) & (comps["b"] == first))
+    ]
+    if not len(pair):
+        return None
+    r = pair.iloc[0]
+    sign = 1 if r["a"] == first else -1
+    lo, hi = sorted((sign * r["diff_ci_low"], sign * r["diff_ci_high"]))
+    return float(sign * r["diff"]), float(lo), float(hi)

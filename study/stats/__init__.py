@@ -14,4 +14,6 @@ STD_CHOICES = ("upper80", "pilot")
 LEVEL = 0.95  # every interval the report prints, and the family-wise level of its comparisons
 ALPHA = 1.0 - LEVEL  # the level of every test the report prints, and the family-wise rate of its comparisons
 POWER = 0.8  # the power every seed count is sized for
-UPPER = 0.8  # the one-sided confidence of the upper bound on a std that seed counts are sized at (Browne 1995)
+UPPER = (
+    0.8  # the one-sided confidence of the upper bound on a std that seed counts are sized at (Browne 1995)
+)
