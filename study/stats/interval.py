@@ -227,11 +227,30 @@ def normality_p(x: ArrayLike) -> float:
     return float(stats.shapiro(a).pvalue)
 
 
+BONETT_FROM = 5  # values Bonett's trimmed mean needs (trim 1 / (2 sqrt(n - 4)))
+
+
+def wants_robust(a: np.ndarray, p: float | None = None) -> bool:
+    """Whether a variance interval of these values also holds Bonett's: from ROBUST_FROM values, or from
+    BONETT_FROM when Shapiro-Wilk finds them non-normal (the rule `variance_interval` documents); `p`, the
+    values' normality_p when the caller has it already."""
+    if a.size < BONETT_FROM or np.ptp(a) == 0:
+        return False
+    return a.size >= ROBUST_FROM or (normality_p(a) if p is None else p) < NON_NORMAL_P
+
+
+def bonett_center(a: np.ndarray) -> float:
+    """The trimmed mean Bonett (2006) estimates the kurtosis about (trim 1 / (2 sqrt(n - 4))); the plain
+    mean under BONETT_FROM values."""
+    if a.size < BONETT_FROM:
+        return float(a.mean())
+    return float(stats.trim_mean(a, 1.0 / (2.0 * math.sqrt(a.size - 4))))
+
+
 def _bonett_log(a: np.ndarray, z: float) -> tuple[float, float]:
-    """(log of c s^2, its standard error) of Bonett's (2006) variance interval: the kurtosis is estimated
-    about a trimmed mean (trim 1 / (2 sqrt(n - 4))), which needs 5 values."""
+    """(log of c s^2, its standard error) of Bonett's (2006) variance interval."""
     n = a.size
-    m = stats.trim_mean(a, 1.0 / (2.0 * math.sqrt(n - 4)))
+    m = bonett_center(a)
     ss = float(np.sum((a - a.mean()) ** 2))
     kurt = n * float(np.sum((a - m) ** 4)) / ss**2
     c = n / (n - z)
@@ -270,7 +289,7 @@ def variance_interval(x: ArrayLike, *, level: float = LEVEL) -> VarianceInterval
     lo = (n - 1) * var / float(stats.chi2.isf(tail, n - 1))
     hi = (n - 1) * var / float(stats.chi2.ppf(tail, n - 1))
     p = normality_p(a)
-    robust = var > 0 and n >= 5 and (n >= ROBUST_FROM or p < NON_NORMAL_P)
+    robust = wants_robust(a, p)
     if robust:
         z = float(stats.norm.isf(tail))
         center, se = _bonett_log(a, z)

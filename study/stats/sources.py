@@ -18,16 +18,16 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from seedvar.stats.interval import (
+    BONETT_FROM,
     LEVEL,
     NAN,
     NAN_PAIR,
-    NON_NORMAL_P,
-    ROBUST_FROM,
     as_1d_finite,
+    bonett_center,
     check_level,
     flat_dict,
     mean_interval,
-    normality_p,
+    wants_robust,
 )
 
 
@@ -66,27 +66,20 @@ def variance_ratio(x: ArrayLike, reference: ArrayLike, *, ci: float = LEVEL) -> 
     d1, d2 = a.size - 1, r.size - 1
     lo = ratio / stats.f.isf(tail, d1, d2)
     hi = ratio / stats.f.ppf(tail, d1, d2)
-    if va > 0 and (_robust(a) or _robust(r)):
+    if va > 0 and (wants_robust(a) or wants_robust(r)):
         z = float(stats.norm.isf(tail))
         center, se = _bonett_log_ratio(a, r, z)
         lo, hi = min(lo, math.exp(center - z * se)), max(hi, math.exp(center + z * se))
     return VarianceRatio(a.size, r.size, va, vr, ratio, (float(lo), float(hi)))
 
 
-def _robust(a: np.ndarray) -> bool:
-    """The same rule as `interval.variance_interval`: Bonett's interval hulled in from 10 values, or from 5
-    when Shapiro-Wilk finds them non-normal."""
-    return a.size >= 5 and np.ptp(a) > 0 and (a.size >= ROBUST_FROM or normality_p(a) < NON_NORMAL_P)
-
-
 def _bonett_log_ratio(a: np.ndarray, r: np.ndarray, z: float) -> tuple[float, float]:
     """(log of c s_a^2 / s_r^2, its standard error): Bonett's (2006) kurtosis-robust interval for a ratio
     of variances, the kurtosis pooled over both samples about their trimmed means."""
-    if min(a.size, r.size) < 5:  # a trimmed mean needs 5 values: pool about the plain means
+    if min(a.size, r.size) < BONETT_FROM:  # a trimmed mean needs 5 values: pool about the plain means
         ma, mr = a.mean(), r.mean()
     else:
-        ma = stats.trim_mean(a, 1.0 / (2.0 * math.sqrt(a.size - 4)))
-        mr = stats.trim_mean(r, 1.0 / (2.0 * math.sqrt(r.size - 4)))
+        ma, mr = bonett_center(a), bonett_center(r)
     na, nr = a.size, r.size
     ssa, ssr = float(np.sum((a - a.mean()) ** 2)), float(np.sum((r - r.mean()) ** 2))
     kurt = (na + nr) * float(np.sum((a - ma) ** 4) + np.sum((r - mr) ** 4)) / (ssa + ssr) ** 2
