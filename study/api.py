@@ -316,6 +316,7 @@ def report(
         raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
     if resolution is not None and not resolution >= 0:
         raise UserError(f"resolution={resolution}: the metric's step must be >= 0 (0: no floor)")
+    claimed = tuple((str(k), float(v)) for k, v in (claims or {}).items())
     source = (
         MetricSource(
             metric,
@@ -326,7 +327,7 @@ def report(
             frame,
             target_ci,
             target_diff,
-            tuple((str(k), float(v)) for k, v in (claims or {}).items()),
+            claimed,
             resolution,
         )
         if metric is not None
@@ -342,7 +343,7 @@ def report(
         log=log,
         cache=cache,
         by=tuple(_names(by) or ()),
-        claims=() if source is not None else tuple((str(k), float(v)) for k, v in (claims or {}).items()),
+        claims=() if source is not None else claimed,
     )
     label = name or (str(csv) if csv is not None else "DataFrame")
     return Report(label, built.answer, built.tables, built.folder, built.logged, built.loaded)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -31,7 +30,7 @@ from seedvar.analysis import (
 from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
-from seedvar.results import EVAL
+from seedvar.record.reader import reference_runs
 from seedvar.stats.interval import ALPHA
 from seedvar.stats.power import POWER, REACHED
 
@@ -142,14 +141,11 @@ def build_report(
 
 def study_claims(study: load.StudyRuns, claims: tuple[tuple[str, float], ...]) -> Section:
     """Published numbers (--claim) held against each condition's eval accuracy, one value per trained model
-    (the mean of its eval passes): the lab's "was 96.89 a lucky seed?" asked of a seedvar study."""
+    (the mean of its eval passes, the seeds the report ranks: its reference runs): the lab's "was 96.89 a
+    lucky seed?" asked of a seedvar study."""
     from seedvar.analysis.claims import claims_section
 
-    values: dict[str, list[float]] = {}
-    for r in study.finished:
-        if EVAL in r.modes:
-            values.setdefault(r.label, []).append(float(np.mean(r.accuracy(EVAL))))
-    return claims_section({c: np.asarray(v) for c, v in values.items()}, dict(claims), False)
+    return claims_section(tables.eval_samples(reference_runs(study.finished)), dict(claims), False)
 
 
 def _metric_runs(
