@@ -212,9 +212,10 @@ def runs(
     from seedvar.errors import UserError
     from seedvar.plan import SOURCES
     from seedvar.record import schema as s
-    from seedvar.record.reader import child_runs
+    from seedvar.record.reader import StoredRun, child_runs
     from seedvar.record.store import Store
-    from seedvar.results import points
+    from seedvar.results import MODES
+    from seedvar.stats.samples import Samples
 
     store = Store(tracking_uri, create=False, retry_for=retry_for)
     if metric is not None:
@@ -231,9 +232,9 @@ def runs(
             f"no study named {experiment!r} in {store.uri} (studies: {known}); run `seedvar sweep` first"
         )
     seeds = [f"{s.PARAM_SEED_PREFIX}{src}" for src in SOURCES]
-    rows = []
-    for r in sorted(child_runs(store, exp_id), key=lambda r: (r.name, r.start_time)):
-        base = {
+
+    def base(r: StoredRun) -> dict[str, object]:
+        return {
             "run_id": r.run_id,
             "run": r.name,
             "model": r.model,
@@ -247,18 +248,26 @@ def runs(
             "data_fingerprint": r.params.get(f"{s.PARAM_DATA_PREFIX}fingerprint", ""),
             **{k: int(r.params[k]) if k in r.params else None for k in seeds},
         }
-        summaries = r.summaries if r.finished else {}
-        for mode, summary in summaries.items() or [(None, None)]:
-            rows.append(
-                {
-                    **base,
-                    "mode": mode,
-                    "passes": summary.passes if summary else None,
-                    "acc_mean": points(summary.acc_mean) if summary else float("nan"),
-                    "acc_std": points(summary.acc_std) if summary else float("nan"),
-                    "flip_rate": points(summary.flip_rate) if summary else float("nan"),
-                }
-            )
+
+    runs = child_runs(store, exp_id)
+    keyed = []  # (sort key, row): by run name, start, then mode
+    for cell in Samples.of([r for r in runs if r.finished], MODES).values():
+        for m, r in zip(cell.models, cell.runs, strict=True):
+            row = {
+                **base(r),
+                "mode": cell.mode,
+                "passes": m.n_passes,
+                "acc_mean": m.mean,
+                "acc_std": m.std,
+                "flip_rate": m.flip_rate,
+            }
+            keyed.append(((r.name, r.start_time, MODES.index(cell.mode)), row))
+    nan = float("nan")
+    for r in runs:
+        if not r.finished or not r.modes:  # a run with no test summary: one row with no mode
+            row = {**base(r), "mode": None, "passes": None, "acc_mean": nan, "acc_std": nan, "flip_rate": nan}
+            keyed.append(((r.name, r.start_time, -1), row))
+    rows = [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
     return pd.DataFrame(rows, columns=[*RUNS_COLUMNS, *seeds])
 
 

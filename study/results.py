@@ -47,6 +47,11 @@ def points(fraction: FloatOrArray) -> FloatOrArray:
     return 100 * fraction
 
 
+def fraction(points: FloatOrArray) -> FloatOrArray:
+    """Points back to a fraction, as the store holds them (a condition run's spread)."""
+    return points / 100
+
+
 @dataclass(frozen=True)
 class Condition:
     """What the seeds of a study are compared across: a model, trained with or without deterministic

@@ -205,3 +205,13 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Any:
+    """Figures a test drew and did not write (sections built without rendering) are closed after it, so a
+    module that builds many reports does not hold every figure at once."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seedvar.analysis import glance, render, sentences, tables
+from seedvar.analysis import glance, registry, render, sentences, setup
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.analysis.report import build_sections
 from seedvar.results import Predictions
@@ -83,7 +83,7 @@ def study(*runs: LoadedRun) -> StudyRuns:
 def test_accuracy_table_pools_every_pass_and_seed_spread():
     rng = np.random.default_rng(1)
     runs = [dropout_model(rng, r) for r in range(4)]
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     acc = t.accuracy.set_index(["condition", "mode"])
     every = np.concatenate([r.accuracy("train") for r in runs])
     assert acc.loc[("net", "train"), "mean"] == pytest.approx(every.mean())
@@ -91,7 +91,7 @@ def test_accuracy_table_pools_every_pass_and_seed_spread():
     means = [r.accuracy("eval").mean() for r in runs]
     assert acc.loc[("net", "eval"), "seed_std"] == pytest.approx(np.std(means, ddof=1))
     assert acc.loc[("net", "eval"), "passes"] == 8 and acc.loc[("net", "train"), "runs"] == 4
-    vc = t.variance.set_index(["condition", "mode"])
+    vc = t.variance_components.set_index(["condition", "mode"])
     assert vc.loc[("net", "eval"), "within"] == 0  # eval passes are identical
     assert vc.loc[("net", "train"), "within"] > 0
 
@@ -99,7 +99,7 @@ def test_accuracy_table_pools_every_pass_and_seed_spread():
 def test_answer_when_train_mode_equals_mc_dropout():
     rng = np.random.default_rng(2)
     runs = [dropout_model(rng, r) for r in range(3)]
-    (text,) = sentences.answer(runs, tables.build(study(*runs)))
+    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
     assert text.startswith("Train-mode test accuracy of net varies by")
     assert "MC dropout gives exactly the same passes" in text
     assert "MC-dropout test accuracy" not in text  # said once, not twice
@@ -113,10 +113,10 @@ def test_answer_when_train_mode_equals_mc_dropout():
 def test_answer_when_mc_dropout_differs_from_train_mode():
     rng = np.random.default_rng(3)
     runs = [dropout_model(rng, r, batchnorm=True) for r in range(3)]
-    (text,) = sentences.answer(runs, tables.build(study(*runs)))
+    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
     assert "Train-mode test accuracy" in text and "MC-dropout test accuracy" in text
     assert "exactly the same passes" not in text
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     g = t.mode_gaps.set_index("part")
     train = np.array([r.accuracy("train").mean() for r in runs])
     mc = np.array([r.accuracy("mc_dropout").mean() for r in runs])
@@ -135,7 +135,7 @@ def test_answer_with_nondeterministic_eval_passes():
         m = dropout_model(rng, r)
         m.preds.passes["eval"] = noisy(rng, 0.05, 2)  # two eval passes that disagree
         runs.append(m)
-    (text,) = sentences.answer(runs, tables.build(study(*runs)))
+    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
     assert "of predictions still change between passes (nondeterministic kernels)" in text
 
 
@@ -144,11 +144,11 @@ def test_one_run_per_condition_and_a_failed_run():
     only = dropout_model(rng, 0)
     failed = run("net-r1", None, replicate=1, status="FAILED", failure="RuntimeError: out of memory")
     s = study(only, failed)
-    t = tables.build(s)
-    assert t.variance.empty and t.power.empty and t.comparisons.empty
+    t = registry.of_study(s)
+    assert t.variance_components.empty and t.power.empty and t.comparisons.empty
     (text,) = sentences.answer(s.finished, t)
     assert "In eval mode the model gives identical results on every pass (accuracy" in text
-    assert list(t.failures["reason"]) == ["RuntimeError: out of memory"]
+    assert list(t.failed_runs["reason"]) == ["RuntimeError: out of memory"]
     sections = {sec.title: sec for sec in build_sections(s)}
     assert sections["Variance components"].text == [
         "Variance components need at least two trained models and two passes per model."
@@ -163,9 +163,9 @@ def test_two_conditions_are_compared_and_churn_is_between_models():
     runs = [dropout_model(rng, r, model="a") for r in range(3)] + [
         dropout_model(rng, r, model="b") for r in range(3)
     ]
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     assert list(t.comparisons[["a", "b"]].iloc[0]) == ["a", "b"]
-    flips = t.flips.set_index(["condition", "mode"])
+    flips = t.flip_rates.set_index(["condition", "mode"])
     assert flips.loc[("a", "eval"), "flip_rate"] == 0
     assert 0 < flips.loc[("a", "eval"), "churn_between_models"] < 100
     assert np.isnan(flips.loc[("a", "train"), "churn_between_models"])
@@ -191,7 +191,7 @@ def collapsed_model(replicate: int, model: str = "bn") -> LoadedRun:
 def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     rng = np.random.default_rng(7)
     runs = [collapsed_model(r) for r in range(3)] + [dropout_model(rng, r, model="ok") for r in range(3)]
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     assert t.degenerate_conditions == ["bn"]
     flags = t.degenerate.set_index(["condition", "mode"])
     assert flags.loc[("bn", "eval"), "one_class"] == 3 and flags.loc[("bn", "eval"), "tied"]
@@ -221,7 +221,7 @@ def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
             m = dropout_model(rng, r)
             m.varied, m.name = source, f"net-{source}-r{r}"
             runs.append(m)
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     ps = t.per_source.set_index("source")
     assert list(ps.index) == ["all", "split", "init"] and ps.loc["all", "ratio_to_all"] == 1.0
     values = t.source_values
@@ -270,7 +270,7 @@ def test_settings_table_shows_shared_values_and_counts_per_run_ones():
     for r in runs:  # per run: a text fingerprint and a numeric pixel count; shared: the window
         r.params.update({"data.fingerprint": f"ab{r.replicate:062x}", "data.n_train": str(100 + r.replicate)})
         r.params["data.window"] = "11"
-    settings = tables.settings_table(study(*runs)).set_index("setting")["value"]
+    settings = setup.settings_table(study(*runs)).set_index("setting")["value"]
     assert settings["data.window"] == "11"
     assert settings["data.fingerprint"] == "5 distinct values"  # not five hashes in one cell
     assert settings["data.n_train"] == "5 distinct values, 100 to 104"
@@ -287,7 +287,7 @@ def test_test_noise_sentence_when_models_differ_only_by_the_test_set(seed):
         runs.append(
             run(f"net-r{r}", {"eval": np.repeat(ev, 2, 0), "train": tr, "mc_dropout": tr.copy()}, replicate=r)
         )
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     (text,) = sentences.answer(runs, t)
     share = t.test_noise.iloc[0]["test_set_share"]
     assert (share >= 100) == (seed == 0)
@@ -326,7 +326,7 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
         + condition_runs(rng, "far", 0.3)
     )
     s = study(*runs)
-    t = tables.build(s)
+    t = registry.of_study(s)
     c = t.conditions
     assert list(c["condition"]) == ["near_a", "near_b", "far"]  # best eval accuracy first
     assert list(c.columns[:4]) == ["condition", "seeds", "eval_mean", "eval_ci_low"]
@@ -390,7 +390,7 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
 def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
     rng = np.random.default_rng(12)
     runs = condition_runs(rng, "solo", 0.1, seeds=5)
-    t = tables.build(study(*runs))
+    t = registry.of_study(study(*runs))
     (text,) = sentences.answer(runs, t)
     assert text.startswith("Train-mode test accuracy of solo varies by") and t.conditions.shape[0] == 1
     sections = build_sections(study(*runs))
@@ -400,7 +400,7 @@ def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
         glance.headline.startswith("solo scores ") and "tested in train mode it varies by" in glance.headline
     )
     assert [b.table for b in glance.bullets] == ["accuracy", "variance_components", "mode_gaps", "test_noise"]
-    share = t.variance.set_index("mode").loc["train"]
+    share = t.variance_components.set_index("mode").loc["train"]
     d = sentences.share_decimals(share["share_within_ci_low"], share["share_within_ci_high"])
     assert glance.bullets[1].value == (
         f"{share['share_within']:.{d}f}% (95% CI {share['share_within_ci_low']:.{d}f}-"
@@ -436,3 +436,94 @@ def test_equally_close_pairs_are_named_together_with_the_most_seeds_either_needs
     assert need > observed and spread.how() in text
     # stds 1 and 2 over 4 seeds each are compatible (Bartlett): one std pooled over the four conditions
     assert spread.pooled and spread.pair("a", "b") == spread.pair("c", "d")
+
+
+# The registry: a statistic is one function and one entry
+
+
+def metric_frame() -> pd.DataFrame:
+    """A metric of runs seedvar did not train: two conditions of four seeds."""
+    return pd.DataFrame(
+        {
+            "model": ["a"] * 4 + ["b"] * 4,
+            "seed": list(range(4)) * 2,
+            "acc": [0.91, 0.92, 0.9, 0.93, 0.8, 0.82, 0.81, 0.79],
+        }
+    )
+
+
+def test_every_entry_names_a_section_and_inputs_its_kinds_have() -> None:
+    """A typo in an entry's section or inputs would drop its table silently: each is held to the kinds it is
+    made for, on a real study and a real metric."""
+    from seedvar.analysis.foreign import from_frame
+    from seedvar.analysis.pipeline import KINDS
+
+    rng = np.random.default_rng(3)
+    made = {
+        "study": registry.of_study(study(*[dropout_model(rng, r) for r in range(3)])),
+        "metric": registry.of_metric(from_frame(metric_frame(), "acc")),
+    }
+    assert set(made) == set(KINDS)
+    names = [(e.name, k) for e in registry.TABLES for k in e.kinds]
+    assert len(names) == len(set(names)), "one entry per name and kind"
+    for kind, t in made.items():
+        parts = {p.key for p in registry.PARTS if kind in p.kinds}
+        for entry in t.entries():
+            assert entry.part is None or entry.part in parts, (kind, entry.name, entry.part)
+            inputs = entry.inputs + (entry.plot.inputs if entry.plot else ())
+            assert all(i in t for i in inputs), (kind, entry.name, [i for i in inputs if i not in t])
+
+
+def test_a_new_statistic_is_one_function_and_one_entry(monkeypatch, tmp_path) -> None:
+    """The README's example: a function over the one sample shape, one entry naming its section. It is
+    computed once, written as tables/<name>.csv and shown in its section, in a study's report and a
+    metric's alike."""
+    from seedvar.analysis.pipeline import Table
+    from seedvar.analysis.report import MetricSource, build_report
+    from seedvar.stats.samples import Samples
+
+    calls = []
+
+    def seed_range(samples: Samples) -> pd.DataFrame:
+        calls.append(1)
+        rows = [
+            {"condition": c.condition, "mode": c.mode, "seed_range": float(np.ptp(c.means()))}
+            for c in samples.values()
+        ]
+        return pd.DataFrame(rows)
+
+    entry = Table("seed_range", seed_range, ("samples",), "values")
+    monkeypatch.setattr(registry, "TABLES", (*registry.TABLES, entry))
+
+    rng = np.random.default_rng(4)
+    runs = [dropout_model(rng, r) for r in range(3)]
+    sections = registry.build_sections(registry.of_study(study(*runs)))
+    (values,) = [s for s in sections if "seed_range" in s.tables]
+    assert values.title == "Accuracy by model and test mode" and len(calls) == 1
+    got = values.tables["seed_range"].set_index("mode")["seed_range"]
+    means = [r.accuracy("eval").mean() for r in runs]
+    assert got["eval"] == pytest.approx(max(means) - min(means))
+
+    built = build_report(
+        None, metric=MetricSource("acc", frame=metric_frame()), out=tmp_path / "m", formats=["md"]
+    )
+    written = pd.read_csv(tmp_path / "m" / "tables" / "seed_range.csv").set_index("condition")["seed_range"]
+    assert written.to_dict() == pytest.approx({"a": 0.03, "b": 0.03})
+    assert "seed_range" in built.tables and "seed_range" in (tmp_path / "m" / "report.md").read_text()
+
+
+def test_tables_are_computed_once_and_an_input_cannot_shadow_a_table() -> None:
+    from seedvar.analysis.pipeline import STUDY, Table, Tables
+
+    calls = []
+    entries = [
+        Table("a", lambda x: calls.append("a") or x + 1, ("x",)),
+        Table("b", lambda a: a * 2, ("a",)),
+        Table("c", lambda a, b: a + b, ("a", "b")),
+    ]
+    t = Tables(STUDY, entries, x=1)
+    assert (t.c, t["b"], t.a) == (6, 4, 2) and calls == ["a"]
+    with pytest.raises(KeyError, match="no table or input 'd'"):
+        t["d"]
+    with pytest.raises(ValueError, match="one name, one thing"):
+        Tables(STUDY, entries, a=1)

@@ -17,7 +17,7 @@ import pytest
 from conftest import load_benchmark
 from scipy import stats
 
-from seedvar.analysis import sentences, tables
+from seedvar.analysis import registry, sentences
 from seedvar.analysis.load import LoadedRun, StudyRuns
 from seedvar.results import Predictions
 
@@ -105,7 +105,7 @@ def test_many_conditions_at_three_seeds_cover_as_t_intervals_do_and_a_stable_one
     for cond, mu in truth.items():
         sd = 0.05 if cond == "stable" else 1.0
         runs += [_run(cond, r, float(v)) for r, v in enumerate(rng.normal(mu, sd, 3))]
-    t = tables.build(StudyRuns("many", runs, sweeps=1))
+    t = registry.of_study(StudyRuns("many", runs, sweeps=1))
     acc = t.accuracy.set_index("condition")
     ours = theirs = 0
     for cond, mu in truth.items():

@@ -63,16 +63,16 @@ def test_lower_is_better_mirrors() -> None:
     assert (lo, hi) == pytest.approx((-uhi, -ulo))
 
 
-def test_claims_section_tables_and_sentence() -> None:
-    from seedvar.analysis.claims import claims_section
+def test_claims_tables_and_sentence() -> None:
+    from seedvar.analysis.claims import hold_claims
 
     rng = np.random.default_rng(1)
     values = {"hybridsn": rng.normal(95.56, 1.3, 10), "b": rng.normal(94.0, 1.0, 5)}
-    sec = claims_section(values, {"hybridsn": 96.89, "b": 93.0})
-    claims = sec.tables["claims"]
+    sec = hold_claims(values, [("hybridsn", 96.89), ("b", 93.0)])
+    claims = sec.claims
     assert list(claims["condition"]) == ["hybridsn", "b"]
     assert {"percentile_ci_low", "best_of_ci_high", "p_best_reaches"} <= set(claims.columns)
-    em = sec.tables["expected_max"]
+    em = sec.expected_max
     assert len(em) == 15 and (em["ci_low"] <= em["ci_high"]).all()
     assert "percentile of hybridsn's seeds" in sec.text[0] and "best of about" in sec.text[0]
     assert "below the seeds' mean" in sec.text[1]

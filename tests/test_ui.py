@@ -27,8 +27,9 @@ from seedvar.record import schema, view
 from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, read_runs
 from seedvar.record.store import Store
-from seedvar.results import MODES, PassSummary, describe
+from seedvar.results import MODES, PassSummary, describe, points
 from seedvar.serving.supervise import port_free
+from seedvar.stats.samples import Cell, Model
 from seedvar.sweeper.finish import condition_spreads, seed_spread
 
 pytestmark = pytest.mark.slow  # sweeps, an 800-run store, Chromium, server processes: minutes
@@ -432,9 +433,11 @@ def test_description_names_eval_and_train_or_whatever_modes_a_run_has():
 
 
 def test_seed_spread_of_one_run_and_of_identical_runs():
-    def members(values: list[float], n_test: int = 500) -> list:
+    def members(values: list[float], n_test: int = 500) -> Cell:
         run = StoredRun("r", "r", "FINISHED", "m", True, "all", 0, "h", params={"data.n_test": str(n_test)})
-        return [(run, PassSummary(1, v, 0.0, v, v, 0.0)) for v in values]
+        step = run.resolution  # 100 / n_test points
+        models = tuple(Model("r", "r", points(v), 0.0, points(v), points(v), 1, step) for v in values)
+        return Cell("m", "eval", models, (run,) * len(values))
 
     one = seed_spread(members([0.9]))
     assert one == {"acc_mean": 0.9, "acc_std": None, "acc_ci_low": None, "acc_ci_high": None, "runs": 1}

@@ -7,12 +7,13 @@ tables/expected_max.csv, figures/expected_max.png and one sentence per claim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from seedvar.analysis.render import Section
 from seedvar.errors import UserError
 from seedvar.stats import luck
 from seedvar.stats.interval import flat_dict
@@ -46,10 +47,21 @@ def sentence(condition: str, c: luck.Claim, mean: float, lower_is_better: bool) 
     )
 
 
-def claims_section(
-    values: Mapping[str, np.ndarray], claims: Mapping[str, float], lower_is_better: bool = False
-) -> Section:
-    """The section for every claim, and expected best of k = 1..n for every claimed condition."""
+@dataclass(frozen=True)
+class Held:
+    """Every claim held against its condition's seeds: one row per claim, the expected best of k = 1..n per
+    claimed condition, and a sentence per claim."""
+
+    claims: pd.DataFrame
+    expected_max: pd.DataFrame
+    text: list[str]
+
+
+def hold_claims(
+    values: Mapping[str, np.ndarray], claims: Sequence[tuple[str, float]], lower_is_better: bool = False
+) -> Held:
+    """Each claim (condition, claimed value) held against the condition's values, one per trained model."""
+    claims = dict(claims)
     unknown = [k for k in claims if k not in values]
     if unknown:
         raise UserError(f"--claim {unknown[0]}: no such condition (conditions: {', '.join(sorted(values))})")
@@ -85,18 +97,12 @@ def claims_section(
         "the expected best of k is the unbiased order-statistic (U-statistic) estimate, with the "
         "normal-model interval; the share of seeds at or above a claim has a Clopper-Pearson interval."
     )
-    table = pd.DataFrame(em)
-    return Section(
-        "Was it a lucky seed?",
-        text=text,
-        tables={"claims": pd.DataFrame(rows), "expected_max": table},
-        figures={"expected_max": _figure(table, claims, lower_is_better)},
-    )
+    return Held(pd.DataFrame(rows), pd.DataFrame(em), text)
 
 
-def _figure(table: pd.DataFrame, claims: Mapping[str, float], lower_is_better: bool):  # noqa: ANN202
-    from matplotlib.figure import Figure
-
+def figure(table: pd.DataFrame, claims: Sequence[tuple[str, float]], lower_is_better: bool) -> Figure:
+    """Expected best of k seeds with its interval per claimed condition, the claim as a dashed line."""
+    claims = dict(claims)
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     for cond, g in table.groupby("condition", sort=False):

@@ -33,6 +33,10 @@ class Metric:
     diff_unit: str = " points"  # after a difference: +1.20 points
     lower_is_better: bool = False
     bounds: tuple[float, float] | None = (0.0, 100.0)  # the values' possible range (intervals are clipped)
+    power_diffs: tuple[float, ...] = (1.0, 0.5)  # the differences the power table always sizes seeds for
+    power_unit: str = "_point"  # after a difference in the power table's column names
+    label: str = "Eval accuracy"  # how a figure's title names it
+    axis: str = "points"  # a figure's unit of its differences
 
     def value(self, v: float) -> str:
         return f"{v:.2f}{self.unit}" if self.unit == "%" else f"{v:.4g}{self.unit}"
@@ -120,10 +124,25 @@ def power_column(diff: float, unit: str = "") -> str:
     return f"replicates_for_{diff:.3g}{unit}"
 
 
+def power_diffs(
+    comparisons: pd.DataFrame, metric: Metric = ACCURACY, diff: float | None = None
+) -> list[float]:
+    """The differences the power table sizes for: the metric's own (1 and 0.5 accuracy points), then `diff`
+    (--target-diff) or else the closest pair's difference (rounded as its column is named); none but the
+    metric's own without a comparison."""
+    if comparisons.empty:
+        return list(metric.power_diffs)
+    closest = float(f"{float(comparisons['diff'].abs().min()):.3g}")
+    extra = diff if diff else closest
+    return [*metric.power_diffs, *([extra] if extra > 0 else [])]
+
+
 def power_table(spread: Spread, diffs: Sequence[float], unit: str = "") -> pd.DataFrame:
     """One row per compared condition: replicates needed to detect each difference in `diffs` against a
     condition of the same spread (POWER, two-sided at ALPHA), sized at `spread` (an upper bound of the
-    seed std, pooled where the stds are compatible)."""
+    seed std, pooled where the stds are compatible); empty with no difference to size for."""
+    if not diffs:
+        return pd.DataFrame()
     rows = []
     for cond, sd in spread.stds.items():
         row: dict[str, object] = {"condition": cond, "seeds": spread.ns[cond], "seed_std": sd}

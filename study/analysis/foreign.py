@@ -24,6 +24,7 @@ from seedvar.errors import UserError
 from seedvar.record.bulk import MetricRun, read_metric
 from seedvar.record.schema import SEED_PARAMS
 from seedvar.results import Status
+from seedvar.stats.samples import Model, Samples
 
 if TYPE_CHECKING:  # a CSV's report loads no MLflow store
     from seedvar.record.store import Store
@@ -64,7 +65,38 @@ class MetricRuns:
     @property
     def samples(self) -> dict[str, np.ndarray]:
         """Each condition's values, conditions in first-seen order."""
-        return {c: g["value"].to_numpy(float) for c, g in self.table.groupby("condition", sort=False)}
+        return self.cells().scores(self.metric)
+
+    def cells(self) -> Samples:
+        """The values in the one sample shape (seedvar.stats.samples): each run one model of one pass, in the
+        mode named by the metric, on the metric's step."""
+        step = self.resolution
+        rows = zip(
+            self.table["condition"], self.table["run"], self.table["run_id"], self.table["value"], strict=True
+        )
+        return Samples.of(
+            [ValueRun(str(c), str(r), str(i), float(v), step, self.metric) for c, r, i, v in rows],
+            bounds=None,
+        )
+
+
+@dataclass(frozen=True)
+class ValueRun:
+    """One run's value of a metric, read as one pass of one trained model."""
+
+    label: str
+    run: str
+    run_id: str
+    value: float
+    step: float
+    mode: str
+
+    @property
+    def modes(self) -> list[str]:
+        return [self.mode]
+
+    def sample(self, mode: str) -> Model:
+        return Model.of_passes(self.run, self.run_id, np.array([self.value]), step=self.step)
 
 
 def decimal_step(values: np.ndarray, most: int = 6) -> float:

@@ -9,9 +9,11 @@ import pandas as pd
 
 from seedvar.analysis import conditions as compared
 from seedvar.analysis.load import LoadedRun
+from seedvar.analysis.pipeline import Tables
 from seedvar.analysis.render import Bullet
 from seedvar.analysis.sentences import _by_mode, _ci, _count, _gaps, share_decimals
-from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
+from seedvar.analysis.setup import conditions
+from seedvar.analysis.tables import SPREAD_FLOOR
 from seedvar.record.reader import reference_runs
 from seedvar.results import EVAL, TRAIN
 
@@ -75,7 +77,7 @@ def _warning(tables: Tables) -> str:
 
 
 def _share_row(tables: Tables, cond: str, mode: str = TRAIN) -> pd.Series | None:
-    v = _by_mode(tables.variance, cond)
+    v = _by_mode(tables.variance_components, cond)
     if mode not in v.index or not v.loc[mode, "within"] > 0:
         return None
     return v.loc[mode]
@@ -206,7 +208,7 @@ def _several_bullets(tables: Tables) -> list[Bullet]:
         found = runner_up(comps, first, second)
         if found is not None:
             out.append(Bullet(f"{first} minus the runner-up {second}", _points(*found), "comparisons"))
-    v = tables.variance
+    v = tables.variance_components
     train = v[(v["mode"] == TRAIN) & (v["within"] > 0)] if not v.empty else v
     if len(train):
         r = train.loc[train["share_within"].idxmax()]

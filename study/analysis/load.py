@@ -20,6 +20,8 @@ from seedvar.record.bulk import read_metric
 from seedvar.record.cache import RunCache, folder_for
 from seedvar.record.reader import StoredRun, latest_finished, read_runs
 from seedvar.results import REFERENCE, Predictions, Status
+from seedvar.stats.interval import resolution_of
+from seedvar.stats.samples import Model
 from seedvar.stats.twostage import Target
 
 if TYPE_CHECKING:  # MLflow loads with the store that is read (a CSV's report needs none)
@@ -41,12 +43,8 @@ class LoadedRun(StoredRun):
         return cls(**{f.name: getattr(run, f.name) for f in fields(StoredRun)})
 
     @property
-    def label(self) -> str:
-        """The condition's name, as tables and sentences write it."""
-        return self.condition.name
-
-    @property
     def modes(self) -> list[str]:
+        """The modes its predictions hold (none while it has none)."""
         return self.predictions.modes if self.predictions is not None else []
 
     @property
@@ -61,6 +59,11 @@ class LoadedRun(StoredRun):
         if mode not in self._accuracy:
             self._accuracy[mode] = self.preds.accuracy(mode)
         return self._accuracy[mode]
+
+    def sample(self, mode: str) -> Model:
+        """Its sample in one mode (seedvar.stats.samples): every pass's accuracy from its predictions."""
+        step = resolution_of([len(self.preds.labels)])
+        return Model.of_passes(self.name, self.run_id, self.accuracy(mode), step=step)
 
 
 @dataclass

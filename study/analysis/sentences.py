@@ -18,7 +18,9 @@ from seedvar.analysis import conditions as compared
 from seedvar.analysis import twins
 from seedvar.analysis.conditions import join_names
 from seedvar.analysis.load import LoadedRun
-from seedvar.analysis.tables import SPREAD_FLOOR, Tables, conditions
+from seedvar.analysis.pipeline import Tables
+from seedvar.analysis.setup import conditions
+from seedvar.analysis.tables import SPREAD_FLOOR
 from seedvar.record.reader import reference_runs
 from seedvar.results import EVAL, MC_DROPOUT, REFERENCE, STOCHASTIC_MODES, TRAIN
 from seedvar.stats import sources
@@ -103,7 +105,7 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
     names = conditions(ref)
     by_cond = {c: [r for r in ref if r.label == c] for c in names}
     out = []
-    f = tables.flips
+    f = tables.flip_rates
     ev = f[f["mode"] == EVAL].set_index("condition")["flip_rate"] if not f.empty else pd.Series(dtype=float)
     moving = [c for c in names if c in ev.index and ev[c] > 0]
     if not moving and len(ev):
@@ -119,7 +121,7 @@ def common_sentences(ref: list[LoadedRun], tables: Tables) -> list[str]:
             f"MC dropout gives exactly the train-mode passes in {_where(same, names)}: without BatchNorm, "
             "train mode only switches dropout on."
         )
-    v = tables.variance
+    v = tables.variance_components
     still = (
         [c for c in names if ((v["condition"] == c) & (v["mode"] == TRAIN) & (v["within"] == 0)).any()]
         if not v.empty
@@ -152,7 +154,11 @@ def train_equals_mc_dropout(group: list[LoadedRun]) -> bool:
 
 def condition_paragraph(cond: str, group: list[LoadedRun], tables: Tables) -> str:
     """How much one condition's accuracy varies per mode, and where the spread comes from."""
-    a, v, f = _by_mode(tables.accuracy, cond), _by_mode(tables.variance, cond), _by_mode(tables.flips, cond)
+    a, v, f = (
+        _by_mode(tables.accuracy, cond),
+        _by_mode(tables.variance_components, cond),
+        _by_mode(tables.flip_rates, cond),
+    )
     same = train_equals_mc_dropout(group)
     parts = []
     for mode in STOCHASTIC_MODES:

@@ -1,74 +1,68 @@
-"""Step 2 of the report: the loaded runs become tables (pandas DataFrames), one function per table.
+"""Step 2 of a study's report: its samples become tables (pandas DataFrames), one function per table, each
+declared with its section and figure in analysis.registry.
 
-Accuracies are in percentage points. Every function takes plain data (LoadedRun objects) and returns a
-DataFrame, so each can be tested on synthetic runs.
+Accuracies are in percentage points. Every function takes plain data (the one sample shape,
+seedvar.stats.samples, or LoadedRun objects) and returns a DataFrame, so each can be tested on synthetic runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from seedvar.analysis import conditions as compared
-from seedvar.analysis import twins as twin_pairs
-from seedvar.analysis.load import LoadedRun, StudyRuns
-from seedvar.analysis.maps import MapData, map_data
-from seedvar.analysis.setup import conditions, failure_table, settings_table, split_table
-from seedvar.record.reader import reference_runs
+from seedvar.analysis.load import LoadedRun
 from seedvar.results import EVAL, MODES, REFERENCE, TRAIN, points
 from seedvar.stats import components, degenerate, flips, modes, sources, testnoise
-from seedvar.stats.interval import PooledSummary, mean_interval, resolution_of
-from seedvar.stats.power import Spread
-
-BOUNDS = (0.0, 100.0)  # accuracy in points
-POWER_DIFFS = (1.0, 0.5)  # points: the differences the power table sizes seeds for
+from seedvar.stats.samples import Samples
 
 
-def groups(finished: list[LoadedRun]) -> dict[tuple[str, str], list[LoadedRun]]:
-    """Runs by (condition, mode), in a stable order."""
-    out: dict[tuple[str, str], list[LoadedRun]] = {}
-    for r in finished:
-        for mode in r.modes:
-            out.setdefault((r.label, mode), []).append(r)
-    return out
+def samples_of(ref: list[LoadedRun]) -> Samples:
+    """The reference runs read once into the one sample shape: per (condition, mode), every pass of every
+    trained model, recomputed from its predictions (in points)."""
+    return Samples.of(ref, MODES)
 
 
-def resolution(group: list[LoadedRun]) -> float:
-    """The accuracy grid of a group of trained models, in points: 100 / (the fewest test samples)."""
-    return resolution_of([len(r.preds.labels) for r in group])
+def pass_table(samples: Samples) -> pd.DataFrame:
+    """One row per test pass of every trained model, run by run as they were read (each run's modes in
+    turn): what the accuracy figure draws, whose jitter follows the row order."""
+    keyed = []
+    for c, cond in enumerate(samples.conditions()):
+        for j, mode in enumerate(MODES):
+            cell = samples.get((cond, mode))
+            for i, (m, run) in enumerate(zip(cell.models, cell.runs, strict=True) if cell else []):
+                keyed += [
+                    (
+                        (c, i, j, p),
+                        {
+                            "condition": cond,
+                            "model": run.model,
+                            "run": m.run,
+                            "mode": mode,
+                            "pass": p,
+                            "accuracy": a,
+                        },
+                    )
+                    for p, a in enumerate(m.passes)
+                ]
+    return pd.DataFrame([row for _, row in sorted(keyed, key=lambda kr: kr[0])])
 
 
-def pass_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """One row per test pass of every trained model: what the accuracy figure draws."""
-    rows = [
-        {"condition": r.label, "model": r.model, "run": r.name, "mode": mode, "pass": p, "accuracy": a}
-        for r in finished
-        for mode in r.modes
-        for p, a in enumerate(r.accuracy(mode))
-    ]
-    return pd.DataFrame(rows)
-
-
-def accuracy_table(finished: list[LoadedRun]) -> pd.DataFrame:
+def accuracy_table(samples: Samples) -> pd.DataFrame:
     """Per condition and mode: the pooled summary over every pass, the seed-to-seed std and the 95%
     t-interval of the mean over trained models (seedvar.stats.interval)."""
     rows = []
-    for (cond, mode), group in groups(finished).items():
-        pooled = PooledSummary.of_passes([r.accuracy(mode) for r in group])
-        means = np.array([r.accuracy(mode).mean() for r in group])
-        s = mean_interval(means, resolution=resolution(group), bounds=BOUNDS)
+    for cell in samples.values():
+        pooled, s = cell.pooled(), cell.interval()
         rows.append(
             {
-                "condition": cond,
-                "mode": mode,
+                "condition": cell.condition,
+                "mode": cell.mode,
                 "runs": pooled.runs,
                 "passes": pooled.passes,
                 "mean": pooled.mean,
                 "std": pooled.std,
-                "seed_std": s.std if len(means) > 1 else 0.0,
-                "resolution": resolution(group),
+                "seed_std": s.std if s.n > 1 else 0.0,
+                "resolution": cell.resolution,
                 "ci_low": s.ci_low,
                 "ci_high": s.ci_high,
                 "min": pooled.min,
@@ -78,21 +72,21 @@ def accuracy_table(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
+def variance_table(samples: Samples) -> pd.DataFrame:
     """Between-model and within-model variance per condition and mode (needs 2+ models, 2+ passes), on a
     balanced design: each model's first passes, as many as the model with the fewest has."""
     rows = []
-    for (cond, mode), group in groups(finished).items():
-        per_model = components.balanced([r.accuracy(mode) for r in group])
-        if len(group) < 2 or len(per_model[0]) < 2:  # one pass per model: within and between are one
+    for cell in samples.values():
+        per_model = components.balanced(cell.per_pass())
+        if len(per_model) < 2 or len(per_model[0]) < 2:  # one pass per model: within and between are one
             continue
         values = np.concatenate(per_model)
         ids = np.repeat(np.arange(len(per_model)), len(per_model[0]))
         v = components.variance_components(values, ids)
         rows.append(
             {
-                "condition": cond,
-                "mode": mode,
+                "condition": cell.condition,
+                "mode": cell.mode,
                 "models": v.n_groups,
                 "passes": v.n_obs,
                 "between": v.between,
@@ -116,14 +110,15 @@ def variance_table(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
+def flip_table(samples: Samples) -> pd.DataFrame:
     """Flip rate between passes of one model (%) per condition and mode; churn between models in eval."""
     rows = []
-    for (cond, mode), group in groups(finished).items():
+    for cell in samples.values():
+        mode, group = cell.mode, cell.runs
         rates = [flips.flip_rate(r.preds.passes[mode]) for r in group if len(r.preds.passes[mode]) > 1]
         rows.append(
             {
-                "condition": cond,
+                "condition": cell.condition,
                 "mode": mode,
                 "models": len(group),
                 "flip_rate": points(float(np.mean(rates))) if rates else float("nan"),
@@ -137,15 +132,15 @@ def flip_table(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
+def test_noise_table(samples: Samples) -> pd.DataFrame:
     """Per condition: the eval-mode seed-to-seed variance split into the finite test set and the models.
 
     From each model's first eval pass, matched by test sample id (conditions with 3+ models, the fewest
     its intervals' coverage is checked at). Variances in points², stds in points, shares in %.
     """
     rows = []
-    for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and EVAL in r.modes]
+    for cond, cell in samples.of_mode(EVAL).items():
+        group = cell.runs
         if len(group) < 3:
             continue
         ids, labels, correct = testnoise.correctness_matrix(
@@ -181,26 +176,35 @@ def test_noise_table(finished: list[LoadedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mode_gap_table(finished: list[LoadedRun]) -> pd.DataFrame:
-    """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points)."""
+def mode_gap_table(samples: Samples) -> pd.DataFrame:
+    """Per condition with all three modes: train - eval split into BatchNorm and dropout parts (points),
+    over the trained models tested in all three."""
     tables = []
-    for cond in conditions(finished):
-        group = [r for r in finished if r.label == cond and set(MODES) <= set(r.modes)]
-        if not group:
+    for cond in samples.conditions():
+        cells = [samples.get((cond, m)) for m in MODES]
+        if any(c is None for c in cells):
             continue
-        acc = {m: np.array([r.accuracy(m).mean() for r in group]) for m in MODES}
-        t = modes.mode_gaps(acc, resolution=resolution(group))
+        both = set.intersection(*({m.run_id for m in c.models} for c in cells if c is not None))
+        acc, steps = {}, []
+        for c in cells:
+            if c is not None:
+                kept = [m for m in c.models if m.run_id in both]
+                acc[c.mode] = np.array([m.mean for m in kept])
+                steps = [m.step for m in kept]
+        t = modes.mode_gaps(acc, resolution=max(steps, default=0.0))
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def degenerate_table(finished: list[LoadedRun]) -> pd.DataFrame:
+def degenerate_table(samples: Samples) -> pd.DataFrame:
     """Per condition and mode: models at chance level, predicting one class, zero spread across seeds."""
     rows = []
-    for (cond, mode), group in groups(finished).items():
-        f = degenerate.flags([(r.preds.passes[mode], r.preds.labels) for r in group])
-        rows.append({"condition": cond, "mode": mode, **f.as_dict(), "chance": points(f.chance)})
+    for cell in samples.values():
+        f = degenerate.flags([(r.preds.passes[cell.mode], r.preds.labels) for r in cell.runs])
+        rows.append(
+            {"condition": cell.condition, "mode": cell.mode, **f.as_dict(), "chance": points(f.chance)}
+        )
     return pd.DataFrame(rows)
 
 
@@ -245,29 +249,6 @@ def source_table(values: pd.DataFrame) -> pd.DataFrame:
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-
-
-def power_diffs(comparisons: pd.DataFrame) -> list[float]:
-    """The differences the power table sizes for: POWER_DIFFS and the closest pair's difference (points,
-    rounded as its column is named)."""
-    if comparisons.empty:
-        return list(POWER_DIFFS)
-    closest = float(comparisons["diff"].abs().min())
-    return [*POWER_DIFFS, *([float(f"{closest:.3g}")] if closest > 0 else [])]
-
-
-def eval_samples(finished: list[LoadedRun]) -> dict[str, np.ndarray]:
-    """Mean eval accuracy of each trained model, by condition."""
-    samples: dict[str, list[float]] = {}
-    for r in finished:
-        if EVAL in r.modes:
-            samples.setdefault(r.label, []).append(r.accuracy(EVAL).mean())
-    return {k: np.array(v) for k, v in samples.items()}
-
-
-def eval_resolution(finished: list[LoadedRun]) -> dict[str, float]:
-    """Each condition's accuracy grid in points (the floor of its intervals and tests)."""
-    return {cond: resolution([r for r in finished if r.label == cond]) for cond in conditions(finished)}
 
 
 SPREAD_FLOOR = 1e-9  # points²: a seed variance below this is float noise, not spread
@@ -361,79 +342,4 @@ def curve_table(finished: list[LoadedRun]) -> pd.DataFrame:
         pd.DataFrame(rows)
         .pivot_table(index=["condition", "run", "epoch"], columns="metric", values="value")
         .reset_index()
-    )
-
-
-@dataclass
-class Tables:
-    """Every table of a report, computed once from the loaded runs."""
-
-    passes: pd.DataFrame
-    accuracy: pd.DataFrame
-    variance: pd.DataFrame
-    test_noise: pd.DataFrame
-    mode_gaps: pd.DataFrame
-    degenerate: pd.DataFrame
-    splits: pd.DataFrame
-    flips: pd.DataFrame
-    settings: pd.DataFrame
-    source_values: pd.DataFrame
-    per_source: pd.DataFrame
-    power: pd.DataFrame
-    comparisons: pd.DataFrame
-    ranked: pd.DataFrame  # the conditions compared on eval accuracy (analysis.conditions.summary)
-    curves: pd.DataFrame
-    failures: pd.DataFrame
-    maps: list[MapData]
-    conditions: pd.DataFrame  # one row per condition: what a several-condition answer opens with
-    spread: Spread  # the seed stds every seed count is sized at (pooled where compatible, at a bound)
-    twins: pd.DataFrame  # implementation twins: same seeds, another implementation (analysis.twins)
-    twin_conditions: list[str]  # the conditions that are twins of another: never ranked
-
-    @property
-    def degenerate_conditions(self) -> list[str]:
-        return degenerate_conditions(self.degenerate)
-
-
-def build(study: StudyRuns) -> Tables:
-    """All tables of the report; per-condition statistics from each condition's reference runs."""
-    finished = study.finished
-    ref = reference_runs(finished)
-    values = source_values(finished)
-    flags = degenerate_table(ref)
-    bad = degenerate_conditions(flags)
-    samples = eval_samples(ref)
-    grid = eval_resolution(ref)
-    found = twin_pairs.find_twins(ref)
-    twins = twin_pairs.twin_conditions(found)
-    # twins are the same seeds under another implementation: neither ranked nor sizing the seeds' spread
-    kept = {k: v for k, v in samples.items() if k not in bad and k not in twins}
-    per_source = source_table(values[~values["condition"].isin(bad)] if not values.empty else values)
-    accuracy, gaps, variance = accuracy_table(ref), mode_gap_table(ref), variance_table(ref)
-    flip, noise = flip_table(ref), test_noise_table(ref)
-    comparisons = compared.comparisons(kept, grid)
-    ranked = compared.summary(samples, comparisons, resolution=grid, excluded=bad, twins=twins)
-    spread = compared.spread_of(kept, grid)
-    return Tables(
-        passes=pass_table(ref),
-        accuracy=accuracy,
-        variance=variance,
-        test_noise=noise,
-        mode_gaps=gaps,
-        degenerate=flags,
-        splits=split_table(ref),
-        flips=flip,
-        settings=settings_table(study),
-        source_values=values,
-        per_source=per_source,
-        power=compared.power_table(spread, power_diffs(comparisons), unit="_point"),
-        spread=spread,
-        comparisons=comparisons,
-        ranked=ranked,
-        curves=curve_table(finished),
-        failures=failure_table(study.runs),
-        maps=map_data(ref),
-        conditions=condition_table(accuracy, gaps, variance, flip, noise, ranked),
-        twins=twin_pairs.twin_table(found, ref),
-        twin_conditions=twins,
     )

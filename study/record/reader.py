@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from seedvar.record import schema as s
-from seedvar.results import MODES, REFERENCE, Condition, PassSummary, Status
+from seedvar.results import MODES, REFERENCE, Condition, PassSummary, Status, points
 from seedvar.stats.interval import resolution_of
+from seedvar.stats.samples import Model
 
 if TYPE_CHECKING:  # MLflow loads with the store that is read (a CSV's report needs none)
     from mlflow.entities import Run
@@ -101,6 +102,31 @@ class StoredRun:
         """Each test mode's logged summary over passes (modes the run has, in MODES order)."""
         found = {m: s.summary_from_metrics(m, self.metrics) for m in MODES}
         return {m: v for m, v in found.items() if v is not None}
+
+    @property
+    def label(self) -> str:
+        """Its condition's name, as tables and sentences write it: what its samples are grouped by."""
+        return self.condition.name
+
+    @property
+    def modes(self) -> list[str]:
+        """The test modes it logged a summary of."""
+        return list(self.summaries)
+
+    def sample(self, mode: str) -> Model:
+        """Its sample in one mode (seedvar.stats.samples), from its logged summary, in points."""
+        summary = self.summaries[mode]
+        return Model(
+            self.name,
+            self.run_id,
+            mean=points(summary.acc_mean),
+            std=points(summary.acc_std),
+            min=points(summary.acc_min),
+            max=points(summary.acc_max),
+            n_passes=summary.passes,
+            step=self.resolution,
+            flip_rate=points(summary.flip_rate),
+        )
 
 
 def read_runs(store: Store, experiment_id: str, filter_string: str = "") -> list[StoredRun]:

@@ -11,49 +11,23 @@ import pandas as pd
 from seedvar.record.condition_runs import record_conditions
 from seedvar.record.reader import StoredRun, child_runs, latest_finished, reference_runs
 from seedvar.record.store import Store
-from seedvar.results import MODES, PassSummary, points
-from seedvar.stats.interval import mean_interval, pool, resolution_of
+from seedvar.results import MODES, fraction
+from seedvar.stats.samples import Cell, Samples
 from seedvar.sweeper.sweep_result import SweepResult
 
 SUMMARY_COLUMNS = ["model", "mode", "runs", "passes", "mean", "ci_low", "ci_high", "std", "min", "max"]
 
 
-def by_condition(
-    runs: list[StoredRun], modes: Sequence[str] = MODES
-) -> list[tuple[StoredRun, str, list[tuple[StoredRun, PassSummary]]]]:
-    """Each finished run's per-mode summary, grouped as (first run of its condition, mode, [(run, summary)]):
-    conditions in run order, modes in the given order."""
-    firsts: dict[str, StoredRun] = {}
-    found: dict[tuple[str, str], list[tuple[StoredRun, PassSummary]]] = {}
-    for run in runs:
-        key = run.condition.key
-        firsts.setdefault(key, run)
-        for mode, summary in run.summaries.items():
-            found.setdefault((key, mode), []).append((run, summary))
-    return [
-        (first, mode, found[key, mode])
-        for key, first in firsts.items()
-        for mode in modes
-        if (key, mode) in found
-    ]
-
-
-def seed_spread(
-    members: list[tuple[StoredRun, PassSummary]], scale: float = 1.0
-) -> dict[str, float | int | None]:
+def seed_spread(cell: Cell) -> dict[str, float | int | None]:
     """The spread across seeds of the per-run mean accuracy: mean, std and the 95% t-interval of the mean
-    (seedvar.stats.interval, floored at the runs' resolution), in fractions (`scale` 1) or points (100)."""
-    m = mean_interval(
-        [scale * summary.acc_mean for _, summary in members],
-        resolution=resolution_of([run.test_samples or 0 for run, _ in members], scale),
-        bounds=(0.0, scale),
-    )
+    (seedvar.stats.interval, floored at the runs' resolution), in fractions, as a condition run logs it."""
+    m = cell.interval()
     finite = m.n > 1
     return {
-        "acc_mean": m.mean,
-        "acc_std": m.std if finite else None,
-        "acc_ci_low": m.ci_low if finite else None,
-        "acc_ci_high": m.ci_high if finite else None,
+        "acc_mean": fraction(m.mean),
+        "acc_std": fraction(m.std) if finite else None,
+        "acc_ci_low": fraction(m.ci_low) if finite else None,
+        "acc_ci_high": fraction(m.ci_high) if finite else None,
         "runs": m.n,
     }
 
@@ -62,27 +36,21 @@ def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataF
     """Per condition and mode: runs, passes, mean accuracy (%) over every pass of every run with the 95%
     interval of the mean over its trained models (its reference runs, as in the report), the std, min and
     max over every pass."""
-    reference = {r.run_id for r in reference_runs(runs)}
+    every, reference = Samples.of(runs, modes), Samples.of(reference_runs(runs), modes)
     rows = []
-    for first, mode, members in by_condition(runs, modes):
-        summaries = [summary for _, summary in members]
-        pooled = pool(
-            [s.passes for s in summaries],
-            [points(s.acc_mean) for s in summaries],
-            [points(s.acc_std) for s in summaries],
-            [points(s.acc_min) for s in summaries],
-            [points(s.acc_max) for s in summaries],
-        )
-        spread = seed_spread([m for m in members if m[0].run_id in reference], scale=100.0)
+    for key, cell in every.items():
+        pooled = cell.pooled()
+        spread = reference[key].interval() if key in reference else None
+        finite = spread is not None and spread.n > 1
         rows.append(
             {
-                "model": first.condition.name,
-                "mode": mode,
+                "model": cell.condition,
+                "mode": cell.mode,
                 "runs": pooled.runs,
                 "passes": pooled.passes,
                 "mean": pooled.mean,
-                "ci_low": spread["acc_ci_low"],
-                "ci_high": spread["acc_ci_high"],
+                "ci_low": spread.ci_low if spread is not None and finite else None,
+                "ci_high": spread.ci_high if spread is not None and finite else None,
                 "std": pooled.std,
                 "min": pooled.min,
                 "max": pooled.max,
@@ -100,8 +68,8 @@ def condition_spreads(
     for run in runs:
         members.setdefault(run.condition.key, []).append(run)
     spreads: dict[str, dict[str, dict[str, float | int | None]]] = {}
-    for first, mode, group in by_condition(reference_runs(runs), modes):
-        spreads.setdefault(first.condition.key, {})[mode] = seed_spread(group)
+    for cell in Samples.of(reference_runs(runs), modes).values():
+        spreads.setdefault(cell.runs[0].condition.key, {})[cell.mode] = seed_spread(cell)
     return spreads, members
 
 
