@@ -219,21 +219,15 @@ def degenerate_conditions(flags: pd.DataFrame) -> list[str]:
 def source_values(finished: list[LoadedRun]) -> pd.DataFrame:
     """Eval accuracy of each trained model of a one-source-at-a-time study, by the source it varied
     (`all`: the reference with every source varied)."""
+    columns = ["condition", "source", "replicate", "accuracy"]
     if all(r.varied == REFERENCE for r in finished):
-        return pd.DataFrame(columns=["condition", "source", "replicate", "accuracy"])
-    varied = [r for r in finished if EVAL in r.modes]
-    return pd.DataFrame(
-        [
-            {
-                "condition": r.label,
-                "source": r.varied,
-                "replicate": r.replicate,
-                "accuracy": r.accuracy(EVAL).mean(),
-            }
-            for r in varied
-        ],
-        columns=["condition", "source", "replicate", "accuracy"],
-    )
+        return pd.DataFrame(columns=columns)
+    rows = [
+        {"condition": cell.condition, "source": r.varied, "replicate": r.replicate, "accuracy": m.mean}
+        for cell in Samples.of(finished, [EVAL]).values()
+        for m, r in zip(cell.models, cell.runs, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def source_table(values: pd.DataFrame) -> pd.DataFrame:

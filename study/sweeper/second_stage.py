@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from seedvar.plan import RunConfig, Study, expand
 from seedvar.record.reader import child_runs, latest_finished
 from seedvar.record.store import Store
-from seedvar.results import points
+from seedvar.stats.samples import Samples
 from seedvar.stats.twostage import Decision, Target, decidable, decide
 
 WAIT_SECONDS = 2.0  # how often a two-stage sweep looks whether the pilot runs of another sweep finished
@@ -30,15 +30,14 @@ class Pilots:
 def pilots(store: Store | None, experiment_id: str | None, plan: list[RunConfig], target: Target) -> Pilots:
     """What every host reads from the store alike, so they decide alike. No store yet: no finished pilot."""
     finished = latest_finished(child_runs(store, experiment_id)) if store and experiment_id else {}
+    runs = [finished[c.config_hash] for c in plan if c.config_hash in finished]
+    cells = Samples.of(runs, [target.mode]).of_mode(target.mode)
     found = Pilots()
-    for c in plan:
-        cond = c.condition.name
-        found.accuracy.setdefault(cond, [])
-        run = finished.get(c.config_hash)
-        summary = run.summaries.get(target.mode) if run is not None else None
-        if run is not None and summary is not None:
-            found.accuracy[cond].append(points(summary.acc_mean))
-            found.resolution[cond] = max(found.resolution.get(cond, 0.0), run.resolution)
+    for cond in dict.fromkeys(c.condition.name for c in plan):
+        cell = cells.get(cond)
+        found.accuracy[cond] = list(map(float, cell.means())) if cell is not None else []
+        if cell is not None:
+            found.resolution[cond] = cell.resolution
     return found
 
 
