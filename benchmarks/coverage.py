@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from seedvar.stats import twins
 from seedvar.stats.compare import compare, compare_all
 from seedvar.stats.components import equal_pass_variance_p, variance_components
 from seedvar.stats.degenerate import at_chance
@@ -339,6 +340,46 @@ def eight_conditions_power(n0: int, reps: int, rng: np.random.Generator) -> floa
     return eight_conditions(n0, reps, rng)[0]
 
 
+# -- implementation twins: churn and time across twin pairs (n = pairs) -------------------------------------
+
+
+CHURN_METHOD = "gamma mean (cube-root GPQ), hulled with Clopper-Pearson of the pooled counts"
+
+
+def churn(mean: float, identical: float = 0.0) -> Callable[[int, int, np.random.Generator], float]:
+    """Twins' churn on 500 test samples: each pair's chance of a changed prediction drawn from a gamma of
+    CV 0.5 around `mean` (pairs of seeds churn unalike), a share `identical` of the pairs bit-identical."""
+
+    def run(n: int, reps: int, rng: np.random.Generator) -> float:
+        truth = (1 - identical) * mean
+        hits = []
+        for _ in range(reps):
+            p = np.where(rng.random(n) < identical, 0.0, rng.gamma(4.0, mean / 4.0, n))
+            c = twins.churn_of(rng.binomial(500, np.clip(p, 0, 1)), [500] * n)
+            hits.append(c.ci[0] <= truth <= c.ci[1])
+        return _hits(hits)
+
+    return run
+
+
+def time_ratio(slow: float) -> Callable[[int, int, np.random.Generator], float]:
+    """b's seconds per epoch over a's, truly 1.3x: log-normal times (sd 0.1 on the log), a share `slow` of
+    the runs (a or b alike) 1.5x slower, as on a busy machine."""
+
+    def run(n: int, reps: int, rng: np.random.Generator) -> float:
+        hits = []
+        for _ in range(reps):
+            a, b = (
+                base * np.exp(rng.normal(0, 0.1, n)) * np.where(rng.random(n) < slow, 1.5, 1.0)
+                for base in (10.0, 13.0)
+            )
+            r = twins.time_ratio(a, b)
+            hits.append(r.ci[0] <= 1.3 <= r.ci[1])
+        return _hits(hits)
+
+    return run
+
+
 CHECKS = [
     Check("mean accuracy, 95% CI (normal)", "t-interval over per-model means", "coverage", mean_normal),
     Check(
@@ -475,6 +516,39 @@ CHECKS = [
         eight_conditions_power,
         (0.72, 1.0),
         seeds=(3, 5, 10),
+    ),
+    Check(
+        "twins' churn, 95% CI (3% of 500 samples, pairs churn unalike; n = pairs)",
+        CHURN_METHOD,
+        "coverage",
+        churn(0.03),
+    ),
+    Check(
+        "twins' churn, 95% CI (0.2%: about one sample per pair)",
+        CHURN_METHOD,
+        "coverage",
+        churn(0.002),
+        (0.93, 1.0),
+    ),
+    Check(
+        "twins' churn, 95% CI (a third of the pairs bit-identical)",
+        CHURN_METHOD,
+        "coverage",
+        churn(0.03, 1 / 3),
+        (0.87, 1.0),
+    ),
+    Check(
+        "twins' time ratio, 95% CI (log-normal epoch times)",
+        "t-interval of the log ratios",
+        "coverage",
+        time_ratio(0.0),
+    ),
+    Check(
+        "twins' time ratio, 95% CI (10% of runs 1.5x slower)",
+        "t-interval of the log ratios",
+        "coverage",
+        time_ratio(0.1),
+        (0.93, 0.98),
     ),
 ]
 

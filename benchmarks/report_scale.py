@@ -139,7 +139,8 @@ REPORT = (
 
 
 def report(uri: str, experiment: str, out: Path, cwd: Path) -> dict[str, Any]:
-    """`seedvar report` in its own process: wall seconds, peak resident MB, runs read from the store."""
+    """`seedvar report` in its own process: wall seconds, peak resident MB, runs read from the store, and the
+    size of the page it wrote (index.html, figures inlined: what a reader downloads)."""
     cmd = [sys.executable, "-c", REPORT, "report", "--experiment", experiment, "--tracking-uri", uri]
     cmd += ["--out", str(out), "--no-log"]
     env = {**os.environ, "XDG_CACHE_HOME": str(cwd / "cache")}  # a server's run cache: here, not in ~
@@ -156,11 +157,12 @@ def report(uri: str, experiment: str, out: Path, cwd: Path) -> dict[str, Any]:
         "seconds": seconds,
         "peak_mb": int(peak.group(1)) / 1024 if peak else float("nan"),
         "read": int(read.group(1)) if read else -1,
+        "page_kb": (out / "index.html").stat().st_size / 1000,
     }
 
 
 def line(r: dict[str, Any]) -> str:
-    return f"{r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB"
+    return f"{r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB, page {r['page_kb']:.0f} kB"
 
 
 def measure(uri: str, root: Path, source: list[dict[str, Any]], jobs: list[tuple[int | None, int]],

@@ -273,8 +273,9 @@ def runs(
 
 @dataclass
 class Report:
-    """A report as data: the answer's sentences, every table as a DataFrame, and the folder it was written
-    to (None when nothing was written)."""
+    """A report as data: the page's headline and the numbers at a glance (each a label, a value with its 95%
+    interval and the table it comes from), the answer's sentences, every table as a DataFrame, and the
+    folder it was written to (None when nothing was written)."""
 
     experiment: str
     answer: list[str]
@@ -282,6 +283,8 @@ class Report:
     folder: Path | None = None
     logged: str = ""  # where in MLflow the folder was logged (log=True), as one line
     loaded: str = ""  # how many runs were read from the store, how many came from the local run cache
+    headline: str = ""  # the report's first sentence: what the seeds tell
+    glance: list[tuple[str, str, str]] = field(default_factory=list)  # (what, value with its CI, table)
 
 
 def report(
@@ -355,7 +358,16 @@ def report(
         claims=() if source is not None else claimed,
     )
     label = name or (str(csv) if csv is not None else "DataFrame")
-    return Report(label, built.answer, built.tables, built.folder, built.logged, built.loaded)
+    return Report(
+        label,
+        built.answer,
+        built.tables,
+        built.folder,
+        built.logged,
+        built.loaded,
+        built.headline,
+        [(b.label, b.value, b.table) for b in built.glance],
+    )
 
 
 def _names(by: Sequence[str] | str | None) -> list[str] | None:

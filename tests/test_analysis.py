@@ -169,6 +169,25 @@ def test_sources_against_all_give_ratios_and_say_when_intervals_overlap():
     assert "share" not in text
 
 
+def test_the_same_runs_give_the_same_figures_byte_for_byte():
+    """A report is reproducible itself: the strip plots' jitter does not follow numpy's global state."""
+    import io
+
+    from seedvar.analysis import figures
+
+    rng = np.random.default_rng(12)
+    passes = registry.of_study(
+        study(*[dropout_model(rng, r, model=m) for m in "ab" for r in range(3)])
+    ).passes
+    drawn = []
+    for seed in (1, 2):
+        np.random.seed(seed)  # what a user's code before the report may have done
+        buf = io.BytesIO()
+        figures.accuracy_distribution(passes).savefig(buf, format="png")
+        drawn.append(buf.getvalue())
+    assert drawn[0] == drawn[1]
+
+
 @pytest.mark.slow
 def test_tables_render_rounded_merged_and_narrow_while_csvs_keep_every_digit(tmp_path):
     rng = np.random.default_rng(9)

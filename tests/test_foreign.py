@@ -197,6 +197,21 @@ def test_one_condition_and_a_condition_with_one_run_are_reported_and_said(tmp_pa
     table = rep.tables["conditions"].set_index("condition")
     assert table.loc["b", "runs"] == 1 and np.isnan(table.loc["b", "ci_low"])
     assert "b has one run: reported without an interval or a comparison" in " ".join(rep.answer)
+    two = pd.DataFrame(
+        {
+            "model": ["a"] * 4 + ["b"] * 4,
+            "seed": [*range(4)] * 2,
+            "acc": [0.91, 0.93, 0.92, 0.95, 0.8, 0.82, 0.81, 0.83],
+        }
+    )
+    rep = seedvar.report(two, metric="acc", by="model")  # the page's first screen, as data
+    assert rep.headline == "2 conditions, 4 runs each: a is best (acc 0.9275); the runs tell the two apart."
+    label, value, table = rep.glance[0]
+    best = rep.tables["conditions"].set_index("condition").loc["a"]
+    assert (label, table) == (
+        "best, a",
+        "conditions",
+    ) and f"95% CI {best['ci_low']:.4g} to {best['ci_high']:.4g}" in value
 
 
 def test_nested_runs_count_their_children(store_uri):

@@ -73,8 +73,15 @@ def test_twin_numbers_on_known_cases():
     tied = diff_std(a, a, resolution=1.0)  # equal on a 1-point grid: an upper bound, not [0, 0]
     assert tied.std == 0 and 0 < tied.ci[0] < tied.ci[1]
     ids = np.arange(4)
-    assert twin_churn([((ids, np.array([0, 1, 1, 0])), (ids, np.array([0, 1, 0, 0])))]) == 0.25
-    assert time_ratio([1.0, 4.0], [2.0, 2.0]) == pytest.approx(1.0)
+    one = twin_churn([((ids, np.array([0, 1, 1, 0])), (ids, np.array([0, 1, 0, 0])))])
+    assert one.rate == 0.25 and np.isnan(one.ci).all()  # one pair: no interval
+    two = twin_churn([((ids, np.array([0, 1, 1, 0])), (ids, np.array([0, 1, 0, 0])))] * 2)
+    assert two.rate == 0.25 and two.ci[0] <= 0.25 <= two.ci[1]
+    none = twin_churn([((ids, np.zeros(4)), (ids, np.zeros(4)))] * 3)  # identical twins: 0, with a bound
+    assert none.rate == 0 and none.ci[0] == 0 and none.ci[1] == pytest.approx(1 - 0.025 ** (1 / 12))
+    r = time_ratio([1.0, 4.0], [2.0, 2.0])
+    assert r.ratio == pytest.approx(1.0) and r.ci[0] < 1 < r.ci[1]
+    assert time_ratio([1.0, 1.0], [2.0, 2.0]).ci == pytest.approx((2.0, 2.0))
 
 
 @pytest.mark.parametrize("n", [3, 10])
@@ -107,12 +114,14 @@ def test_deterministic_and_thread_twins_in_a_study(tmp_path, store_uri):
     assert main(["report", "--experiment", "twins", "--tracking-uri", store_uri, "--out", str(out)]) == 0
     twins = pd.read_csv(out / "tables" / "twins.csv")
     assert list(twins.columns) == [
-        "setting", "a", "b", "pairs", "identical_weights", "churn", "churn_seeds", "diff_std",
-        "diff_std_ci_low", "diff_std_ci_high", "share", "share_ci_low", "share_ci_high", "time_ratio",
+        "setting", "a", "b", "pairs", "identical_weights", "churn", "churn_ci_low", "churn_ci_high",
+        "churn_seeds", "diff_std", "diff_std_ci_low", "diff_std_ci_high", "share", "share_ci_low",
+        "share_ci_high", "time_ratio", "time_ratio_ci_low", "time_ratio_ci_high",
     ]  # fmt: skip
     det = twins[twins["setting"] == "deterministic"]
     assert len(det) == 2 and (det["pairs"] == 3).all()
     assert (det["identical_weights"] == det["pairs"]).all() and (det["churn"] == 0).all()
+    assert (det["churn_ci_low"] == 0).all() and (det["churn_ci_high"] > 0).all()  # 3 pairs: a bound, not 0
     threads = twins[twins["setting"] == "threads"]
     assert len(threads) == 2 and (threads["identical_weights"] < threads["pairs"]).all()
     assert threads["churn"].notna().all() and (threads["diff_std_ci_high"] > 0).all()

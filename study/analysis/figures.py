@@ -29,6 +29,19 @@ PER_ROW = 8  # conditions side by side before a figure wraps to the next row
 PANELS_PER_ROW = 4  # small panels (one per condition) side by side
 MAX_MAPS = 6  # rows of classification maps drawn; the section names the conditions shown
 MODE_ORDER = MODES
+JITTER_SEED = 0  # seaborn's strip plots jitter points with numpy's global generator
+
+
+def _strip(**kw: object) -> None:
+    """seaborn's stripplot with its jitter drawn from a fixed seed (seaborn draws it from numpy's global
+    generator, whose state is restored after): the same runs give the same figure, byte for byte, whatever
+    ran before, so a report is itself reproducible."""
+    state = np.random.get_state()
+    np.random.seed(JITTER_SEED)
+    try:
+        sns.stripplot(**kw)
+    finally:
+        np.random.set_state(state)
 
 
 def wrap(text: str, inches: float, size: float = 13.0) -> str:
@@ -106,7 +119,7 @@ def accuracy_distribution(passes: pd.DataFrame) -> Figure:
             legend=False,
             boxprops={"alpha": 0.4},
         )
-        sns.stripplot(
+        _strip(
             data=means[means["condition"].isin(chunk)],
             **common,
             palette=palette,
@@ -196,7 +209,7 @@ def per_source(values: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(rows, cols, figsize=(width, 3.4 * rows + 0.6), squeeze=False, sharey=True)
     for ax, cond in zip(axes.flat, conds, strict=False):
         sub = values[values["condition"] == cond]
-        sns.stripplot(data=sub, x="source", y="accuracy", order=sources_, ax=ax, size=4, alpha=0.7)
+        _strip(data=sub, x="source", y="accuracy", order=sources_, ax=ax, size=4, alpha=0.7)
         sns.pointplot(
             data=sub,
             x="source",
@@ -371,7 +384,7 @@ def metric_distribution(runs: pd.DataFrame, metric: str, order: list[str] | None
         sub = runs[runs["condition"].isin(chunk)]
         common = {"x": "condition", "y": "value", "order": chunk}
         sns.boxplot(data=sub, **common, ax=ax, fliersize=0, width=0.6, color="#c6d4e8")
-        sns.stripplot(
+        _strip(
             data=sub, **common, ax=ax, size=2.5 if many else 4, alpha=0.5 if many else 0.8, color="#4C72B0"
         )
         ax.set(xlabel="", ylabel=metric)

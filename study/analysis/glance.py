@@ -169,15 +169,7 @@ def _several_headline(tables: Tables) -> str:
     comps = tables.comparisons
     if comps.empty:
         return text + "; the seeds compare no pair."
-    apart = int((comps["welch_p_holm"] < compared.ALPHA).sum())
-    pairs = len(comps)
-    if apart == 0:
-        verdict = f"the seeds tell none of the {pairs} pairs apart"
-    elif apart == pairs:
-        verdict = f"the seeds tell all {pairs} pairs apart, so they rank every condition"
-    else:
-        verdict = f"the seeds tell {apart} of {pairs} pairs apart (Holm-corrected Welch tests)"
-    return f"{text}; {verdict}."
+    return f"{text}; {told_apart(comps, 'seeds')}."
 
 
 def _several_bullets(tables: Tables) -> list[Bullet]:
@@ -255,14 +247,7 @@ def metric_answer(
     if comps.empty:
         headline += "; the runs compare no pair."
     else:
-        apart, pairs = int((comps["welch_p_holm"] < compared.ALPHA).sum()), len(comps)
-        headline += (
-            f"; the runs tell none of the {pairs} pairs apart."
-            if apart == 0
-            else f"; the runs tell all {pairs} pairs apart."
-            if apart == pairs
-            else f"; the runs tell {apart} of {pairs} pairs apart (Holm-corrected Welch tests)."
-        )
+        headline += f"; {told_apart(comps, 'runs')}."
     worst = ranked.iloc[-1]
     bullets = [
         Bullet(f"best, {best['condition']}", mean(best), "conditions"),
@@ -295,3 +280,15 @@ def runner_up(comps: pd.DataFrame, first: str, second: str) -> tuple[float, floa
     sign = 1 if r["a"] == first else -1
     lo, hi = sorted((sign * r["diff_ci_low"], sign * r["diff_ci_high"]))
     return float(sign * r["diff"]), float(lo), float(hi)
+
+
+def told_apart(comps: pd.DataFrame, who: str) -> str:
+    """How many pairs the Holm-corrected Welch tests tell apart, in words (`who`: the seeds, the runs)."""
+    apart, pairs = int((comps["welch_p_holm"] < compared.ALPHA).sum()), len(comps)
+    if pairs == 1:
+        return f"the {who} tell the two apart" if apart else f"the {who} do not tell the two apart"
+    if apart == 0:
+        return f"the {who} tell none of the {pairs} pairs apart"
+    if apart == pairs:
+        return f"the {who} tell all {pairs} pairs apart, so they rank every condition"
+    return f"the {who} tell {apart} of {pairs} pairs apart (Holm-corrected Welch tests)"

@@ -7,7 +7,7 @@ Output: index.html (self-contained), report.md, tables/*.csv and figures/*.png.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from seedvar.analysis import foreign, load, registry, render
 from seedvar.analysis.pipeline import Tables
-from seedvar.analysis.render import Section
+from seedvar.analysis.render import Bullet, Section
 from seedvar.errors import UserError
 from seedvar.record import schema as s
 
@@ -32,13 +32,15 @@ FORMATS = ("html", "md")
 
 @dataclass
 class Built:
-    """A report as data (the answer, every table) and where it went."""
+    """A report as data (the glance, the answer, every table) and where it went."""
 
     answer: list[str]
     tables: dict[str, pd.DataFrame]
     folder: Path | None = None
     logged: str = ""  # the line saying where in MLflow the folder was logged, when it was
     loaded: str = ""  # the line saying how many runs came from the store and how many from the cache
+    headline: str = ""  # the page's first sentence
+    glance: list[Bullet] = field(default_factory=list)  # the numbers beside it, each with its interval
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,14 @@ def _written(
     source: str = "MLflow runs",
 ) -> Built:
     """The report as data, and its folder written when there is one."""
+    top = next((sec for sec in sections if sec.headline), None)
     built = Built(
         next((sec.text for sec in sections if sec.answer), sections[0].text),
         {name: df for sec in sections for name, df in sec.tables.items()},
         out_dir,
         loaded=loaded,
+        headline=top.headline if top else "",
+        glance=list(top.bullets) if top else [],
     )
     if out_dir is None:
         render.close_figures(sections)

@@ -36,6 +36,8 @@ COLUMNS = [
     "pairs",
     "identical_weights",
     "churn",
+    "churn_ci_low",
+    "churn_ci_high",
     "churn_seeds",
     "diff_std",
     "diff_std_ci_low",
@@ -44,6 +46,8 @@ COLUMNS = [
     "share_ci_low",
     "share_ci_high",
     "time_ratio",
+    "time_ratio_ci_low",
+    "time_ratio_ci_high",
 ]
 # more columns the sentences read (not in tables/twins.csv)
 EXTRA = ["value_a", "value_b", "device"]
@@ -157,6 +161,15 @@ def twin_table(found: list[TwinPairs], runs: list[LoadedRun]) -> pd.DataFrame:
         seeds_b = [r for r in runs if r.label == t.b and r.predictions is not None and MODE in r.modes]
         seed_churns = [c for c in (_seed_churn(seeds_a), _seed_churn(seeds_b)) if np.isfinite(c)]
         seconds = s.train_metric("seconds")
+        churn = tw.twin_churn(
+            [
+                ((a.preds.ids, a.preds.passes[MODE][0]), (b.preds.ids, b.preds.passes[MODE][0]))
+                for a, b in t.pairs
+            ]
+        )
+        timed = tw.time_ratio(
+            [a.metrics.get(seconds, np.nan) for a in a_runs], [b.metrics.get(seconds, np.nan) for b in b_runs]
+        )
         rows.append(
             {
                 "setting": t.setting,
@@ -164,13 +177,9 @@ def twin_table(found: list[TwinPairs], runs: list[LoadedRun]) -> pd.DataFrame:
                 "b": t.b,
                 "pairs": len(t.pairs),
                 "identical_weights": identical,
-                "churn": 100
-                * tw.twin_churn(
-                    [
-                        ((a.preds.ids, a.preds.passes[MODE][0]), (b.preds.ids, b.preds.passes[MODE][0]))
-                        for a, b in t.pairs
-                    ]
-                ),
+                "churn": points(churn.rate),
+                "churn_ci_low": points(churn.ci[0]),
+                "churn_ci_high": points(churn.ci[1]),
                 "churn_seeds": points(float(np.mean(seed_churns))) if seed_churns else float("nan"),
                 "diff_std": d.std,
                 "diff_std_ci_low": d.ci[0],
@@ -178,10 +187,9 @@ def twin_table(found: list[TwinPairs], runs: list[LoadedRun]) -> pd.DataFrame:
                 "share": points(share.share),
                 "share_ci_low": points(share.ci[0]),
                 "share_ci_high": points(share.ci[1]),
-                "time_ratio": tw.time_ratio(
-                    [a.metrics.get(seconds, np.nan) for a in a_runs],
-                    [b.metrics.get(seconds, np.nan) for b in b_runs],
-                ),
+                "time_ratio": timed.ratio,
+                "time_ratio_ci_low": timed.ci[0],
+                "time_ratio_ci_high": timed.ci[1],
                 "value_a": t.value_a,
                 "value_b": t.value_b,
                 "device": ", ".join(sorted({r.params.get("device", "?") for r in a_runs + b_runs})),
@@ -206,7 +214,8 @@ def twin_sentences(table: pd.DataFrame) -> list[str]:
         else:
             text = (
                 f"{head}: weights identical in {r.identical_weights} of {r.pairs} twins on {r.device}; "
-                f"{r.churn:.2f}% of test samples change class between twins (eval), against {r.churn_seeds:.2f}% "
+                f"{r.churn:.2f}% of test samples change class between twins (eval; 95% CI {r.churn_ci_low:.2f} to "
+                f"{r.churn_ci_high:.2f}%), against {r.churn_seeds:.2f}% "
                 f"between seeds; the twins' eval accuracy differs by a std of {r.diff_std:.2f} points (95% CI "
                 f"{r.diff_std_ci_low:.2f} to {r.diff_std_ci_high:.2f})"
             )
@@ -217,7 +226,12 @@ def twin_sentences(table: pd.DataFrame) -> list[str]:
                 )
             text += "."
         if np.isfinite(r.time_ratio):
-            text += f" Seconds per epoch, {r.setting}={r.value_b} over {r.setting}={r.value_a}: {r.time_ratio:.2f}x."
+            ci = (
+                f" (95% CI {r.time_ratio_ci_low:.2f} to {r.time_ratio_ci_high:.2f})"
+                if np.isfinite(r.time_ratio_ci_low)
+                else " (one pair: no interval)"
+            )
+            text += f" Seconds per epoch, {r.setting}={r.value_b} over {r.setting}={r.value_a}: {r.time_ratio:.2f}x{ci}."
         out.append(text)
     if out:
         out.append(
