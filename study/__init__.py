@@ -1,7 +1,8 @@
 """seedvar: how much does a deep-learning result vary, and why. Seed sweeps, test modes, MLflow tracking
 and variance reports for small vision CNNs.
 
-The Python API (`seedvar.sweep`, `seedvar.runs`, `seedvar.report`, `seedvar.reproduce`, `seedvar.ready_studies`) is what the
+The Python API (`seedvar.sweep`, `seedvar.runs`, `seedvar.samples`, `seedvar.report`, `seedvar.reproduce`,
+`seedvar.ready_studies`) is what the
 `seedvar` command runs; its modules load on first use, so `import seedvar` stays light. (`seedvar.studies`
 is the package of the ready specs themselves.)
 """
@@ -16,7 +17,7 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "unknown"
 
-API = ("sweep", "runs", "report", "reproduce", "ready_studies", "log_test_modes")
+API = ("sweep", "runs", "samples", "report", "reproduce", "ready_studies", "log_test_modes")
 __all__ = [*API, "__version__"]
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from seedvar.plan import Study
     from seedvar.plan.ready import ReadyStudy
+    from seedvar.stats.samples import Samples
     from seedvar.sweeper import SweepResult
     from seedvar.sweeper.reproduce import Reproduction
 
@@ -269,6 +270,23 @@ def runs(
             keyed.append(((r.name, r.start_time, -1), row))
     rows = [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
     return pd.DataFrame(rows, columns=[*RUNS_COLUMNS, *seeds])
+
+
+def samples(
+    experiment: str, tracking_uri: str | None = None, *, retry_for: float | None = None, cache: bool = True
+) -> Samples:
+    """A study's runs in the one shape every table of its report starts from: per (condition, mode) a Cell
+    of its trained models (the reference runs, the seeds the report ranks), each with its accuracy in every
+    test pass (points), recomputed from the logged predictions. `cells["hybridsn", "train"].per_pass()`
+    (models x passes), `.means()` (one value per seed), `.interval()` (the report's 95% CI);
+    `cells.scores("eval")` (per condition, what the report compares)."""
+    from seedvar.analysis import load, tables
+    from seedvar.record.reader import reference_runs
+    from seedvar.record.store import Store
+
+    store = Store(tracking_uri, create=False, retry_for=retry_for)
+    study = load.load_study(store, experiment, cache=cache)
+    return tables.samples_of(reference_runs(study.finished))
 
 
 @dataclass

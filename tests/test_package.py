@@ -269,6 +269,13 @@ def test_the_api_sweeps_lists_runs_and_reports(tmp_path):
     ours = result.summary.set_index("mode")[["ci_low", "ci_high"]]
     theirs = rep.tables["accuracy"].set_index("mode")[["ci_low", "ci_high"]]
     assert ours.loc[list(theirs.index)].to_numpy() == pytest.approx(theirs.to_numpy(), abs=1e-9)
+    cells = seedvar.samples("api", tracking_uri=uri)  # the one shape the report's tables start from
+    assert list(cells) == [("hybridsn", m) for m in ("eval", "train", "mc_dropout")]
+    train = cells["hybridsn", "train"]
+    assert [len(p) for p in train.per_pass()] == [3, 3, 3]
+    assert (train.interval().ci_low, train.interval().ci_high) == pytest.approx(tuple(theirs.loc["train"]))
+    with pytest.raises(UserError, match="nope"):
+        seedvar.samples("nope", tracking_uri=uri)
     written = seedvar.report("api", tmp_path / "rep", tracking_uri=uri, formats=["md"])
     assert (written.folder / "report.md").exists() and (written.folder / "tables" / "accuracy.csv").exists()
     again = seedvar.sweep(spec, tracking_uri=uri, progress=False, replicates=3, **{"train.epochs": 1})

@@ -37,8 +37,9 @@ def nonempty(table: object) -> bool:
 
 @dataclass(frozen=True)
 class Table:
-    """One table: `function(*inputs)` computes it (each input a report's input or another entry's name); it
-    is shown under the section `part` (None: an input of others, never shown) when `shown` says so, as
+    """One entry: a table, or a value that tables need (the scores compared, the spread seeds are sized at).
+    `function(*inputs)` computes it (each input a report's input or another entry's name); a table is shown
+    under the section `part` (None: an input of others, never shown) when `shown` says so, as
     tables/<name>.csv after `view` (the columns a reader gets), with its figure when it has one."""
 
     name: str
