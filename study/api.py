@@ -323,6 +323,7 @@ def report(
     cache: bool = True,
     claims: Mapping[str, float] | None = None,
     resolution: float | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> Report:
     """Read a study's runs back from MLflow and build its report; write it to `out` (HTML, Markdown, CSV
     tables, PNG figures) when given, and log that folder to the study's latest sweep run when `log`.
@@ -333,7 +334,8 @@ def report(
     `by` defines (default: every param that varies except the seed params), for an experiment's runs, a
     `csv` file or a DataFrame passed as `experiment`, one row per run. `lower_is_better` for losses;
     `target_ci` asks Stein's seeds for a 95% interval that narrow, `target_diff` sizes the power table;
-    `resolution`, the metric's step, floors each std (default: inferred from the values' decimals)."""
+    `resolution`, the metric's step, floors each std (default: inferred from the values' decimals);
+    `bounds` (lo, hi), the metric's possible range, keeps every interval inside it (default: unknown)."""
     from seedvar.analysis import foreign
     from seedvar.analysis.report import MetricSource, build_report
     from seedvar.errors import UserError
@@ -346,6 +348,10 @@ def report(
         raise UserError("name an experiment, or pass a table of results (a DataFrame or csv=<path>)")
     if resolution is not None and not resolution >= 0:
         raise UserError(f"resolution={resolution}: the metric's step must be >= 0 (0: no floor)")
+    if bounds is not None and not (len(bounds) == 2 and float(bounds[0]) < float(bounds[1])):
+        raise UserError(
+            f"bounds={bounds}: give the metric's range as (low, high) with low < high, e.g. (0, 1)"
+        )
     claimed = tuple((str(k), float(v)) for k, v in (claims or {}).items())
     source = (
         MetricSource(
@@ -359,6 +365,7 @@ def report(
             target_diff,
             claimed,
             resolution,
+            tuple(map(float, bounds)) if bounds is not None else None,
         )
         if metric is not None
         else None

@@ -137,6 +137,12 @@ def _report_parser(sub: Any) -> None:
         help="with --metric: the metric's step, which floors each std (default: from the values' decimals)",
     )
     r.add_argument(
+        "--bounds",
+        metavar="LO,HI",
+        help="with --metric: the metric's possible range (0,1 for an accuracy as a fraction), which every "
+        "interval keeps to (default: unknown)",
+    )
+    r.add_argument(
         "--target-ci",
         type=float,
         metavar="H",
@@ -356,6 +362,7 @@ def _report(args: argparse.Namespace) -> int:
         "target_ci",
         "target_diff",
         "resolution",
+        "bounds",
     ):  # --by alone: conditions of tested runs
         if getattr(args, flag) and not args.metric:
             raise UserError(
@@ -376,6 +383,15 @@ def _report(args: argparse.Namespace) -> int:
             sep = ""
         if not sep or not cond.strip():
             raise UserError(f"--claim {item}: write CONDITION=VALUE, e.g. --claim hybridsn=96.89")
+    bounds = None
+    if args.bounds:
+        try:
+            lo, hi = (float(v) for v in args.bounds.split(","))
+        except ValueError:
+            raise UserError(f"--bounds {args.bounds}: write LO,HI, e.g. --bounds 0,1") from None
+        if not lo < hi:
+            raise UserError(f"--bounds {args.bounds}: LO must be below HI, e.g. --bounds 0,1")
+        bounds = (lo, hi)
     name = args.experiment or Path(args.csv).stem
     built = report(
         args.experiment,
@@ -394,6 +410,7 @@ def _report(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         claims=claims or None,
         resolution=args.resolution,
+        bounds=bounds,
     )
     print(f"report written to {built.folder} ({built.loaded})")
     if built.logged:

@@ -337,3 +337,32 @@ def test_help_and_a_csv_report_start_without_the_store_libraries(tmp_path):
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found == {"help": [], "code": 0, "report": []}
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_bounds_keep_a_metric_interval_inside_its_range(tmp_path, capsys):
+    """An accuracy logged as a fraction near 1: unknown bounds let its interval pass 1; --bounds 0,1 keeps
+    it inside (and widens it to the count interval near the bound); a value outside is one line, exit 2."""
+    near = pd.DataFrame(
+        {"model": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2, "acc": [0.998, 1.0, 1.0, 0.99, 0.992, 0.994]}
+    )
+    free = seedvar.report(near, metric="acc", by="model").tables["conditions"].set_index("condition")
+    assert free.loc["a", "ci_high"] > 1.0
+    kept = seedvar.report(near, metric="acc", by="model", bounds=(0, 1))
+    table = kept.tables["conditions"].set_index("condition")
+    assert table.loc["a", "ci_high"] == 1.0 and table.loc["a", "ci_low"] <= free.loc["a", "ci_low"]
+    assert "keeps to acc's range, 0 to 1 (--bounds)" in " ".join(kept.answer)
+    path = tmp_path / "near.csv"
+    near.to_csv(path, index=False)
+    args = ["report", "--csv", str(path), "--metric", "acc", "--out", str(tmp_path / "r")]
+    assert main([*args, "--bounds", "0,1"]) == 0
+    assert pd.read_csv(tmp_path / "r" / "tables" / "conditions.csv")["ci_high"].max() <= 1.0
+    for bad, said in (
+        ("0,0.995", "3 value(s) of acc lie outside, e.g. 0.998"),
+        ("1,0", "LO must be below HI"),
+        ("x", "write LO,HI"),
+    ):
+        code, err = run_report(
+            ["--csv", str(path), "--metric", "acc", "--bounds", bad, "--out", str(tmp_path / "x")], capsys
+        )
+        assert code == 2 and said in err and err.count("\n") == 1, (bad, err)
+    assert not (tmp_path / "x").exists()

@@ -47,6 +47,7 @@ class MetricRuns:
     histories: pd.DataFrame = field(default_factory=pd.DataFrame)  # condition, run, step, value
     lower_is_better: bool = False
     given_resolution: float | None = None  # `--resolution R`; None: inferred from the values' decimals
+    bounds: tuple[float, float] | None = None  # `--bounds LO,HI`: the metric's possible range; None: unknown
 
     @property
     def resolution(self) -> float:
@@ -76,8 +77,23 @@ class MetricRuns:
         )
         return Samples.of(
             [ValueRun(str(c), str(r), str(i), float(v), step, self.metric) for c, r, i, v in rows],
-            bounds=None,
+            bounds=self.bounds,
         )
+
+    def bound(self, bounds: tuple[float, float] | None) -> None:
+        """Take the metric's possible range (--bounds), refusing values outside it in one line."""
+        if bounds is None:
+            return
+        lo, hi = bounds
+        values = self.table["value"].to_numpy(float)
+        outside = self.table[(values < lo) | (values > hi)]
+        if len(outside):
+            first = outside.iloc[0]
+            raise UserError(
+                f"--bounds {lo:g},{hi:g}: {len(outside)} value(s) of {self.metric} lie outside, e.g. "
+                f"{first['value']:g} (run {first['run']}); give the metric's real range"
+            )
+        self.bounds = (float(lo), float(hi))
 
 
 @dataclass(frozen=True)

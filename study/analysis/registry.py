@@ -308,7 +308,7 @@ def metric_of(runs: MetricRuns) -> conditions.Metric:
         unit="",
         diff_unit="",
         lower_is_better=runs.lower_is_better,
-        bounds=None,
+        bounds=runs.bounds,
         power_diffs=(),
         power_unit="",
         label=runs.metric,

@@ -58,6 +58,7 @@ class MetricSource:
     diff: float | None = None  # the difference the power table sizes for (--target-diff)
     claims: tuple[tuple[str, float], ...] = ()  # (condition, claimed value): --claim, held against the seeds
     resolution: float | None = None  # the metric's step (--resolution); None: inferred from the decimals
+    bounds: tuple[float, float] | None = None  # the metric's possible range (--bounds); None: unknown
 
 
 def build_report(
@@ -147,6 +148,7 @@ def _metric_runs(
         store = Store(tracking_uri, create=False, retry_for=retry_for)
         runs = foreign.from_experiment(store, experiment or "", metric.metric, **common)
     runs.given_resolution = metric.resolution
+    runs.bound(metric.bounds)
     return runs
 
 

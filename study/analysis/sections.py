@@ -330,6 +330,12 @@ def metric_answer_part(t: Tables) -> Section:
             f"Each condition's std is at least the {runs.resolution_source} / sqrt(12): seeds that tie still "
             "have a spread, so tied conditions are ranked and compared (`--resolution R` sets it)."
         )
+    if runs.bounds is not None:
+        lo, hi = runs.bounds
+        answer.append(
+            f"Every interval keeps to {metric.name}'s range, {lo:g} to {hi:g} (--bounds); within a few steps of "
+            "a bound it also holds the count interval of the steps missing, as seedvar's accuracy near 100% does."
+        )
     answer.append(NO_PREDICTIONS)
     return Section("The answer", text=answer, tables_first=True, whole=True, answer=True, digits=DIGITS)
 
