@@ -41,7 +41,7 @@ def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataF
     for key, cell in every.items():
         pooled = cell.pooled()
         spread = reference[key].interval() if key in reference else None
-        finite = spread is not None and spread.n > 1
+        low, high = (spread.ci_low, spread.ci_high) if spread is not None and spread.n > 1 else (None, None)
         rows.append(
             {
                 "model": cell.condition,
@@ -49,8 +49,8 @@ def sweep_table(runs: list[StoredRun], modes: Sequence[str] = MODES) -> pd.DataF
                 "runs": pooled.runs,
                 "passes": pooled.passes,
                 "mean": pooled.mean,
-                "ci_low": spread.ci_low if spread is not None and finite else None,
-                "ci_high": spread.ci_high if spread is not None and finite else None,
+                "ci_low": low,
+                "ci_high": high,
                 "std": pooled.std,
                 "min": pooled.min,
                 "max": pooled.max,
