@@ -33,7 +33,7 @@ def test_accuracy_table_pools_every_pass_and_seed_spread():
 def test_answer_when_train_mode_equals_mc_dropout():
     rng = np.random.default_rng(2)
     runs = [dropout_model(rng, r) for r in range(3)]
-    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
+    (text,) = sentences.answer(registry.of_study(study(*runs)))
     assert text.startswith("Train-mode test accuracy of net varies by")
     assert "MC dropout gives exactly the same passes" in text
     assert "MC-dropout test accuracy" not in text  # said once, not twice
@@ -47,7 +47,7 @@ def test_answer_when_train_mode_equals_mc_dropout():
 def test_answer_when_mc_dropout_differs_from_train_mode():
     rng = np.random.default_rng(3)
     runs = [dropout_model(rng, r, batchnorm=True) for r in range(3)]
-    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
+    (text,) = sentences.answer(registry.of_study(study(*runs)))
     assert "Train-mode test accuracy" in text and "MC-dropout test accuracy" in text
     assert "exactly the same passes" not in text
     t = registry.of_study(study(*runs))
@@ -69,7 +69,7 @@ def test_answer_with_nondeterministic_eval_passes():
         m = dropout_model(rng, r)
         m.preds.passes["eval"] = noisy(rng, 0.05, 2)  # two eval passes that disagree
         runs.append(m)
-    (text,) = sentences.answer(runs, registry.of_study(study(*runs)))
+    (text,) = sentences.answer(registry.of_study(study(*runs)))
     assert "of predictions still change between passes (nondeterministic kernels)" in text
 
 
@@ -80,7 +80,7 @@ def test_one_run_per_condition_and_a_failed_run():
     s = study(only, failed)
     t = registry.of_study(s)
     assert t.variance_components.empty and t.power.empty and t.comparisons.empty
-    (text,) = sentences.answer(s.finished, t)
+    (text,) = sentences.answer(t)
     assert "In eval mode the model gives identical results on every pass (accuracy" in text
     assert list(t.failed_runs["reason"]) == ["RuntimeError: out of memory"]
     sections = {sec.title: sec for sec in build_sections(s)}
@@ -131,7 +131,7 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert flags.loc[("bn", "eval"), "one_class"] == 3 and flags.loc[("bn", "eval"), "tied"]
     assert not flags.loc[("ok", "eval"), "degenerate"]
     assert list(t.power["condition"]) == ["ok"] and t.comparisons.empty
-    text = " ".join(sentences.answer(runs, t))
+    text = " ".join(sentences.answer(t))
     assert "Degenerate: bn in eval mode 3 of 3 trained models are at chance level" in text
     assert (
         "3 of 3 predict a single class" in text and "No power analysis or ranking is drawn from it." in text
@@ -143,7 +143,7 @@ def test_degenerate_condition_is_flagged_and_left_out_of_power_and_rankings():
     assert "BatchNorm batch statistics (train - mc_dropout) account for" in each
     assert "Left out as degenerate: bn" in " ".join(sections["Comparisons and power"].text)
     assert "Comparisons need at least two conditions that are not degenerate" in text
-    headline, _ = glance.answer(runs, t)  # the first screen says it too
+    headline, _ = glance.answer(t)  # the first screen says it too
     assert "Degenerate (left out of comparisons): bn." in headline
 
 
@@ -241,7 +241,7 @@ def test_test_noise_sentence_when_models_differ_only_by_the_test_set(seed):
             run(f"net-r{r}", {"eval": np.repeat(ev, 2, 0), "train": tr, "mc_dropout": tr.copy()}, replicate=r)
         )
     t = registry.of_study(study(*runs))
-    (text,) = sentences.answer(runs, t)
+    (text,) = sentences.answer(t)
     share = t.test_noise.iloc[0]["test_set_share"]
     assert (share >= 100) == (seed == 0)
     if share >= 100:
@@ -301,7 +301,7 @@ def test_several_conditions_open_with_one_table_and_what_the_seeds_tell_apart():
         groups["far"] not in (groups["near_a"], groups["near_b"])
         and groups["near_a"] == groups["near_b"] == "a"
     )
-    text = " ".join(sentences.answer(s.finished, t))
+    text = " ".join(sentences.answer(t))
     assert "3 conditions, 4 seeds each" in text
     assert (
         "tell 2 of 3 pairs apart" in text
@@ -344,7 +344,7 @@ def test_one_condition_keeps_its_paragraph_and_tight_shares_keep_their_digits():
     rng = np.random.default_rng(12)
     runs = condition_runs(rng, "solo", 0.1, seeds=5)
     t = registry.of_study(study(*runs))
-    (text,) = sentences.answer(runs, t)
+    (text,) = sentences.answer(t)
     assert text.startswith("Train-mode test accuracy of solo varies by") and t.conditions.shape[0] == 1
     sections = build_sections(study(*runs))
     assert [sec.title for sec in sections][:3] == ["At a glance", "The answer", "Study settings"]

@@ -121,5 +121,5 @@ def test_many_conditions_at_three_seeds_cover_as_t_intervals_do_and_a_stable_one
     assert power.loc["stable", "replicates_for_1_point"] == power.loc["m00", "replicates_for_1_point"] > 2
     assert "pooled over the 26 conditions" in power.loc["stable", "sized_at"]
     assert "stable" in set(t.conditions["condition"]) and t.conditions["group"].str.len().min() >= 1
-    text = " ".join(sentences.answer(runs, t))
+    text = " ".join(sentences.answer(t))
     assert "26 conditions, 3 seeds each" in text and re.search(r"stable \(?99\.\d\d%", text)

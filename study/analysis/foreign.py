@@ -63,11 +63,6 @@ class MetricRuns:
         how = "given" if self.given_resolution is not None else "inferred from the values' decimals"
         return f"resolution {self.resolution:g} ({how})"
 
-    @property
-    def samples(self) -> dict[str, np.ndarray]:
-        """Each condition's values, conditions in first-seen order."""
-        return self.cells().scores(self.metric)
-
     def cells(self) -> Samples:
         """The values in the one sample shape (seedvar.stats.samples): each run one model of one pass, in the
         mode named by the metric, on the metric's step."""

@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 
 from seedvar.analysis import conditions as compared
-from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.pipeline import Tables
 from seedvar.analysis.render import Bullet
 from seedvar.analysis.sentences import _by_mode, _ci, _count, _gaps, share_decimals
 from seedvar.analysis.setup import conditions
 from seedvar.analysis.tables import SPREAD_FLOOR
-from seedvar.record.reader import reference_runs
 from seedvar.results import EVAL, TRAIN
 
 MAX_BULLETS = 4  # numbers at a glance: more would be a table
@@ -38,13 +36,13 @@ def _points(v: float, lo: float, hi: float) -> str:
     return f"{v:+.2f} points ({_ci(lo, hi)})".replace("(CI", "(95% CI")
 
 
-def answer(finished: list[LoadedRun], tables: Tables) -> tuple[str, list[Bullet]]:
+def answer(tables: Tables) -> tuple[str, list[Bullet]]:
     """The answer at a glance: one sentence, then at most MAX_BULLETS numbers, each with its 95% interval
     and the table it comes from. One condition: its eval accuracy, dropout's share of the train-mode
     variance, train - eval and the test set's share of the seed variance. Several: the best and the lowest
     condition, the best against the runner-up, and the largest share of train-mode variance from dropout.
     The long paragraphs (`answer`) say the rest."""
-    several = len(conditions(reference_runs(finished))) > 1
+    several = len(conditions(tables.ref)) > 1
     bullets = _several_bullets(tables) if several else _one_bullets(tables)
     headline = _several_headline(tables) if several else _one_headline(tables)
     return " ".join(t for t in (headline, _warning(tables)) if t), bullets[:MAX_BULLETS]

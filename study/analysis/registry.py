@@ -3,14 +3,14 @@
 A table is one function and one `Table` entry here: its name (tables/<name>.csv), its inputs (a report's
 inputs below, or other entries), the section it shows in, its figure, and the kinds of report it is made
 for. The sections (`PARTS`) are in reading order; both kinds share the keys glance, answer, values,
-comparisons, history, left_out and claims, so an entry for both names one of those. A study's report starts from its runs; a metric's report
-(runs seedvar did not train, one value per run) from its values, in the same sample shape
-(seedvar.stats.samples), through the same entries where they apply.
+comparisons, history, left_out and claims, so an entry for both names one of those. A study's report
+starts from its runs; a metric's report (runs seedvar did not train, one value per run) from its values, in
+the same sample shape (seedvar.stats.samples), through the same entries where they apply.
 
 Inputs of both kinds: `samples` (Samples), `mode` (the mode the conditions are compared in), `metric` (how
-its values read), `claimed` (condition, claimed value pairs), `target_diff`, `half_width`. A study's also: `study` (StudyRuns), `finished` (its
-finished runs), `ref` (their reference runs: every per-condition statistic is theirs). A metric's:
-`metric_runs`, `histories`, `left_out`, and no degenerate or twin conditions.
+its values read), `claimed` (condition, claimed value pairs), `target_diff`, `half_width`. A study's also:
+`study` (StudyRuns), `finished` (its finished runs), `ref` (their reference runs: every per-condition
+statistic is theirs). A metric's: `metric_runs`, and no degenerate or twin conditions.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def several(t: Tables) -> bool:
 
 
 def glance_part(t: Tables) -> Section:
-    headline, bullets = glance.answer(t.finished, t)
+    headline, bullets = glance.answer(t)
     return Section("At a glance", headline=headline, bullets=bullets)
 
 
@@ -33,7 +33,7 @@ def two_stage_said(t: Tables) -> list[str]:
 def answer_part(t: Tables) -> Section:
     return Section(
         "The answer",
-        text=sentences.answer(t.finished, t) + two_stage_said(t),
+        text=sentences.answer(t) + two_stage_said(t),
         tables_first=True,
         whole=True,
         answer=True,
@@ -47,7 +47,7 @@ def two_stage_part(t: Tables) -> Section | None:
 def each_condition_part(t: Tables) -> Section | None:
     if not several(t):
         return None
-    return Section("Each condition", text=sentences.condition_paragraphs(t.finished, t))
+    return Section("Each condition", text=sentences.condition_paragraphs(t))
 
 
 def settings_part(t: Tables) -> Section:
@@ -255,11 +255,7 @@ def comparisons_part(t: Tables) -> Section:
             f"Left out as degenerate: {', '.join(t.degenerate_conditions)} (see Degenerate runs)."
         )
     if not t.power.empty:
-        diffs = ", ".join(
-            c.removeprefix("replicates_for_").replace("_point", "")
-            for c in t.power.columns
-            if c.startswith("replicates_for_")
-        )
+        diffs = ", ".join(f"{d:.3g}" for d in dict.fromkeys(t.power_diffs))  # as the power table's columns
         sec.text.append(
             f"Replicates per condition needed to detect a difference of {diffs} accuracy points (the last: the "
             f"closest pair's) against a condition of the same spread, with {POWER:.0%} power at alpha {ALPHA:g}, sized at "
@@ -407,14 +403,16 @@ def metric_comparisons_part(t: Tables) -> Section:
         "over all pairs; P(A > B) is the probability that a run of A scores above one of B (an effect size), "
         "under normal seeds of equal spread, with its exact 95% interval (noncentral t)."
     )
-    diff = t.target_diff
-    size = diff if diff else float(comps["diff"].abs().min())
-    if size > 0:
+    if t.power_diffs:  # --target-diff, else the closest pair's difference (conditions.power_diffs)
         sec.text.append(
-            f"Runs per condition needed to tell apart a difference of {size:.3g} from a condition of the same "
-            f"spread ({POWER:.0%} power, two-sided at {ALPHA:g}), sized at {t.spread.how()}; sized this way the n "
-            f"reaches {POWER:.0%} power in {REACHED} of simulated studies"
-            + ("." if diff else ". The difference is the closest pair's; choose another with --target-diff.")
+            f"Runs per condition needed to tell apart a difference of {t.power_diffs[-1]:.3g} from a condition of "
+            f"the same spread ({POWER:.0%} power, two-sided at {ALPHA:g}), sized at {t.spread.how()}; sized this "
+            f"way the n reaches {POWER:.0%} power in {REACHED} of simulated studies"
+            + (
+                "."
+                if t.target_diff
+                else ". The difference is the closest pair's; choose another with --target-diff."
+            )
         )
     return sec
 

@@ -21,7 +21,6 @@ from seedvar.analysis.load import LoadedRun
 from seedvar.analysis.pipeline import Tables
 from seedvar.analysis.setup import conditions
 from seedvar.analysis.tables import SPREAD_FLOOR
-from seedvar.record.reader import reference_runs
 from seedvar.results import EVAL, MC_DROPOUT, REFERENCE, STOCHASTIC_MODES, TRAIN
 from seedvar.stats import sources
 from seedvar.stats.interval import ALPHA, NON_NORMAL_P
@@ -29,21 +28,21 @@ from seedvar.stats.interval import ALPHA, NON_NORMAL_P
 MODE_WORDS = {EVAL: "Eval-mode", TRAIN: "Train-mode", MC_DROPOUT: "MC-dropout"}
 
 
-def answer(finished: list[LoadedRun], tables: Tables) -> list[str]:
+def answer(tables: Tables) -> list[str]:
     """The opening paragraphs: a single condition's paragraph, or for several conditions what the seeds
     tell apart and what they share; then leakage and the sources against `all`."""
-    ref = reference_runs(finished)
+    ref = tables.ref
     first = twins.twin_sentences(tables.twins)  # per implementation setting, first: are the twins identical?
     if len(conditions(ref)) > 1:
         text = comparison_sentences(tables) + common_sentences(ref, tables)
     else:
-        text = condition_paragraphs(finished, tables)
+        text = condition_paragraphs(tables)
     return first + text + split_sentences(tables.splits) + source_sentences(tables.per_source)
 
 
-def condition_paragraphs(finished: list[LoadedRun], tables: Tables) -> list[str]:
+def condition_paragraphs(tables: Tables) -> list[str]:
     """One paragraph per condition: degenerate or not, spread per mode and where it comes from, test noise."""
-    ref = reference_runs(finished)
+    ref = tables.ref
     out = []
     for cond in conditions(ref):
         parts = [
