@@ -23,7 +23,8 @@ from numpy.typing import ArrayLike
 from scipy import integrate, optimize, special, stats
 from statsmodels.stats.proportion import proportion_confint
 
-LEVEL = 0.95
+from seedvar.stats import LEVEL
+
 K_MAX = 1e6  # the largest best-of k reported; beyond it a claim is "out of reach"
 
 

@@ -19,14 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
-LEVEL = 0.95
+from seedvar.stats.interval import LEVEL, resolution_floor
+
 NAN = float("nan")
-
-
-def _floor(resolution: float) -> float:
-    """The least std a value on a grid of `resolution` can hide (seedvar.stats.interval's floor)."""
-    return resolution / math.sqrt(12.0)
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ def diff_std(a: ArrayLike, b: ArrayLike, *, resolution: float = 0.0, level: floa
     if n < 2:
         return DiffStd(n, NAN, (NAN, NAN))
     s = float(np.std(d, ddof=1))
-    used = max(s, _floor(resolution))
+    used = max(s, resolution_floor(resolution))
     df = n - 1
     lo = used * math.sqrt(df / stats.chi2.ppf(1 - (1 - level) / 2, df))
     hi = used * math.sqrt(df / stats.chi2.ppf((1 - level) / 2, df))
@@ -81,7 +78,7 @@ def implementation_share(
     if v_s + v_d == 0:  # neither seeds nor implementation moved anything
         return Share(n, NAN, (NAN, NAN))
     share = min(1.0, 2 * v_d / (v_s + v_d))
-    used = max(v_d, 2 * _floor(resolution) ** 2)
+    used = max(v_d, 2 * resolution_floor(resolution) ** 2)
     if used == 0:
         return Share(n, share, (0.0, 0.0))
     ratio = v_s / used
@@ -120,14 +117,6 @@ def gamma_mean_interval(x: ArrayLike, level: float = LEVEL) -> tuple[float, floa
     return float(lo), float(hi)
 
 
-def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Exact binomial interval of k successes in n trials."""
-    a = 1 - level
-    lo = float(stats.beta.ppf(a / 2, k, n - k + 1)) if k > 0 else 0.0
-    hi = float(stats.beta.ppf(1 - a / 2, k + 1, n - k)) if k < n else 1.0
-    return lo, hi
-
-
 def twin_churn(
     pairs: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
     level: float = LEVEL,
@@ -155,7 +144,7 @@ def churn_of(counts: Sequence[int], sizes: Sequence[int], level: float = LEVEL) 
     if n < 2:
         return Churn(n, float(rates[0]), (NAN, NAN))
     lo, hi = gamma_mean_interval(rates, level)
-    c_lo, c_hi = clopper_pearson(int(sum(counts)), int(sum(sizes)), level)
+    c_lo, c_hi = proportion_confint(int(sum(counts)), int(sum(sizes)), alpha=1 - level, method="beta")
     return Churn(n, float(rates.mean()), (max(0.0, min(lo, c_lo)), min(1.0, max(hi, c_hi))))
 
 
