@@ -7,7 +7,7 @@ them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,10 +96,6 @@ class Tables:
     def entries(self) -> list[Table]:
         """The entries this kind of report computes, in the registry's order."""
         return list(self._entries.values())
-
-    def computed(self) -> Mapping[str, Any]:
-        """What has been computed so far (tests read it)."""
-        return dict(self._values)
 
 
 def assemble(t: Tables, parts: Sequence[Part]) -> list[Section]:
